@@ -1,0 +1,52 @@
+# Redline: `make run` serves, `make test` proves it. Both install what is missing first.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+
+.PHONY: all deps build run test test-build bench fuzz format tidy clean check-gcc
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+# g++ Release build: build/redline and build/redline-mock.
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DREDLINE_TESTS=OFF
+	cmake --build $(BUILD) -j $(JOBS) --target redline redline-mock
+
+run: build
+	@./scripts/run.sh
+
+# clang-14 ASan+UBSan build running every test against real redis-server processes.
+test-build: deps
+	cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DCMAKE_CXX_FLAGS="-O1 -g" -DREDLINE_SANITIZE=ON -DREDLINE_FUZZ=ON -DCMAKE_EXE_LINKER_FLAGS="-fuse-ld=lld"
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test: test-build
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -j $(JOBS) --output-on-failure --timeout 600
+
+# Warning-free g++ build of everything, tests included (CI runs it next to `make test`).
+check-gcc: deps
+	cmake -S . -B build-gcc $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="-Werror"
+	cmake --build build-gcc -j $(JOBS)
+
+bench:
+	@./scripts/install-deps.sh --bench
+	@./bench/run.sh
+
+fuzz: test-build
+	@./fuzz/run.sh $(ASAN_BUILD) $${FUZZ_SECONDS:-60}
+
+format:
+	clang-format-14 -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'fuzz/*.cpp')
+
+tidy:
+	clang-tidy-14 -p $(ASAN_BUILD) $$(git ls-files 'src/*.cpp')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-gcc

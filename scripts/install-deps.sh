@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs Redline's build and test dependencies from Debian 12's apt repositories.
+# Idempotent: packages already present are skipped, so a second run is a no-op.
+# Pinned to the Boost 1.81 packages; never installs libboost-dev (that pulls 1.74).
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake make ninja-build ccache pkg-config g++ clang-14 lld-14 libclang-rt-14-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev openssl ca-certificates
+  libsimdjson-dev libxxhash-dev libzstd-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  redis-server redis-tools curl python3
+)
+if [[ "${1:-}" == "--bench" ]]; then PKGS+=(wrk nginx-light); fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then exit 0; fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian enables and starts redis-server on install; Redline's tests start their own.
+if dpkg-query -W redis-server >/dev/null 2>&1 && command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
