@@ -1,0 +1,165 @@
+// Redline's configuration as plain structs: parsed once from YAML (config_loader.h),
+// validated at start-up, then shared read-only by every thread. Defaults live here, so
+// a struct built in a test without any YAML is a valid, safe configuration.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace redline::config {
+
+using Seconds = std::chrono::seconds;
+using Millis = std::chrono::milliseconds;
+
+struct HostPort {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string str() const { return host + ":" + std::to_string(port); }
+};
+
+// Limits of the client-facing HTTP server. Each one, when hit, is answered with its own
+// status and an OpenAI-shaped error body (see docs/configuration.md).
+struct HttpLimits {
+  std::size_t max_header_bytes = 16 * 1024;       // 431
+  std::size_t max_header_count = 100;             // 431
+  std::size_t max_body_bytes = 8 * 1024 * 1024;   // 413
+  Millis header_timeout{10'000};                  // 408: first byte to end of headers
+  Millis body_timeout{30'000};                    // 408: reading the request body
+  Millis idle_timeout{60'000};                    // keep-alive wait for the next request
+  Millis send_timeout{60'000};                    // a client that stops reading
+  std::size_t max_connections = 10'000;           // per process; beyond: 503 and close
+  std::size_t max_pipelined = 16;                 // queued requests read ahead on one conn
+};
+
+struct AdminConfig {
+  HostPort listen{"127.0.0.1", 9090};
+  std::string token;  // empty: protected admin endpoints are refused (403)
+};
+
+enum class RedisMode { kStandalone, kCluster };
+
+struct RedisConfig {
+  RedisMode mode = RedisMode::kStandalone;
+  std::vector<std::string> urls{"redis://127.0.0.1:6379"};
+  Millis connect_timeout{1'000};
+  Millis command_timeout{250};
+  bool read_from_replicas = false;
+  std::string ca_file;  // for rediss://
+};
+
+enum class ProviderType { kOpenAI, kAnthropic };
+
+struct UpstreamTimeouts {
+  Millis connect{5'000};
+  Millis first_byte{60'000};   // request sent -> response headers
+  Millis idle{30'000};         // between two body chunks (streams)
+  Millis total{600'000};       // whole exchange, retries included
+};
+
+struct RetryPolicy {
+  int max_attempts = 3;             // per provider, the first try included
+  Millis base_backoff{100};
+  Millis max_backoff{2'000};
+  Millis max_retry_after{10'000};   // a longer retry-after moves on to the fallback instead
+};
+
+struct ProviderConfig {
+  std::string name;
+  ProviderType type = ProviderType::kOpenAI;
+  std::string base_url;  // openai: includes /v1; anthropic: the root
+  std::string api_key;   // empty after expansion: provider disabled (warning)
+  bool enabled = true;
+  std::string anthropic_version = "2023-06-01";
+  UpstreamTimeouts timeouts;
+  RetryPolicy retry;
+  std::size_t max_idle_connections = 64;  // per thread
+  std::string ca_file;                    // extra CA bundle (PEM); system store always used
+  bool tls_verify = true;
+  std::map<std::string, std::string> headers;  // extra headers sent to this provider
+};
+
+// One entry of `models:`. The short form `name: provider` sets only `provider`.
+struct ModelRoute {
+  std::string name;                    // what clients ask for
+  std::string provider;                // provider name
+  std::string upstream_model;          // sent to the provider; empty = same as name
+  std::vector<std::string> fallbacks;  // model names tried in order after this one fails
+};
+
+struct KeyConfig {
+  std::string name;          // label for logs (never the key)
+  std::string sha256_hex;    // lower-case hex SHA-256 of the plaintext key
+  std::string tenant = "default";
+  std::vector<std::string> models;  // allowed models; empty = all
+};
+
+enum class CacheMode { kCacheAside, kWriteThrough, kWriteBehind, kRefreshAhead };
+
+struct CacheConfig {
+  bool enabled = true;
+  CacheMode mode = CacheMode::kCacheAside;
+  Seconds ttl{3600};
+  bool l1_enabled = true;
+  std::size_t l1_max_bytes = 64 * 1024 * 1024;
+  std::size_t compress_min_bytes = 1024;
+  std::size_t max_entry_bytes = 4 * 1024 * 1024;
+  bool cache_nonzero_temperature = true;
+  std::optional<RedisConfig> redis;  // separate cache Redis; default: the state Redis
+};
+
+enum class RateLimitScope { kKey, kTenant, kModel, kIp, kGlobal };
+enum class RateLimitAlgorithm { kSlidingWindowLog, kSlidingWindowCounter, kTokenBucket, kFixedWindow };
+enum class FailMode { kOpen, kClosed, kLocal };
+
+struct RateLimitPolicy {
+  std::vector<RateLimitScope> scopes{RateLimitScope::kKey};  // combined scopes
+  RateLimitAlgorithm algorithm = RateLimitAlgorithm::kSlidingWindowLog;
+  std::optional<uint64_t> requests;
+  std::optional<uint64_t> tokens;
+  Seconds window{60};
+  std::optional<uint64_t> burst;  // token-bucket only; default = the limit
+  FailMode fail_mode = FailMode::kOpen;
+};
+
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kOff };
+
+struct LoggingConfig {
+  LogLevel level = LogLevel::kInfo;
+  bool access_log = true;
+  std::string access_log_path;  // empty: stdout
+};
+
+struct Config {
+  std::string source;  // the file it came from, for messages
+  HostPort listen{"127.0.0.1", 8080};
+  int threads = 0;  // 0 = one per core
+  Millis drain_timeout{30'000};
+  HttpLimits limits;
+  AdminConfig admin;
+  RedisConfig redis;
+  std::vector<ProviderConfig> providers;
+  std::vector<ModelRoute> models;
+  std::vector<KeyConfig> keys;
+  CacheConfig cache;
+  std::vector<RateLimitPolicy> rate_limits;
+  LoggingConfig logging;
+
+  const ProviderConfig* find_provider(const std::string& name) const {
+    for (const auto& p : providers) {
+      if (p.name == name) return &p;
+    }
+    return nullptr;
+  }
+  const ModelRoute* find_model(const std::string& name) const {
+    for (const auto& m : models) {
+      if (m.name == name) return &m;
+    }
+    return nullptr;
+  }
+};
+
+}  // namespace redline::config
