@@ -72,6 +72,8 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
+  // An empty result is an error; it exists so Result can travel through completion handlers.
+  Result() : v_(std::in_place_index<1>, Error{ErrorKind::kInvalidArgument, "no result"}) {}
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
   Result(ErrorKind kind, std::string message)

@@ -183,7 +183,11 @@ TEST(Resp3, AttributesAttachToTheNextValue) {
 
 TEST(Resp3, ManyRepliesInOneBuffer) {
   std::string wire;
-  for (int i = 0; i < 100; ++i) wire += ":" + std::to_string(i) + "\r\n$2\r\nab\r\n";
+  for (int i = 0; i < 100; ++i) {
+    wire += ':';
+    wire += std::to_string(i);
+    wire += "\r\n$2\r\nab\r\n";
+  }
   auto v = parse_all(wire);
   ASSERT_EQ(v.size(), 200u);
   EXPECT_EQ(v[198].integer(), 99);
@@ -236,7 +240,9 @@ TEST(Resp3, LimitsStopHostileLengths) {
   EXPECT_EQ(parse_error("*1\r\n*1\r\n*1\r\n:1\r\n", small), "");
   EXPECT_NE(parse_error("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", small).find("nested deeper"),
             std::string::npos);
-  EXPECT_NE(parse_error("+" + std::string(40, 'a'), small).find("line longer"), std::string::npos);
+  std::string long_line(41, 'a');
+  long_line[0] = '+';
+  EXPECT_NE(parse_error(long_line, small).find("line longer"), std::string::npos);
   // Deep nesting with the default limit must not recurse or blow the stack.
   std::string deep;
   for (int i = 0; i < 100000; ++i) deep += "*1\r\n";
