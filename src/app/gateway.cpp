@@ -1,0 +1,87 @@
+// Gateway lifecycle (see gateway.h). Shutdown order matters: servers stop accepting,
+// in-flight requests finish (bounded), threads stop, and only then are the io_contexts
+// destroyed (which frees any coroutine still parked on them) before the servers.
+#include "app/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+namespace redline::app {
+
+Gateway::Gateway(config::Config config) : config_(std::move(config)) {
+  std::size_t n = config_.threads > 0 ? static_cast<std::size_t>(config_.threads)
+                                      : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<boost::asio::io_context*> raw;
+  for (std::size_t i = 0; i < n; ++i) {
+    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+    raw.push_back(contexts_.back().get());
+  }
+  access_log_ = std::make_unique<proxy::AccessLog>(config_.logging.access_log,
+                                                   config_.logging.access_log_path);
+  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_);
+  admin_handler_ = std::make_unique<admin::AdminHandler>();
+  proxy_server_ = std::make_unique<http::Server>("proxy", config_.listen, config_.limits,
+                                                 *proxy_handler_, raw);
+  admin_server_ = std::make_unique<http::Server>(
+      "admin", config_.admin.listen, config_.limits, *admin_handler_,
+      std::vector<boost::asio::io_context*>{raw.front()});
+}
+
+Gateway::~Gateway() {
+  drain_and_stop(std::chrono::milliseconds(0));
+  // I/O objects owned outside coroutines go first; then destroying the io_contexts frees
+  // the parked coroutines (and their sockets) while servers and handlers still live.
+  proxy_server_->close_io();
+  admin_server_->close_io();
+  proxy_handler_->shutdown();
+  contexts_.clear();
+}
+
+void Gateway::start() {
+  proxy_server_->start();
+  admin_server_->start();
+  for (auto& c : contexts_) guards_.emplace_back(c->get_executor());
+  for (auto& c : contexts_) {
+    auto* ioc = c.get();
+    threads_.emplace_back([ioc] { ioc->run(); });
+  }
+  admin_handler_->set_ready(true);
+  spdlog::info("redline listening on {}:{} (admin {}:{}), {} threads", config_.listen.host,
+               port(), config_.admin.listen.host, admin_port(), contexts_.size());
+}
+
+bool Gateway::drain_and_stop(std::chrono::milliseconds deadline) {
+  {
+    std::lock_guard lock(stop_mutex_);
+    if (stopped_) return true;
+  }
+  bool clean = true;
+  if (!threads_.empty()) {
+    admin_handler_->set_ready(false);
+    proxy_server_->drain();
+    admin_server_->drain();
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (proxy_server_->stats().requests_in_flight.load() > 0 &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    clean = proxy_server_->stats().requests_in_flight.load() == 0;
+    if (!clean) spdlog::warn("drain deadline passed with requests in flight; closing them");
+    for (auto& c : contexts_) c->stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    guards_.clear();
+  }
+  {
+    std::lock_guard lock(stop_mutex_);
+    stopped_ = true;
+  }
+  stopped_cv_.notify_all();
+  return clean;
+}
+
+void Gateway::wait() {
+  std::unique_lock lock(stop_mutex_);
+  stopped_cv_.wait(lock, [this] { return stopped_; });
+}
+
+}  // namespace redline::app

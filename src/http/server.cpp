@@ -1,0 +1,338 @@
+// HTTP/1.1 server implementation (see server.h). Each connection is one coroutine that
+// reads a request, hands it to the Handler, writes the answer, and loops for keep-alive.
+// Timeouts use a per-connection timer that cancels the socket's pending operation, so the
+// connection is still open afterwards and can carry a 408 before it closes.
+#include "http/server.h"
+
+#include <boost/beast/core.hpp>
+#include <spdlog/spdlog.h>
+#include <unordered_set>
+
+#include "common/error_body.h"
+
+namespace redline::http {
+
+namespace {
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadChunk = 16 * 1024;
+}  // namespace
+
+struct Server::PerThread {
+  PerThread(asio::io_context& c, std::size_t i) : ioc(c), index(i), acceptor(std::in_place, c) {}
+  asio::io_context& ioc;
+  std::size_t index;
+  std::optional<tcp::acceptor> acceptor;
+  std::unordered_set<Connection*> connections;  // touched only on this thread
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server& server, Server::PerThread& pt, tcp::socket socket)
+      : server_(server), pt_(pt), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+    beast::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) peer_ip_ = ep.address().to_string();
+    socket_.set_option(tcp::no_delay(true), ec);
+    pt_.connections.insert(this);
+    server_.stats_.connections.fetch_add(1, std::memory_order_relaxed);
+    server_.stats_.connections_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Connection() {
+    pt_.connections.erase(this);
+    server_.stats_.connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  asio::awaitable<void> run();
+
+  // Called on this connection's thread by Server::drain().
+  void on_drain() {
+    if (idle_) {
+      beast::error_code ec;
+      socket_.cancel(ec);
+    }
+  }
+
+  // Arms the connection deadline: when it fires, the pending socket operation is
+  // cancelled and timed_out_ is set. A generation number ignores stale expiries.
+  void arm(config::Millis d) {
+    timed_out_ = false;
+    const auto gen = ++deadline_gen_;
+    timer_.expires_after(d);
+    timer_.async_wait([weak = weak_from_this(), gen](beast::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->deadline_gen_ != gen) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
+  void disarm() {
+    ++deadline_gen_;
+    timer_.cancel();
+  }
+
+  template <class Buffers>
+  asio::awaitable<bool> write_buffers(const Buffers& buffers) {
+    if (gone_) co_return false;
+    arm(server_.limits_.send_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, buffers, use_nothrow);
+    disarm();
+    if (ec) gone_ = true;
+    co_return !ec;
+  }
+
+  template <class Message>
+  asio::awaitable<bool> write_message(Message& msg) {
+    if (gone_) co_return false;
+    arm(server_.limits_.send_timeout);
+    auto [ec, n] = co_await bhttp::async_write(socket_, msg, use_nothrow);
+    disarm();
+    if (ec) gone_ = true;
+    co_return !ec;
+  }
+
+  // Answers a protocol-level failure (408, 413, 431, 400) and marks the connection to close.
+  asio::awaitable<void> reject(int status, std::string_view message, std::string_view code) {
+    keep_alive_ = false;
+    server_.stats_.limit_rejections.fetch_add(1, std::memory_order_relaxed);
+    Request dummy;
+    Exchange ex(*this, dummy);
+    co_await ex.respond_error(status, message, code);
+  }
+
+  Server& server_;
+  Server::PerThread& pt_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::string peer_ip_;
+  std::uint64_t deadline_gen_ = 0;
+  bool timed_out_ = false;
+  bool idle_ = false;
+  bool keep_alive_ = true;
+  bool gone_ = false;
+};
+
+asio::awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  const auto& limits = server_.limits_;
+  while (true) {
+    // Keep-alive wait for the first byte of the next request (pipelined bytes skip it).
+    if (buffer_.size() == 0) {
+      if (server_.draining()) break;
+      idle_ = true;
+      arm(limits.idle_timeout);
+      auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), use_nothrow);
+      disarm();
+      idle_ = false;
+      if (ec) break;  // closed, idle timeout or drain: close quietly
+      buffer_.commit(n);
+    }
+
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+    parser.body_limit(limits.max_body_bytes);
+
+    arm(limits.header_timeout);
+    auto [hec, hn] = co_await bhttp::async_read_header(socket_, buffer_, parser, use_nothrow);
+    disarm();
+    if (hec) {
+      if (timed_out_) {
+        co_await reject(408, "request headers not received in time", "request_timeout");
+      } else if (hec == bhttp::error::header_limit) {
+        co_await reject(431, "request headers too large", "header_too_large");
+      } else if (hec == bhttp::error::body_limit) {
+        co_await reject(413, "request body too large", "body_too_large");
+      } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
+                 hec != asio::error::connection_reset && hec != asio::error::operation_aborted) {
+        co_await reject(400, "malformed HTTP request: " + hec.message(), "bad_request");
+      }
+      break;
+    }
+    const auto& head = parser.get();
+    if (static_cast<std::size_t>(std::distance(head.begin(), head.end())) >
+        limits.max_header_count) {
+      co_await reject(431, "too many request headers", "too_many_headers");
+      break;
+    }
+    if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
+      co_await reject(413, "request body too large", "body_too_large");
+      break;
+    }
+    if (!parser.is_done()) {
+      if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (!co_await write_buffers(asio::buffer(kContinue))) break;
+      }
+      arm(limits.body_timeout);
+      auto [bec, bn] = co_await bhttp::async_read(socket_, buffer_, parser, use_nothrow);
+      disarm();
+      if (bec) {
+        if (timed_out_) {
+          co_await reject(408, "request body not received in time", "request_timeout");
+        } else if (bec == bhttp::error::body_limit) {
+          co_await reject(413, "request body too large", "body_too_large");
+        } else if (bec != bhttp::error::partial_message && bec != asio::error::eof &&
+                   bec != asio::error::connection_reset) {
+          co_await reject(400, "malformed HTTP request body: " + bec.message(), "bad_request");
+        }
+        break;
+      }
+    }
+
+    Request request = parser.release();
+    keep_alive_ = request.keep_alive() && !server_.draining();
+    server_.stats_.requests_total.fetch_add(1, std::memory_order_relaxed);
+    server_.stats_.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
+    Exchange exchange(*this, request);
+    try {
+      co_await server_.handler_.handle(exchange);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: handler failed: {}", server_.name_, e.what());
+    }
+    if (!exchange.responded() && !gone_) {
+      co_await exchange.respond_error(500, "internal error: no response produced", "internal");
+    }
+    server_.stats_.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (!keep_alive_ || gone_ || server_.draining()) break;
+  }
+  beast::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  socket_.close(ec);
+}
+
+const std::string& Exchange::peer_ip() const { return conn_.peer_ip_; }
+
+bool Exchange::client_gone() const { return conn_.gone_; }
+
+std::size_t Exchange::thread_index() const { return conn_.pt_.index; }
+
+void Exchange::prepare(ResponseHeader& header) {
+  header.version(11);
+  if (conn_.server_.draining()) conn_.keep_alive_ = false;
+  if (!conn_.keep_alive_) header.set(bhttp::field::connection, "close");
+  for (const auto& [k, v] : extra_headers_) header.set(k, v);
+  status_ = static_cast<int>(header.result_int());
+}
+
+asio::awaitable<bool> Exchange::respond(Response& response) {
+  prepare(response.base());
+  response.prepare_payload();
+  body_bytes_sent_ = response.body().size();
+  co_return co_await conn_.write_message(response);
+}
+
+asio::awaitable<bool> Exchange::respond_error(int status, std::string_view message,
+                                              std::string_view code,
+                                              std::string_view retry_after) {
+  Response res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::content_type, "application/json");
+  if (!retry_after.empty()) res.set(bhttp::field::retry_after, retry_after);
+  res.body() = openai_error_body(message, error_type_for_status(status), code);
+  co_return co_await respond(res);
+}
+
+asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header) {
+  prepare(header);
+  streaming_ = true;
+  bhttp::response<bhttp::empty_body> res(std::move(header));
+  res.chunked(true);
+  bhttp::response_serializer<bhttp::empty_body> sr(res);
+  if (conn_.gone_) co_return false;
+  conn_.arm(conn_.server_.limits().send_timeout);
+  auto [ec, n] = co_await bhttp::async_write_header(conn_.socket_, sr, use_nothrow);
+  conn_.disarm();
+  if (ec) conn_.gone_ = true;
+  co_return !ec;
+}
+
+asio::awaitable<bool> Exchange::write_chunk(std::string_view data) {
+  if (data.empty()) co_return !conn_.gone_;
+  body_bytes_sent_ += data.size();
+  co_return co_await conn_.write_buffers(bhttp::make_chunk(asio::buffer(data)));
+}
+
+asio::awaitable<bool> Exchange::end_stream() {
+  co_return co_await conn_.write_buffers(bhttp::make_chunk_last());
+}
+
+Server::Server(std::string name, const config::HostPort& listen,
+               const config::HttpLimits& limits, Handler& handler,
+               std::vector<asio::io_context*> contexts)
+    : name_(std::move(name)), listen_(listen), limits_(limits), handler_(handler) {
+  for (auto* c : contexts) threads_.push_back(std::make_unique<PerThread>(*c, threads_.size()));
+}
+
+Server::~Server() = default;
+
+void Server::start() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(listen_.host, ec);
+  if (ec) throw std::system_error(ec, name_ + ": bad listen address " + listen_.host);
+  uint16_t port = listen_.port;
+  for (auto& pt : threads_) {
+    tcp::endpoint ep(address, port);
+    pt->acceptor->open(ep.protocol());
+    pt->acceptor->set_option(asio::socket_base::reuse_address(true));
+    int one = 1;
+    ::setsockopt(pt->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    pt->acceptor->bind(ep, ec);
+    if (ec) {
+      throw std::system_error(ec, name_ + ": cannot listen on " + listen_.host + ":" +
+                                      std::to_string(port));
+    }
+    pt->acceptor->listen(asio::socket_base::max_listen_connections);
+    port = pt->acceptor->local_endpoint().port();
+  }
+  port_ = port;
+  for (auto& pt : threads_) {
+    asio::co_spawn(pt->ioc, accept_loop(*pt), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::accept_loop(PerThread& pt) {
+  while (pt.acceptor->is_open()) {
+    auto [ec, socket] = co_await pt.acceptor->async_accept(use_nothrow);
+    if (ec) {
+      if (!pt.acceptor->is_open() || ec == asio::error::operation_aborted) break;
+      // EMFILE and friends: back off briefly instead of spinning.
+      asio::steady_timer t(pt.ioc, std::chrono::milliseconds(10));
+      co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    if (draining()) break;
+    auto conn = std::make_shared<Connection>(*this, pt, std::move(socket));
+    if (static_cast<std::size_t>(stats_.connections.load(std::memory_order_relaxed)) >
+        limits_.max_connections) {
+      stats_.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+      asio::co_spawn(
+          pt.ioc,
+          [conn]() -> asio::awaitable<void> {
+            co_await conn->reject(503, "too many connections", "connection_limit");
+            beast::error_code ignored;
+            conn->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+          },
+          asio::detached);
+      continue;
+    }
+    asio::co_spawn(pt.ioc, conn->run(), asio::detached);
+  }
+}
+
+void Server::close_io() {
+  for (auto& pt : threads_) pt->acceptor.reset();
+}
+
+void Server::drain() {
+  draining_.store(true, std::memory_order_relaxed);
+  for (auto& pt : threads_) {
+    auto* p = pt.get();
+    asio::post(p->ioc, [p] {
+      beast::error_code ec;
+      p->acceptor->close(ec);
+      for (auto* c : p->connections) c->on_drain();
+    });
+  }
+}
+
+}  // namespace redline::http

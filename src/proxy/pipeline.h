@@ -1,0 +1,47 @@
+// The proxy's request pipeline: the phases of DESIGN.md §5 run in order on one
+// RequestContext, each a small function with one job that either lets the request go on
+// or answers it (a Reject). Phases today: parse+limits -> authenticate -> route ->
+// upstream -> log. Rate limits, cache and sessions slot in between as they land.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "auth/authenticator.h"
+#include "config/config.h"
+#include "http/server.h"
+#include "proxy/access_log.h"
+#include "proxy/context.h"
+#include "proxy/forwarder.h"
+#include "proxy/router.h"
+
+namespace redline::proxy {
+
+class ProxyHandler : public http::Handler {
+ public:
+  // `contexts`: the io_context of each server thread, by thread index.
+  ProxyHandler(const config::Config& config, std::vector<asio::io_context*> contexts,
+               AccessLog& access_log);
+  ~ProxyHandler() override;
+
+  asio::awaitable<void> handle(http::Exchange& exchange) override;
+
+  const Router& router() const { return router_; }
+  // Drops pooled upstream connections; call before the io_contexts are destroyed.
+  void shutdown();
+
+ private:
+  struct Worker;  // per-thread state: upstream client and forwarder
+
+  std::optional<Reject> parse_phase(RequestContext& ctx);
+  std::optional<Reject> auth_phase(RequestContext& ctx);
+  std::optional<Reject> route_phase(RequestContext& ctx);
+
+  Router router_;
+  auth::Authenticator auth_;
+  AccessLog& access_log_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace redline::proxy

@@ -1,0 +1,148 @@
+// The outbound HTTP/1.1 client to providers: per-thread keep-alive pools per endpoint,
+// TLS with SNI and certificate + host name verification (system CA store plus an
+// optional CA file), and connect / first-byte / idle-between-chunks / total deadlines.
+// It reads a response incrementally so SSE can be forwarded as it arrives. Retries and
+// fallbacks are policy and live in the proxy, not here.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "config/config.h"
+
+namespace redline::upstream {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// Where a provider lives, parsed once from its base_url.
+struct Endpoint {
+  bool tls = false;
+  std::string host;
+  uint16_t port = 0;
+  std::string base_path;  // without trailing '/'; "" or "/v1"
+  std::string host_header;
+  static Endpoint parse(const std::string& url);  // throws std::invalid_argument
+};
+
+// One provider's connection settings, built at start-up and shared read-only by threads.
+struct Target {
+  std::size_t index = 0;  // dense id, selects the per-thread pool
+  Endpoint endpoint;
+  std::shared_ptr<ssl::context> tls;  // null for http://
+  config::UpstreamTimeouts timeouts;
+  std::size_t max_idle = 64;
+  static std::shared_ptr<ssl::context> make_tls_context(const std::string& ca_file, bool verify);
+};
+
+// Every way an exchange can fail, named once for the proxy's status mapping and metrics.
+enum class Failure {
+  kNone,
+  kResolve,          // DNS
+  kConnect,          // refused, unreachable
+  kTls,              // handshake or certificate verification
+  kConnectTimeout,
+  kFirstByteTimeout, // request sent, no response header in time
+  kIdleTimeout,      // no body bytes in time
+  kDeadline,         // total deadline passed
+  kConnectionLost,   // reset or closed mid-response
+  kProtocol,         // unparseable response
+  kCancelled,
+};
+std::string_view failure_name(Failure f);
+// Failures that happened before the provider could have seen the request body.
+bool failure_before_send(Failure f);
+
+struct UpstreamRequest {
+  bhttp::verb method = bhttp::verb::post;
+  std::string target;      // path + query, base_path already prepended
+  bhttp::fields headers;   // Host, Content-Length are set by the client
+  std::string body;
+};
+
+class Conn;
+
+// A response being received. Read the header fields, then body chunks until done().
+// Destroying it returns the connection to the pool only if the response was read whole
+// and both sides allow keep-alive; otherwise the connection is closed.
+class Exchange {
+ public:
+  Exchange(std::unique_ptr<Conn> conn, class HttpClient& client, Clock::time_point deadline);
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  int status() const;
+  const bhttp::fields& headers() const;
+  bool is_event_stream() const;
+
+  // Next body bytes (a view valid until the next call); empty with done()==true at the
+  // end, empty with failure()!=kNone on error.
+  asio::awaitable<std::string_view> next_chunk();
+  // Reads the rest of the body into `out`; false on failure or when over max_bytes.
+  asio::awaitable<bool> read_all(std::string& out, std::size_t max_bytes);
+  bool done() const;
+  Failure failure() const { return failure_; }
+  // Closes the connection now (client went away); the exchange is unusable afterwards.
+  void abort();
+
+ private:
+  std::unique_ptr<Conn> conn_;
+  HttpClient& client_;
+  Clock::time_point deadline_;
+  Failure failure_ = Failure::kNone;
+};
+
+struct SendResult {
+  std::unique_ptr<Exchange> exchange;  // set on success (any HTTP status)
+  Failure failure = Failure::kNone;
+  std::string detail;  // human-readable cause for logs and error bodies
+};
+
+// Per-thread client. Not thread-safe: one per io_context, used only on that thread.
+class HttpClient {
+ public:
+  explicit HttpClient(asio::io_context& ioc);
+  ~HttpClient();
+
+  // Sends `request` and reads the response header. `deadline` bounds the whole exchange.
+  asio::awaitable<SendResult> send(const Target& target, UpstreamRequest& request,
+                                   Clock::time_point deadline);
+
+  std::size_t idle_connections() const;
+  // Closes idle connections; later releases close instead of pooling. Call before the
+  // io_context is destroyed.
+  void shutdown();
+  std::uint64_t connections_opened() const { return opened_; }
+
+ private:
+  friend class Exchange;
+  asio::awaitable<SendResult> send_on(std::unique_ptr<Conn> conn, const Target& target,
+                                      UpstreamRequest& request, Clock::time_point deadline);
+  asio::awaitable<std::unique_ptr<Conn>> connect(const Target& target,
+                                                 Clock::time_point deadline, Failure& failure,
+                                                 std::string& detail);
+  std::unique_ptr<Conn> take_idle(const Target& target);
+  void release(std::unique_ptr<Conn> conn);
+
+  asio::io_context& ioc_;
+  std::vector<std::deque<std::unique_ptr<Conn>>> idle_;  // by Target::index
+  std::uint64_t opened_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace redline::upstream
