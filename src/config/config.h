@@ -32,7 +32,6 @@ struct HttpLimits {
   Millis idle_timeout{60'000};                    // keep-alive wait for the next request
   Millis send_timeout{60'000};                    // a client that stops reading
   std::size_t max_connections = 10'000;           // per process; beyond: 503 and close
-  std::size_t max_pipelined = 16;                 // queued requests read ahead on one conn
 };
 
 struct AdminConfig {

@@ -635,7 +635,6 @@ Config read_config(const Value& root) {
       l.read("idle_timeout", c.limits.idle_timeout, as_duration);
       l.read("send_timeout", c.limits.send_timeout, as_duration);
       l.read("max_connections", c.limits.max_connections, as_count);
-      l.read("max_pipelined", c.limits.max_pipelined, as_count);
     });
     m.section("admin", [&](Map& a) {
       a.read("listen", c.admin.listen, as_host_port);

@@ -154,7 +154,6 @@ void check_limits(const Checker& check, const HttpLimits& l) {
   check.positive(l.idle_timeout, "limits.idle_timeout");
   check.positive(l.send_timeout, "limits.send_timeout");
   check.positive(l.max_connections, "limits.max_connections");
-  check.positive(l.max_pipelined, "limits.max_pipelined");
 }
 
 void check_redis(const Checker& check, const RedisConfig& redis, const std::string& path) {

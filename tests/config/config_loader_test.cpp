@@ -147,7 +147,6 @@ limits:
   idle_timeout: 4s
   send_timeout: 500ms
   max_connections: 7
-  max_pipelined: 2
 )")
                        .config;
   EXPECT_EQ(c.limits.max_header_bytes, 32u * 1024);
@@ -158,7 +157,6 @@ limits:
   EXPECT_EQ(c.limits.idle_timeout, Millis(4000));
   EXPECT_EQ(c.limits.send_timeout, Millis(500));
   EXPECT_EQ(c.limits.max_connections, 7u);
-  EXPECT_EQ(c.limits.max_pipelined, 2u);
 }
 
 TEST(ConfigLoader, AdminAndIpv6) {
@@ -882,8 +880,8 @@ TEST(Validate, LimitsMustBePositive) {
   c = valid_config();
   c.limits.header_timeout = Millis(0);
   EXPECT_EQ(validate_error(c), "code: limits.header_timeout: expected a value > 0, got 0ms");
-  EXPECT_EQ(error_with_provider("limits: {max_pipelined: 0}\n"),
-            "test.yaml: limits.max_pipelined: expected a value > 0, got 0");
+  EXPECT_EQ(error_with_provider("limits: {max_connections: 0}\n"),
+            "test.yaml: limits.max_connections: expected a value > 0, got 0");
 }
 
 TEST(Validate, AdminMustNotShareTheProxyAddress) {

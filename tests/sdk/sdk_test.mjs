@@ -1,0 +1,84 @@
+// The official SDKs, unmodified, pointed at a running Redline (REDLINE_URL). Each check
+// throws on a wrong answer; the process exits non-zero on the first failure.
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+
+const base = process.env.REDLINE_URL;
+const key = process.env.REDLINE_KEY;
+const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
+const anthropic = new Anthropic({ baseURL: base, apiKey: key, maxRetries: 0 });
+let passed = 0;
+async function check(name, fn) {
+  await fn();
+  passed++;
+  console.log(`ok - ${name}`);
+}
+
+await check('openai chat.completions.create', async () => {
+  const r = await openai.chat.completions.create({
+    model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello from the SDK' }],
+  });
+  assert.equal(r.object, 'chat.completion');
+  assert.ok(r.choices[0].message.content.length > 0);
+  assert.ok(r.usage.total_tokens > 0);
+});
+
+await check('openai chat.completions.create stream', async () => {
+  const stream = await openai.chat.completions.create({
+    model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true },
+    messages: [{ role: 'user', content: 'Stream please' }],
+  });
+  let text = '';
+  let chunks = 0;
+  let usage = null;
+  for await (const chunk of stream) {
+    chunks++;
+    if (chunk.choices.length) text += chunk.choices[0].delta.content ?? '';
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.ok(chunks > 2, `only ${chunks} chunks`);
+  assert.ok(text.length > 0);
+  assert.ok(usage && usage.completion_tokens > 0);
+});
+
+await check('openai embeddings.create', async () => {
+  const r = await openai.embeddings.create({ model: 'text-embedding-3-small', input: 'hi' });
+  assert.ok(r.data[0].embedding.length > 0);
+});
+
+await check('openai models.list', async () => {
+  const page = await openai.models.list();
+  assert.ok(page.data.length > 0);
+});
+
+await check('openai error surfaces as APIError with status', async () => {
+  const bad = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-not-a-key', maxRetries: 0 });
+  await assert.rejects(
+    bad.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof OpenAI.APIError && e.status === 401 && e.code === 'invalid_api_key');
+});
+
+await check('anthropic messages.create', async () => {
+  const r = await anthropic.messages.create({
+    model: 'claude-3-5-haiku-latest', max_tokens: 64,
+    messages: [{ role: 'user', content: 'Hello Claude' }],
+  });
+  assert.equal(r.type, 'message');
+  assert.equal(r.content[0].type, 'text');
+  assert.ok(r.usage.output_tokens > 0);
+});
+
+await check('anthropic messages.stream', async () => {
+  const stream = anthropic.messages.stream({
+    model: 'claude-3-5-haiku-latest', max_tokens: 64,
+    messages: [{ role: 'user', content: 'Stream, Claude' }],
+  });
+  let deltas = 0;
+  stream.on('text', () => deltas++);
+  const final = await stream.finalMessage();
+  assert.ok(deltas > 1, `only ${deltas} text deltas`);
+  assert.equal(final.stop_reason, 'end_turn');
+});
+
+console.log(`sdk: ${passed} checks passed`);
