@@ -3,8 +3,8 @@
 # started here on free loopback ports; stops exactly those processes by PID.
 # Usage: run.sh BUILD_DIR
 set -euo pipefail
-cd "$(dirname "$0")"
 build=$(cd "$1" && pwd)
+cd "$(dirname "$0")"
 if [[ ! -d node_modules/openai || ! -d node_modules/@anthropic-ai/sdk ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

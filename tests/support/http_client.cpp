@@ -100,7 +100,7 @@ HttpResponse HttpClient::stream(const std::string& method, const std::string& ta
     parser.get().body().data = buf;
     parser.get().body().size = sizeof buf;
     beast::error_code ec;
-    http::read(impl_->stream, impl_->buffer, parser, ec);
+    http::read_some(impl_->stream, impl_->buffer, parser, ec);  // returns as bytes arrive
     if (ec && ec != http::error::need_buffer) throw beast::system_error(ec);
     std::string chunk(buf, sizeof buf - parser.get().body().size);
     if (!chunk.empty()) {

@@ -1,0 +1,588 @@
+// End-to-end tests of the proxy path: a real Gateway (in-process, ephemeral ports) in
+// front of real mock providers over loopback sockets. Covers round trips (JSON and SSE),
+// keep-alive and pipelining, every HTTP limit, auth, routing, retries and fallbacks,
+// upstream failures (refused, stalled, 4xx, 5xx, broken streams) and TLS upstreams.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "app/gateway.h"
+#include "config/config_loader.h"
+#include "mock/mock_server.h"
+#include "support/http_client.h"
+#include "support/process.h"
+#include "support/redis_server.h"
+
+namespace redline {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Headers;
+using test::HttpClient;
+using test::RawConn;
+
+const std::string kChat =
+    R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello there"}]})";
+const std::string kChatStream =
+    R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]})";
+
+config::Config load(const std::string& yaml) {
+  auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  return config::load_config_string(yaml, "test.yaml", env).config;
+}
+
+std::unique_ptr<mock::MockServer> start_mock(mock::MockOptions o = {}) {
+  auto m = std::make_unique<mock::MockServer>(std::move(o));
+  m->start();
+  return m;
+}
+
+std::string mock_url(const mock::MockServer& m) {
+  return "http://127.0.0.1:" + std::to_string(m.port());
+}
+
+// The common config: one OpenAI-type and one Anthropic-type provider on the mock.
+std::string base_yaml(const std::string& openai_url, const std::string& anthropic_url,
+                      const std::string& extra = "") {
+  return "listen: \"127.0.0.1:0\"\n"
+         "threads: 2\n"
+         "admin: {listen: \"127.0.0.1:0\"}\n"
+         "logging: {access_log: false, level: warn}\n"
+         "providers:\n"
+         "  - name: openai\n"
+         "    type: openai\n"
+         "    base_url: \"" + openai_url + "/v1\"\n"
+         "    api_key: \"sk-provider-openai\"\n"
+         "    retry: {max_attempts: 2, base_backoff: 10ms, max_backoff: 50ms}\n"
+         "  - name: claude\n"
+         "    type: anthropic\n"
+         "    base_url: \"" + anthropic_url + "\"\n"
+         "    api_key: \"sk-provider-anthropic\"\n"
+         "models:\n"
+         "  claude-3-5-haiku-latest: claude\n" +
+         extra;
+}
+
+struct Gw {
+  explicit Gw(const std::string& yaml) : gw(load(yaml)) { gw.start(); }
+  int port() const { return gw.port(); }
+  app::Gateway gw;
+};
+
+boost::json::value json(const std::string& s) { return boost::json::parse(s); }
+
+std::string error_code(const test::HttpResponse& r) {
+  auto v = json(r.body);
+  const auto& c = v.at("error").at("code");
+  return c.is_string() ? std::string(c.as_string()) : std::string();
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mock_ = start_mock();
+    gw_ = std::make_unique<Gw>(base_yaml(mock_url(*mock_), mock_url(*mock_)));
+  }
+  int port() const { return gw_->port(); }
+  boost::json::value mock_json(const std::string& path) {
+    return json(test::http_request(mock_->port(), "GET", path).body);
+  }
+  std::unique_ptr<mock::MockServer> mock_;
+  std::unique_ptr<Gw> gw_;
+};
+
+TEST_F(GatewayTest, ChatCompletionRoundTrip) {
+  auto r = test::http_request(port(), "POST", "/v1/chat/completions", kChat);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto v = json(r.body);
+  EXPECT_EQ(v.at("object").as_string(), "chat.completion");
+  EXPECT_FALSE(v.at("choices").as_array().empty());
+  EXPECT_FALSE(r.header("x-request-id").empty());
+  EXPECT_EQ(r.header("content-type").substr(0, 16), "application/json");
+}
+
+TEST_F(GatewayTest, RequestIdIsPropagated) {
+  auto r = test::http_request(port(), "POST", "/v1/chat/completions", kChat,
+                              {{"x-request-id", "my-trace-123"}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-request-id"), "my-trace-123");
+  auto last = mock_json("/mock/last-request");
+  EXPECT_EQ(last.at("headers").at("x-request-id").as_string(), "my-trace-123");
+}
+
+TEST_F(GatewayTest, ProviderKeyInjectedClientHeadersFiltered) {
+  auto r = test::http_request(port(), "POST", "/v1/chat/completions", kChat,
+                              {{"authorization", "Bearer client-secret"},
+                               {"x-api-key", "client-secret-2"},
+                               {"x-redline-cache-ttl", "5"},
+                               {"openai-beta", "assistants=v2"}});
+  ASSERT_EQ(r.status, 200);
+  auto h = mock_json("/mock/last-request").at("headers").as_object();
+  EXPECT_EQ(h.at("authorization").as_string(), "Bearer sk-provider-openai");
+  EXPECT_FALSE(h.contains("x-api-key"));
+  EXPECT_FALSE(h.contains("x-redline-cache-ttl"));
+  EXPECT_EQ(h.at("openai-beta").as_string(), "assistants=v2");
+  for (const auto& [k, v] : h) {
+    EXPECT_EQ(std::string(v.as_string()).find("client-secret"), std::string::npos) << k;
+  }
+}
+
+TEST_F(GatewayTest, StreamingEventsArriveBeforeStreamEnds) {
+  auto slow = start_mock({.stream_delay_ms = 60, .words = 8});
+  Gw gw(base_yaml(mock_url(*slow), mock_url(*slow)));
+  HttpClient c("127.0.0.1", gw.port());
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
+  std::string all;
+  auto r = c.stream("POST", "/v1/chat/completions", kChatStream, {}, [&](const std::string& d) {
+    arrivals.push_back(std::chrono::steady_clock::now());
+    all += d;
+  });
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type").substr(0, 17), "text/event-stream");
+  ASSERT_GE(arrivals.size(), 3u) << "SSE was buffered instead of streamed";
+  // 8 words at 60 ms: the first event must precede the last by most of the stream.
+  EXPECT_GT(arrivals.back() - arrivals.front(), 250ms);
+  EXPECT_NE(all.find("data: [DONE]"), std::string::npos);
+  EXPECT_NE(all.find("chat.completion.chunk"), std::string::npos);
+}
+
+TEST_F(GatewayTest, ThousandKeepAliveRequestsOnOneConnection) {
+  HttpClient c("127.0.0.1", port());
+  for (int i = 0; i < 1000; ++i) {
+    auto r = c.request("POST", "/v1/chat/completions", kChat);
+    ASSERT_EQ(r.status, 200) << "request " << i;
+  }
+  // One client connection; the gateway reused its upstream connections too.
+  auto stats = mock_json("/mock/stats");
+  EXPECT_EQ(stats.at("chat").as_int64(), 1000);
+}
+
+TEST_F(GatewayTest, PipelinedRequestsAnsweredInOrder) {
+  RawConn c(port());
+  std::string req1 = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "x-request-id: first\r\nContent-Length: " + std::to_string(kChat.size()) +
+                     "\r\n\r\n" + kChat;
+  std::string req2 = "GET /nope HTTP/1.1\r\nHost: x\r\nx-request-id: second\r\n\r\n";
+  std::string req3 = "GET /v1/models HTTP/1.1\r\nHost: x\r\nx-request-id: third\r\nConnection: close\r\n\r\n";
+  c.send(req1 + req2 + req3);
+  auto raw = c.read_all(5s);
+  auto p1 = raw.find("x-request-id: first");
+  auto p2 = raw.find("x-request-id: second");
+  auto p3 = raw.find("x-request-id: third");
+  ASSERT_NE(p1, std::string::npos) << raw;
+  ASSERT_NE(p2, std::string::npos) << raw;
+  ASSERT_NE(p3, std::string::npos) << raw;
+  EXPECT_LT(p1, p2);
+  EXPECT_LT(p2, p3);
+  EXPECT_NE(raw.find("HTTP/1.1 404"), std::string::npos);
+}
+
+TEST_F(GatewayTest, ChunkedRequestBodyAndExpectContinue) {
+  RawConn c(port());
+  c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+  auto cont = c.read_until("\r\n\r\n", 5s);
+  EXPECT_EQ(test::raw_status(cont), 100) << cont;
+  auto half = kChat.size() / 2;
+  std::ostringstream body;
+  body << std::hex << half << "\r\n" << kChat.substr(0, half) << "\r\n"
+       << (kChat.size() - half) << "\r\n" << kChat.substr(half) << "\r\n0\r\n\r\n";
+  c.send(body.str());
+  auto resp = c.read_until("\"choices\"", 5s);
+  EXPECT_EQ(test::raw_status(resp), 200) << resp;
+}
+
+TEST_F(GatewayTest, MalformedJsonIs400) {
+  auto r = test::http_request(port(), "POST", "/v1/chat/completions", R"({"model": "x",)");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_code(r), "invalid_json");
+  EXPECT_EQ(json(r.body).at("error").at("type").as_string(), "invalid_request_error");
+  auto m = test::http_request(port(), "POST", "/v1/chat/completions", R"({"messages":[]})");
+  EXPECT_EQ(m.status, 400);
+  EXPECT_EQ(error_code(m), "missing_model");
+  EXPECT_EQ(mock_json("/mock/stats").at("total").as_int64(), 0) << "bad input reached provider";
+}
+
+TEST_F(GatewayTest, PathOutsideV1Is404) {
+  auto r = test::http_request(port(), "GET", "/admin/keys");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(error_code(r), "not_found");
+  auto root = test::http_request(port(), "GET", "/");
+  EXPECT_EQ(root.status, 404);
+}
+
+TEST_F(GatewayTest, WrongMethodIs405) {
+  auto r = test::http_request(port(), "GET", "/v1/chat/completions");
+  EXPECT_EQ(r.status, 405);
+}
+
+TEST_F(GatewayTest, ModelsListPassesThrough) {
+  auto r = test::http_request(port(), "GET", "/v1/models");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json(r.body).at("object").as_string(), "list");
+}
+
+TEST_F(GatewayTest, OtherV1PathsPassThrough) {
+  auto r = test::http_request(port(), "GET", "/v1/files");
+  // The mock answers unknown /v1 paths with its own 404: it reached the provider.
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(mock_json("/mock/last-request").at("target").as_string(), "/v1/files");
+}
+
+TEST_F(GatewayTest, EmbeddingsAndCompletions) {
+  auto e = test::http_request(port(), "POST", "/v1/embeddings",
+                              R"({"model":"text-embedding-3-small","input":"hello"})");
+  ASSERT_EQ(e.status, 200) << e.body;
+  EXPECT_EQ(json(e.body).at("object").as_string(), "list");
+  auto c = test::http_request(port(), "POST", "/v1/completions",
+                              R"({"model":"gpt-3.5-turbo-instruct","prompt":"Say hi"})");
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(json(c.body).at("object").as_string(), "text_completion");
+}
+
+TEST_F(GatewayTest, AnthropicMessagesRoundTrip) {
+  const std::string body =
+      R"({"model":"claude-3-5-haiku-latest","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]})";
+  auto r = test::http_request(port(), "POST", "/v1/messages", body,
+                              {{"x-api-key", "client-key"}, {"anthropic-version", "2023-06-01"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto v = json(r.body);
+  EXPECT_EQ(v.at("type").as_string(), "message");
+  auto h = mock_json("/mock/last-request").at("headers").as_object();
+  EXPECT_EQ(h.at("x-api-key").as_string(), "sk-provider-anthropic");
+  EXPECT_EQ(h.at("anthropic-version").as_string(), "2023-06-01");
+  EXPECT_FALSE(h.contains("authorization"));
+}
+
+TEST_F(GatewayTest, AnthropicMessagesStreamAndDefaultVersion) {
+  const std::string body =
+      R"({"model":"claude-3-5-haiku-latest","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi"}]})";
+  HttpClient c("127.0.0.1", port());
+  auto r = c.stream("POST", "/v1/messages", body, {}, [](const std::string&) {});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("event: message_start"), std::string::npos);
+  EXPECT_NE(r.body.find("event: message_stop"), std::string::npos);
+  auto h = mock_json("/mock/last-request").at("headers").as_object();
+  EXPECT_EQ(h.at("anthropic-version").as_string(), "2023-06-01");  // the configured default
+}
+
+TEST_F(GatewayTest, OpenAIRequestForAnthropicModelIsClear400) {
+  auto r = test::http_request(
+      port(), "POST", "/v1/chat/completions",
+      R"({"model":"claude-3-5-haiku-latest","messages":[{"role":"user","content":"Hi"}]})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_code(r), "api_mismatch");
+}
+
+TEST_F(GatewayTest, ProviderClientErrorPassesThrough) {
+  auto r = test::http_request(port(), "POST", "/v1/chat/completions", kChat,
+                              {{"x-mock-status", "400"}});
+  EXPECT_EQ(r.status, 400);
+  // The provider's own body, not a gateway error.
+  EXPECT_NE(r.body.find("invalid_request_error"), std::string::npos) << r.body;
+  EXPECT_EQ(mock_json("/mock/stats").at("total").as_int64(), 1) << "a 400 must not be retried";
+}
+
+TEST_F(GatewayTest, AdminHealthAndReadiness) {
+  auto h = test::http_request(gw_->gw.admin_port(), "GET", "/healthz");
+  EXPECT_EQ(h.status, 200);
+  auto r = test::http_request(gw_->gw.admin_port(), "GET", "/readyz");
+  EXPECT_EQ(r.status, 200);
+}
+
+// ---- Client authentication -------------------------------------------------------------
+
+class AuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mock_ = start_mock();
+    const std::string keys =
+        "keys:\n"
+        "  - key: \"sk-tenant-a\"\n"
+        "    tenant: a\n"
+        "  - key_sha256: \"" + config::sha256_hex("sk-tenant-b") + "\"\n"
+        "    tenant: b\n"
+        "    models: [gpt-4o]\n";
+    gw_ = std::make_unique<Gw>(base_yaml(mock_url(*mock_), mock_url(*mock_), keys));
+  }
+  std::unique_ptr<mock::MockServer> mock_;
+  std::unique_ptr<Gw> gw_;
+};
+
+TEST_F(AuthTest, UnknownKeyIs401) {
+  auto r = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat,
+                              {{"authorization", "Bearer sk-wrong"}});
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(error_code(r), "invalid_api_key");
+  EXPECT_EQ(json(r.body).at("error").at("type").as_string(), "authentication_error");
+}
+
+TEST_F(AuthTest, MissingKeyIs401) {
+  auto r = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(error_code(r), "missing_api_key");
+}
+
+TEST_F(AuthTest, BearerPlainKeyAndXApiKeyHashedKey) {
+  auto a = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat,
+                              {{"authorization", "Bearer sk-tenant-a"}});
+  EXPECT_EQ(a.status, 200) << a.body;
+  const std::string gpt4o =
+      R"({"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]})";
+  auto b = test::http_request(gw_->port(), "POST", "/v1/chat/completions", gpt4o,
+                              {{"x-api-key", "sk-tenant-b"}});
+  EXPECT_EQ(b.status, 200) << b.body;
+}
+
+TEST_F(AuthTest, ModelNotAllowedForKeyIs403) {
+  auto r = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat,
+                              {{"authorization", "Bearer sk-tenant-b"}});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(error_code(r), "model_not_allowed");
+}
+
+// ---- HTTP limits ----------------------------------------------------------------------
+
+class LimitsTest : public ::testing::Test {
+ protected:
+  void start(const std::string& limits) {
+    mock_ = start_mock();
+    gw_ = std::make_unique<Gw>(base_yaml(mock_url(*mock_), mock_url(*mock_), "limits:\n" + limits));
+  }
+  int64_t mock_json_total() {
+    return json(test::http_request(mock_->port(), "GET", "/mock/stats").body).at("total").as_int64();
+  }
+  std::unique_ptr<mock::MockServer> mock_;
+  std::unique_ptr<Gw> gw_;
+};
+
+TEST_F(LimitsTest, HeaderBytesIs431) {
+  start("  max_header_bytes: 2048\n");
+  auto r = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat,
+                              {{"x-big", std::string(4096, 'a')}});
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(error_code(r), "header_too_large");
+}
+
+TEST_F(LimitsTest, HeaderCountIs431) {
+  start("  max_header_count: 20\n");
+  Headers h;
+  for (int i = 0; i < 30; ++i) h.emplace_back("x-h" + std::to_string(i), "v");
+  auto r = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat, h);
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(error_code(r), "too_many_headers");
+}
+
+TEST_F(LimitsTest, BodySizeIs413WithContentLengthAndChunked) {
+  start("  max_body_bytes: 1024\n");
+  std::string big = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":")" +
+                    std::string(4000, 'x') + "\"}]}";
+  auto r = test::http_request(gw_->port(), "POST", "/v1/chat/completions", big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(error_code(r), "body_too_large");
+
+  RawConn c(gw_->port());
+  c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  std::ostringstream chunk;
+  chunk << std::hex << big.size() << "\r\n" << big << "\r\n0\r\n\r\n";
+  c.send(chunk.str());
+  auto raw = c.read_all(3s);
+  EXPECT_EQ(test::raw_status(raw), 413) << raw;
+  EXPECT_EQ(mock_json_total(), 0);
+}
+
+TEST_F(LimitsTest, SlowHeadersAre408) {
+  start("  header_timeout: 300ms\n");
+  RawConn c(gw_->port());
+  c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n");  // never finishes
+  auto raw = c.read_all(3s);
+  EXPECT_EQ(test::raw_status(raw), 408) << raw;
+  EXPECT_NE(raw.find("request_timeout"), std::string::npos);
+}
+
+TEST_F(LimitsTest, SlowBodyIs408) {
+  start("  body_timeout: 300ms\n");
+  RawConn c(gw_->port());
+  c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mo");
+  auto raw = c.read_all(3s);
+  EXPECT_EQ(test::raw_status(raw), 408) << raw;
+}
+
+TEST_F(LimitsTest, IdleKeepAliveConnectionIsClosed) {
+  start("  idle_timeout: 200ms\n");
+  RawConn c(gw_->port());
+  EXPECT_TRUE(c.closed_by_peer(3s));
+}
+
+TEST_F(LimitsTest, MaxConnectionsAnswers503) {
+  start("  max_connections: 2\n");
+  RawConn a(gw_->port()), b(gw_->port());
+  std::this_thread::sleep_for(100ms);
+  RawConn c(gw_->port());
+  auto raw = c.read_all(3s);
+  EXPECT_EQ(test::raw_status(raw), 503) << raw;
+  EXPECT_NE(raw.find("connection_limit"), std::string::npos);
+}
+
+// ---- Upstream failures, retries and fallbacks --------------------------------------------
+
+TEST(UpstreamFailureTest, RefusedProviderIs502) {
+  const int closed_port = test::free_port();  // nothing listens there
+  Gw gw(base_yaml("http://127.0.0.1:" + std::to_string(closed_port),
+                  "http://127.0.0.1:" + std::to_string(closed_port)));
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(error_code(r), "upstream_unavailable");
+}
+
+TEST(UpstreamFailureTest, StalledProviderIs504) {
+  auto mock = start_mock({.latency_ms = 3000});
+  auto yaml = base_yaml(mock_url(*mock), mock_url(*mock));
+  // Tighten the OpenAI provider's first-byte timeout.
+  yaml.replace(yaml.find("    retry:"), 0, "    timeouts: {first_byte: 300ms}\n");
+  Gw gw(yaml);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(error_code(r), "upstream_timeout");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << "timeout not enforced";
+}
+
+TEST(UpstreamFailureTest, ServerErrorRetriedThenFallback) {
+  auto failing = start_mock({.fail_status = 500});
+  auto healthy = start_mock();
+  std::string yaml =
+      "listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
+      "logging: {access_log: false, level: warn}\n"
+      "providers:\n"
+      "  - {name: primary, type: openai, base_url: \"" + mock_url(*failing) + "/v1\", api_key: k1,"
+      "     retry: {max_attempts: 3, base_backoff: 5ms, max_backoff: 20ms}}\n"
+      "  - {name: backup, type: openai, base_url: \"" + mock_url(*healthy) + "/v1\", api_key: k2}\n"
+      "models:\n"
+      "  gpt-4o-mini: {provider: primary, fallbacks: [backup-model]}\n"
+      "  backup-model: {provider: backup, model: gpt-4o}\n";
+  Gw gw(yaml);
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto failed = json(test::http_request(failing->port(), "GET", "/mock/stats").body);
+  EXPECT_EQ(failed.at("errors_injected").as_int64(), 3) << "three attempts at the primary";
+  auto last = json(test::http_request(healthy->port(), "GET", "/mock/last-request").body);
+  // The fallback received its own upstream model name.
+  EXPECT_NE(std::string(last.at("body").as_string()).find("\"gpt-4o\""), std::string::npos);
+}
+
+TEST(UpstreamFailureTest, RetrySucceedsAfterTransient503) {
+  auto mock = start_mock({.fail_status = 503, .fail_first = 1, .retry_after = 0});
+  Gw gw(base_yaml(mock_url(*mock), mock_url(*mock)));
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST(UpstreamFailureTest, LongRetryAfterIsNotWaitedFor) {
+  auto mock = start_mock({.fail_status = 429, .retry_after = 120});
+  Gw gw(base_yaml(mock_url(*mock), mock_url(*mock)));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 429);  // the provider's own answer, relayed
+  EXPECT_EQ(r.header("retry-after"), "120");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+TEST(UpstreamFailureTest, StreamStallBecomesSseErrorEvent) {
+  auto mock = start_mock({.stall_after = 2});
+  auto yaml = base_yaml(mock_url(*mock), mock_url(*mock));
+  yaml.replace(yaml.find("    retry:"), 0, "    timeouts: {idle: 300ms}\n");
+  Gw gw(yaml);
+  HttpClient c("127.0.0.1", gw.port());
+  auto r = c.stream("POST", "/v1/chat/completions", kChatStream, {}, [](const std::string&) {});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("upstream_stream_error"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("[DONE]"), std::string::npos);
+}
+
+TEST(UpstreamFailureTest, ResetProviderIs502) {
+  auto mock = start_mock({.reset = true});
+  Gw gw(base_yaml(mock_url(*mock), mock_url(*mock)));
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 502) << r.body;
+}
+
+// ---- TLS upstream ------------------------------------------------------------------------
+
+struct TestPki {
+  test::TempDir dir;
+  std::string ca, cert, key;
+  // A throwaway CA and a server certificate for `san` signed by it.
+  explicit TestPki(const std::string& san) {
+    auto p = [&](const std::string& f) { return (dir.path() / f).string(); };
+    ca = p("ca.crt");
+    cert = p("server.crt");
+    key = p("server.key");
+    int rc = 0;
+    test::run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", p("ca.key"), "-out",
+                       ca, "-days", "2", "-subj", "/CN=Redline Test CA"},
+                      &rc);
+    if (rc != 0) throw std::runtime_error("openssl CA failed");
+    test::run_command({"openssl", "req", "-newkey", "ec", "-pkeyopt",
+                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                       p("server.csr"), "-subj", "/CN=test-server"},
+                      &rc);
+    if (rc != 0) throw std::runtime_error("openssl CSR failed");
+    dir.write("ext.cnf", "subjectAltName=" + san + "\n");
+    test::run_command({"openssl", "x509", "-req", "-in", p("server.csr"), "-CA", ca, "-CAkey",
+                       p("ca.key"), "-CAcreateserial", "-out", cert, "-days", "2", "-extfile",
+                       p("ext.cnf")},
+                      &rc);
+    if (rc != 0) throw std::runtime_error("openssl sign failed");
+  }
+};
+
+std::string tls_yaml(int port, const std::string& host, const std::string& ca) {
+  return "listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
+         "logging: {access_log: false, level: warn}\n"
+         "providers:\n"
+         "  - name: secure\n"
+         "    type: openai\n"
+         "    base_url: \"https://" + host + ":" + std::to_string(port) + "/v1\"\n"
+         "    api_key: sk-tls\n"
+         "    ca_file: \"" + ca + "\"\n"
+         "    retry: {max_attempts: 1}\n";
+}
+
+TEST(TlsUpstreamTest, VerifiedRoundTripAndConnectionReuse) {
+  TestPki pki("DNS:localhost,IP:127.0.0.1");
+  auto mock = start_mock({.tls_cert = pki.cert, .tls_key = pki.key});
+  Gw gw(tls_yaml(mock->port(), "localhost", pki.ca));
+  HttpClient c("127.0.0.1", gw.port());
+  for (int i = 0; i < 5; ++i) {
+    auto r = c.request("POST", "/v1/chat/completions", kChat);
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  auto stream = c.stream("POST", "/v1/chat/completions", kChatStream, {}, [](const std::string&) {});
+  EXPECT_NE(stream.body.find("[DONE]"), std::string::npos);
+}
+
+TEST(TlsUpstreamTest, WrongHostnameCertificateRejected) {
+  TestPki pki("DNS:wrong.example");
+  auto mock = start_mock({.tls_cert = pki.cert, .tls_key = pki.key});
+  Gw gw(tls_yaml(mock->port(), "localhost", pki.ca));
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 502);
+  EXPECT_NE(r.body.find("TLS"), std::string::npos) << r.body;
+}
+
+TEST(TlsUpstreamTest, UnknownCaRejected) {
+  TestPki pki("DNS:localhost,IP:127.0.0.1");
+  TestPki other("DNS:localhost");
+  auto mock = start_mock({.tls_cert = pki.cert, .tls_key = pki.key});
+  Gw gw(tls_yaml(mock->port(), "localhost", other.ca));
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 502);
+}
+
+}  // namespace
+}  // namespace redline
