@@ -562,20 +562,31 @@ Awaitable<Result<Reply>> Connection::execute(const Command& cmd) {
 }
 
 Awaitable<Result<Reply>> Connection::execute(const Command& cmd, Millis timeout) {
-  auto results = co_await submit(std::span<const Command>(&cmd, 1), timeout);
+  const Command* one = &cmd;
+  const std::span<const Command* const> cmds(&one, 1);
+  auto results = co_await submit(cmds, timeout);
   co_return std::move(results.front());
 }
 
 Awaitable<std::vector<Result<Reply>>> Connection::batch(std::span<const Command> cmds) {
-  return submit(cmds, options_.command_timeout);
+  return batch(cmds, options_.command_timeout);
 }
 
 Awaitable<std::vector<Result<Reply>>> Connection::batch(std::span<const Command> cmds,
                                                         Millis timeout) {
+  std::vector<const Command*> ptrs;
+  ptrs.reserve(cmds.size());
+  for (const auto& c : cmds) ptrs.push_back(&c);
+  const std::span<const Command* const> view(ptrs);
+  co_return co_await submit(view, timeout);
+}
+
+Awaitable<std::vector<Result<Reply>>> Connection::batch(std::span<const Command* const> cmds,
+                                                        Millis timeout) {
   return submit(cmds, timeout);
 }
 
-Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command> cmds,
+Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command* const> cmds,
                                                          Millis timeout) {
   auto self = shared_from_this();
   std::vector<Result<Reply>> out;
@@ -599,8 +610,8 @@ Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command
                                         std::to_string(options_.max_queue) + ")");
     co_return out;
   }
-  for (const auto& c : cmds) {
-    if (c.empty()) {
+  for (const Command* c : cmds) {
+    if (c->empty()) {
       fail_all(ErrorKind::kInvalidArgument, "empty command");
       co_return out;
     }
@@ -608,7 +619,7 @@ Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command
   if (state_ == State::kIdle) start();
 
   auto p = std::make_shared<Pending>(ex_, cmds.size());
-  for (const auto& c : cmds) c.append_to(wbuf_);
+  for (const Command* c : cmds) c->append_to(wbuf_);
   wbuf_commands_ += cmds.size();
   queued_ += cmds.size();
   inflight_.push_back(p);
@@ -619,7 +630,7 @@ Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command
   if (!p->done) {
     p->abandoned = true;
     stats_.timeouts += cmds.size();
-    fail_all(ErrorKind::kTimeout, cmds[0].describe() + " on " + address() + " timed out after " +
+    fail_all(ErrorKind::kTimeout, cmds[0]->describe() + " on " + address() + " timed out after " +
                                       std::to_string(timeout.count()) + " ms");
     co_return out;
   }

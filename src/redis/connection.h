@@ -96,6 +96,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sends commands back to back (nothing interleaves) and returns one result per command.
   Awaitable<std::vector<Result<Reply>>> batch(std::span<const Command> cmds);
   Awaitable<std::vector<Result<Reply>>> batch(std::span<const Command> cmds, Millis timeout);
+  // The same for commands that are not contiguous (e.g. one node's share of a cluster batch).
+  Awaitable<std::vector<Result<Reply>>> batch(std::span<const Command* const> cmds, Millis timeout);
 
   // RESP3 push messages (e.g. client-side caching invalidations); never matched to commands.
   void on_push(std::function<void(const Reply&)> handler) { on_push_ = std::move(handler); }
@@ -122,7 +124,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Awaitable<Result<Reply>> roundtrip(Transport& t, const Command& cmd);
   Awaitable<void> reader(std::shared_ptr<Transport> t, uint64_t gen);
   Awaitable<void> writer(std::shared_ptr<Transport> t, uint64_t gen);
-  Awaitable<std::vector<Result<Reply>>> submit(std::span<const Command> cmds, Millis timeout);
+  Awaitable<std::vector<Result<Reply>>> submit(std::span<const Command* const> cmds,
+                                               Millis timeout);
   // Reads into rbuf_ and parses until one reply is complete (handshake) or feeds dispatch().
   bool dispatch(Reply reply);
   void fail_connection(const Error& error);
