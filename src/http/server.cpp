@@ -203,6 +203,23 @@ asio::awaitable<void> Connection::run() {
 
 const std::string& Exchange::peer_ip() const { return conn_.peer_ip_; }
 
+asio::awaitable<void> Exchange::wait_client_gone() {
+  // Read-ahead of pipelined requests is bounded; past it, stop reading and just wait.
+  constexpr std::size_t kMaxReadAhead = 1 << 20;
+  auto& c = conn_;
+  while (!c.gone_ && c.buffer_.size() < kMaxReadAhead) {
+    auto [ec, n] = co_await c.socket_.async_read_some(c.buffer_.prepare(kReadChunk), use_nothrow);
+    if (ec == asio::error::operation_aborted) co_return;  // cancelled: the work finished
+    if (ec) {
+      c.gone_ = true;
+      co_return;
+    }
+    c.buffer_.commit(n);
+  }
+  asio::steady_timer forever(c.socket_.get_executor(), asio::steady_timer::time_point::max());
+  co_await forever.async_wait(use_nothrow);
+}
+
 bool Exchange::client_gone() const { return conn_.gone_; }
 
 std::size_t Exchange::thread_index() const { return conn_.pt_.index; }

@@ -62,6 +62,11 @@ class Exchange {
   std::size_t body_bytes_sent() const { return body_bytes_sent_; }
   // True once a write to the client failed or the client closed its side.
   bool client_gone() const;
+  // Completes when the client closes the connection (then client_gone() is true), and
+  // runs until cancelled otherwise. Await it with `||` next to work that should stop
+  // when the client leaves. Bytes of pipelined requests read meanwhile are kept. Only
+  // while no response bytes are being written.
+  asio::awaitable<void> wait_client_gone();
 
  private:
   void prepare(ResponseHeader& header);

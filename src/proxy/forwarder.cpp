@@ -7,6 +7,8 @@
 #include <charconv>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 #include "common/error_body.h"
 
 namespace redline::proxy {
@@ -55,6 +57,14 @@ std::string stream_error_event(Endpoint e, std::string_view message) {
     return "event: error\ndata: " + boost::json::serialize(root) + "\n\n";
   }
   return "data: " + openai_error_body(message, "api_error", "upstream_stream_error") + "\n\n";
+}
+// Runs `op` unless the client leaves first; then `op` is cancelled and nullopt returned.
+template <class T>
+asio::awaitable<std::optional<T>> unless_client_leaves(http::Exchange& ex, asio::awaitable<T> op) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  auto r = co_await (std::move(op) || ex.wait_client_gone());
+  if (r.index() == 0) co_return std::get<0>(std::move(r));
+  co_return std::nullopt;
 }
 }  // namespace
 
@@ -141,7 +151,13 @@ asio::awaitable<void> Forwarder::forward(RequestContext& ctx, const std::string&
       if (Clock::now() >= deadline || ex.client_gone()) break;
       auto req = build_request(ctx, hop, body);
       ++ctx.attempts;
-      auto result = co_await client_.send(hop.provider->target, req, deadline);
+      auto sent = co_await unless_client_leaves(
+          ex, client_.send(hop.provider->target, req, deadline));
+      if (!sent) {
+        ctx.upstream_failure = "client_gone";
+        co_return;  // the provider's request was cancelled with the client's
+      }
+      auto result = std::move(*sent);
       if (!result.exchange) {
         last_failure = result.failure;
         last_detail = std::move(result.detail);
@@ -200,7 +216,14 @@ asio::awaitable<void> Forwarder::relay(RequestContext& ctx, upstream::Exchange& 
 
   if (!up.is_event_stream()) {
     http::Response res(std::move(header));
-    if (!co_await up.read_all(res.body(), kMaxResponseBody)) {
+    auto complete = co_await unless_client_leaves(ex, up.read_all(res.body(), kMaxResponseBody));
+    if (!complete) {
+      up.abort();
+      ctx.upstream_end = Clock::now();
+      ctx.upstream_failure = "client_gone";
+      co_return;
+    }
+    if (!*complete) {
       ctx.upstream_end = Clock::now();
       ctx.upstream_failure = std::string(upstream::failure_name(up.failure()));
       const bool timeout = is_timeout(up.failure());

@@ -293,6 +293,42 @@ TEST_F(GatewayTest, AdminHealthAndReadiness) {
   EXPECT_EQ(r.status, 200);
 }
 
+// Polls until the gateway has no request in flight, up to `limit`.
+bool idle_within(const app::Gateway& gw, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (gw.proxy_stats().requests_in_flight.load() == 0) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST(ClientDisconnectTest, CancelsWaitingUpstreamRequest) {
+  auto slow = start_mock({.latency_ms = 5000});
+  Gw gw(base_yaml(mock_url(*slow), mock_url(*slow)));
+  {
+    RawConn c(gw.port());
+    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
+    std::this_thread::sleep_for(300ms);
+    ASSERT_EQ(gw.gw.proxy_stats().requests_in_flight.load(), 1);
+  }  // the client hangs up while the provider is still thinking
+  EXPECT_TRUE(idle_within(gw.gw, 2000ms)) << "upstream request outlived its client";
+}
+
+TEST(ClientDisconnectTest, CancelsStreamingUpstream) {
+  auto slow = start_mock({.stream_delay_ms = 250, .words = 20});
+  Gw gw(base_yaml(mock_url(*slow), mock_url(*slow)));
+  {
+    RawConn c(gw.port());
+    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(kChatStream.size()) + "\r\n\r\n" + kChatStream);
+    auto first = c.read_until("data:", 3s);
+    ASSERT_NE(first.find("data:"), std::string::npos) << first;
+  }  // gone after the first event; the stream had about 5 s to go
+  EXPECT_TRUE(idle_within(gw.gw, 2000ms)) << "stream kept running without its client";
+}
+
 // ---- Client authentication -------------------------------------------------------------
 
 class AuthTest : public ::testing::Test {
