@@ -1,5 +1,5 @@
 // Cross-field checks on a parsed Config: addresses, provider names and URLs, model routes
-// and fallback cycles, key hashes, limits, Redis URLs and rate-limit policies. It reads the
+// and self-referencing fallbacks, key hashes, limits, Redis URLs and rate-limit policies. It reads the
 // structs only, so a Config built in code obeys the same rules as one loaded from YAML.
 #include <algorithm>
 #include <boost/url/parse.hpp>
@@ -221,24 +221,6 @@ void check_providers(const Checker& check, const Config& config) {
                "none enabled (disabled: " + joined(disabled, ", ") + ")");
 }
 
-// True when following fallbacks from `route` reaches `start` again; `chain` holds the way.
-bool leads_back(const Config& config, const ModelRoute& route, const std::string& start,
-                std::set<std::string>& seen, std::vector<std::string>& chain) {
-  for (const auto& next : route.fallbacks) {
-    chain.push_back(next);
-    if (next == start) {
-      return true;
-    }
-    const ModelRoute* after = config.find_model(next);
-    if (after != nullptr && seen.insert(next).second &&
-        leads_back(config, *after, start, seen, chain)) {
-      return true;
-    }
-    chain.pop_back();
-  }
-  return false;
-}
-
 void check_models(const Checker& check, const Config& config) {
   std::vector<std::string> providers;
   for (const auto& p : config.providers) {
@@ -258,13 +240,13 @@ void check_models(const Checker& check, const Config& config) {
                    "the name of a model listed under models", quoted(route.fallbacks[j]));
     }
   }
+  // Mutual fallbacks (a -> b, b -> a) are fine: a request tries each model at most once.
+  // A model that names itself is a typo.
   for (const auto& route : config.models) {
-    std::set<std::string> seen;
-    std::vector<std::string> chain{route.name};
-    const bool cycle = leads_back(config, route, route.name, seen, chain);  // fills `chain`
-    check.expect(!cycle, "models." + route.name + ".fallbacks",
-                 "fallbacks that never lead back to " + quoted(route.name),
-                 "the cycle " + joined(chain, " -> "));
+    const bool self = std::find(route.fallbacks.begin(), route.fallbacks.end(), route.name) !=
+                      route.fallbacks.end();
+    check.expect(!self, "models." + route.name + ".fallbacks",
+                 "fallbacks other than the model itself", quoted(route.name));
   }
 }
 
