@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -117,7 +118,7 @@ void RedisServer::write_config() {
     c << "port " << port_ << "\n";
   }
   if (!options_.password.empty()) c << "requirepass " << options_.password << "\n";
-  if (!options_.acl_user.empty()) {
+  if (!options_.acl_user.empty() && options_.acl_user_in_config) {
     c << "user " << options_.acl_user << " on >" << options_.acl_password << " ~* &* +@all\n";
   }
   if (options_.cluster) {
@@ -168,6 +169,12 @@ void RedisServer::stop() {
   if (!process_) return;
   if (paused_) resume();
   if (process_->stop(SIGTERM, std::chrono::seconds(5)) < 0) process_->stop(SIGKILL);
+}
+
+void RedisServer::stop_async() {
+  if (!process_ || !process_->running()) return;
+  if (paused_) resume();
+  process_->signal(SIGTERM);
 }
 
 void RedisServer::kill(int sig) {
@@ -240,7 +247,11 @@ RedisCluster::RedisCluster(RedisClusterOptions options) : options_(std::move(opt
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
 }
 
-RedisCluster::~RedisCluster() = default;
+RedisCluster::~RedisCluster() {
+  // Signal every node first so they shut down in parallel, then reap them one by one.
+  for (auto& node : nodes_) node->stop_async();
+  for (auto& node : nodes_) node->stop();
+}
 
 std::vector<std::string> RedisCluster::urls() const {
   std::vector<std::string> out;

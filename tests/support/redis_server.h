@@ -15,11 +15,12 @@
 namespace redline::test {
 
 struct RedisServerOptions {
-  std::string password;      // requirepass (the "default" user)
-  std::string acl_user;      // an extra ACL user with full rights ...
-  std::string acl_password;  // ... and its password
-  bool tls = false;          // TLS only (port 0 + tls-port), CA + cert made with `openssl`
-  bool cluster = false;      // cluster-enabled yes, with the settings below
+  std::string password;            // requirepass (the "default" user)
+  std::string acl_user;            // an extra ACL user with full rights ...
+  std::string acl_password;        // ... and its password
+  bool acl_user_in_config = true;  // false: an aclfile in extra_config defines the user
+  bool tls = false;                // TLS only (port 0 + tls-port), CA + cert made with `openssl`
+  bool cluster = false;            // cluster-enabled yes, with the settings below
   int cluster_node_timeout_ms = 1000;
   std::filesystem::path config_file;      // included first (e.g. deploy/redis/cache.conf)
   std::vector<std::string> extra_config;  // "key value" lines appended last (they win)
@@ -47,6 +48,7 @@ class RedisServer {
   bool running() const;
 
   void stop();             // SIGTERM and wait (resumes a paused server first)
+  void stop_async();       // SIGTERM without waiting (stop() or the destructor reaps it)
   void kill(int sig = 9);  // send `sig` (default SIGKILL) and reap
   void pause();            // SIGSTOP: the socket stays open, nothing answers
   void resume();           // SIGCONT
