@@ -172,6 +172,7 @@ struct Connection::Transport {
 struct Connection::Pending {
   Pending(const Executor& ex, size_t n) : timer(ex), expected(n) { replies.reserve(n); }
   asio::steady_timer timer;
+  std::chrono::steady_clock::time_point queued_at;
   std::vector<Result<Reply>> replies;
   size_t expected;
   size_t received = 0;
@@ -625,11 +626,20 @@ Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command
   inflight_.push_back(p);
   if (writer_idle_) writer_wake_.cancel();
 
-  p->timer.expires_after(timeout);
+  p->queued_at = std::chrono::steady_clock::now();
+  p->timer.expires_at(p->queued_at + timeout);
   co_await p->timer.async_wait(use_tuple);
   if (!p->done) {
     p->abandoned = true;
     stats_.timeouts += cmds.size();
+    // The oldest command waiting far too long: the peer is gone without telling us.
+    if (options_.stall_reset.count() > 0 && state_ == State::kReady && !inflight_.empty() &&
+        std::chrono::steady_clock::now() - inflight_.front()->queued_at > options_.stall_reset) {
+      fail_connection(
+          Error{ErrorKind::kConnectionLost, "no reply from " + address() + " for " +
+                                                std::to_string(options_.stall_reset.count()) +
+                                                " ms; connection reset"});
+    }
     fail_all(ErrorKind::kTimeout, cmds[0]->describe() + " on " + address() + " timed out after " +
                                       std::to_string(timeout.count()) + " ms");
     co_return out;

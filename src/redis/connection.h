@@ -49,8 +49,11 @@ struct ConnectionOptions {
   Millis connect_timeout{1000};  // TCP + TLS + handshake
   Millis command_timeout{1000};  // default per-command deadline
   size_t max_queue = 65536;      // commands queued or awaiting a reply; beyond: kQueueFull
-  Millis reconnect_min{20};      // backoff starts here, doubles per failed attempt ...
-  Millis reconnect_max{2000};    // ... up to this, with jitter
+  // A command still unanswered after this long means the peer is gone without a reset (a
+  // partition, a hung server): the connection is dropped and rebuilt. 0 = never.
+  Millis stall_reset{5000};
+  Millis reconnect_min{20};    // backoff starts here, doubles per failed attempt ...
+  Millis reconnect_max{2000};  // ... up to this, with jitter
   ParserLimits limits;
 };
 

@@ -313,6 +313,62 @@ TEST(RedisConnection, TimeoutWhilePausedThenRecovers) {
   EXPECT_EQ(f.conn->stats().disconnects, 0u);
 }
 
+TEST(RedisConnection, HungServerIsResetAndReconnectedAfterStall) {
+  Fixture f;
+  auto o = options_for(f.server);
+  o.command_timeout = std::chrono::milliseconds(100);
+  o.stall_reset = std::chrono::milliseconds(300);
+  o.connect_timeout = std::chrono::milliseconds(200);
+  o.reconnect_max = std::chrono::milliseconds(100);
+  f.connect(o);
+  ASSERT_TRUE(f.exec(Command("PING")).ok());
+  f.server.pause();
+  std::map<ErrorKind, int> kinds;
+  auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(800)) {
+    auto r = f.exec(Command("PING"));
+    ASSERT_FALSE(r.ok());
+    ++kinds[r.kind()];
+    run_for(f.io, std::chrono::milliseconds(20));
+  }
+  EXPECT_GT(kinds[ErrorKind::kTimeout], 0);
+  EXPECT_EQ(f.conn->stats().disconnects, 1u);       // the stall reset
+  EXPECT_GT(f.conn->stats().connect_failures, 0u);  // handshakes to a hung server time out
+  EXPECT_GT(kinds[ErrorKind::kNotConnected], 0);    // meanwhile commands fail fast
+  f.server.resume();
+  Result<Reply> r = Error{ErrorKind::kNotConnected, ""};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!r.ok() && std::chrono::steady_clock::now() < deadline) {
+    run_for(f.io, std::chrono::milliseconds(20));
+    r = f.exec(Command("PING"));
+  }
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+}
+
+// Something that is not Redis answering on the port: a typed protocol error, not a hang.
+TEST(RedisConnection, GarbageFromThePeerIsAProtocolError) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  auto serve = [&]() -> asio::awaitable<void> {
+    auto sock = co_await acceptor.async_accept(asio::use_awaitable);
+    char buf[256];
+    co_await sock.async_read_some(asio::buffer(buf), asio::use_awaitable);
+    const std::string reply = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    co_await asio::async_write(sock, asio::buffer(reply), asio::use_awaitable);
+  };
+  asio::co_spawn(io, serve(), asio::detached);
+  ConnectionOptions o;
+  o.port = acceptor.local_endpoint().port();
+  auto conn = Connection::create(io.get_executor(), o);
+  auto r = run_until_done(io, conn->connect());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.kind(), ErrorKind::kProtocolError);
+  EXPECT_NE(r.error().message.find("unexpected type byte 'H'"), std::string::npos)
+      << r.error().message;
+  conn->stop();
+  run_for(io, std::chrono::milliseconds(10));
+}
+
 TEST(RedisConnection, BoundedQueueGivesBackPressure) {
   Fixture f;
   auto o = options_for(f.server);
