@@ -35,12 +35,16 @@ Result<std::unique_ptr<Client>> make_client(Connection::Executor ex, const Clien
   }
   if (options.mode == ClientOptions::Mode::kCluster) {
     auto seeds = ClusterClient::seeds_from_urls(options);
-    if (!seeds.ok()) return seeds.error();
+    if (!seeds.ok()) {
+      return seeds.error();
+    }
     std::unique_ptr<Client> c = std::make_unique<ClusterClient>(std::move(ex), options);
     return c;
   }
   auto o = options_from_url(options.urls.front(), options.connection);
-  if (!o.ok()) return o.error();
+  if (!o.ok()) {
+    return o.error();
+  }
   std::unique_ptr<Client> c = std::make_unique<StandaloneClient>(std::move(ex), std::move(*o));
   return c;
 }

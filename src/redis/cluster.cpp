@@ -39,18 +39,28 @@ constexpr auto kCrc16Table = make_crc16_table();
 std::string upper_name(const Command& cmd) {
   std::string n(cmd.arg(0).substr(0, 32));
   for (char& c : n) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 'a' + 'A');
+    }
   }
   return n;
 }
 
 bool equals_ci(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
+  if (a.size() != b.size()) {
+    return false;
+  }
   for (size_t i = 0; i < a.size(); ++i) {
     char x = a[i], y = b[i];
-    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 'a' + 'A');
-    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 'a' + 'A');
-    if (x != y) return false;
+    if (x >= 'a' && x <= 'z') {
+      x = static_cast<char>(x - 'a' + 'A');
+    }
+    if (y >= 'a' && y <= 'z') {
+      y = static_cast<char>(y - 'a' + 'A');
+    }
+    if (x != y) {
+      return false;
+    }
   }
   return true;
 }
@@ -86,17 +96,27 @@ const std::set<std::string, std::less<>>& read_only_commands() {
 bool parse_redirect(std::string_view msg, std::string_view asked, uint16_t& slot,
                     std::string& address) {
   auto sp1 = msg.find(' ');
-  if (sp1 == std::string_view::npos) return false;
+  if (sp1 == std::string_view::npos) {
+    return false;
+  }
   auto sp2 = msg.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos) return false;
+  if (sp2 == std::string_view::npos) {
+    return false;
+  }
   std::string_view s = msg.substr(sp1 + 1, sp2 - sp1 - 1);
   unsigned v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || v >= kClusterSlots) return false;
+  if (ec != std::errc() || v >= kClusterSlots) {
+    return false;
+  }
   slot = static_cast<uint16_t>(v);
   std::string_view addr = msg.substr(sp2 + 1);
-  if (auto sp = addr.find(' '); sp != std::string_view::npos) addr = addr.substr(0, sp);
-  if (addr.empty()) return false;
+  if (auto sp = addr.find(' '); sp != std::string_view::npos) {
+    addr = addr.substr(0, sp);
+  }
+  if (addr.empty()) {
+    return false;
+  }
   if (addr[0] == ':') {
     address = std::string(asked.substr(0, asked.rfind(':'))) + std::string(addr);
   } else {
@@ -107,7 +127,9 @@ bool parse_redirect(std::string_view msg, std::string_view asked, uint16_t& slot
 
 std::string join_host_port(std::string_view host, int64_t port) {
   std::string h(host);
-  if (h.find(':') != std::string::npos) h = "[" + h + "]";  // IPv6
+  if (h.find(':') != std::string::npos) {
+    h = "[" + h + "]";  // IPv6
+  }
   return h + ":" + std::to_string(port);
 }
 
@@ -115,7 +137,9 @@ std::string join_host_port(std::string_view host, int64_t port) {
 std::string node_host(const Reply& node, std::string_view queried_host) {
   for (const char* field : {"endpoint", "ip"}) {
     const Reply* v = node.find(field);
-    if (v && v->is_string() && !v->str().empty() && v->str() != "?") return v->str();
+    if (v && v->is_string() && !v->str().empty() && v->str() != "?") {
+      return v->str();
+    }
   }
   return std::string(queried_host);
 }
@@ -128,10 +152,14 @@ class WaitGroup {
   }
   void add(size_t n = 1) { count_ += n; }
   void done() {
-    if (--count_ == 0) timer_.cancel();
+    if (--count_ == 0) {
+      timer_.cancel();
+    }
   }
   Awaitable<void> wait() {
-    while (count_ > 0) co_await timer_.async_wait(use_tuple);
+    while (count_ > 0) {
+      co_await timer_.async_wait(use_tuple);
+    }
   }
 
  private:
@@ -140,7 +168,9 @@ class WaitGroup {
 };
 
 bool is_retryable_cluster_error(const Result<Reply>& r) {
-  if (r.ok() || r.kind() != ErrorKind::kServerError) return false;
+  if (r.ok() || r.kind() != ErrorKind::kServerError) {
+    return false;
+  }
   const Error& e = r.error();
   return e.starts_with("MOVED ") || e.starts_with("ASK ") || e.starts_with("TRYAGAIN") ||
          e.starts_with("CLUSTERDOWN");
@@ -168,22 +198,32 @@ uint16_t key_slot(std::string_view key) {
 }
 
 std::optional<std::string_view> routing_key(const Command& cmd) {
-  if (cmd.size() < 2) return std::nullopt;
+  if (cmd.size() < 2) {
+    return std::nullopt;
+  }
   const std::string name = upper_name(cmd);
-  if (keyless_commands().count(name)) return std::nullopt;
+  if (keyless_commands().count(name)) {
+    return std::nullopt;
+  }
   if (name == "EVAL" || name == "EVALSHA" || name == "EVAL_RO" || name == "EVALSHA_RO" ||
       name == "FCALL" || name == "FCALL_RO") {
-    if (cmd.size() < 4 || cmd.arg(2) == "0") return std::nullopt;
+    if (cmd.size() < 4 || cmd.arg(2) == "0") {
+      return std::nullopt;
+    }
     return cmd.arg(3);
   }
   if (name == "XREAD" || name == "XREADGROUP") {
     for (size_t i = 1; i + 1 < cmd.size(); ++i) {
-      if (equals_ci(cmd.arg(i), "STREAMS")) return cmd.arg(i + 1);
+      if (equals_ci(cmd.arg(i), "STREAMS")) {
+        return cmd.arg(i + 1);
+      }
     }
     return std::nullopt;
   }
   if (name == "OBJECT" || name == "MEMORY" || name == "XINFO") {
-    if (cmd.size() < 3) return std::nullopt;
+    if (cmd.size() < 3) {
+      return std::nullopt;
+    }
     return cmd.arg(2);
   }
   return cmd.arg(1);
@@ -195,7 +235,9 @@ bool is_read_only(const Command& cmd) {
 
 bool SlotMap::complete() const {
   for (auto o : owner) {
-    if (o < 0) return false;
+    if (o < 0) {
+      return false;
+    }
   }
   return true;
 }
@@ -216,7 +258,9 @@ Result<SlotMap> parse_cluster_shards(const Reply& reply, std::string_view querie
       const Reply* role = node.find("role");
       const Reply* health = node.find("health");
       const Reply* port = tls && node.find("tls-port") ? node.find("tls-port") : node.find("port");
-      if (!role || !port || port->type() != Type::kInteger) continue;
+      if (!role || !port || port->type() != Type::kInteger) {
+        continue;
+      }
       std::string addr = join_host_port(node_host(node, queried_host), port->integer());
       // Redis 7.0 reports a replica that has not replicated any write yet (offset 0) as
       // "loading"; a replica that really is loading answers -LOADING and the read is retried
@@ -228,7 +272,9 @@ Result<SlotMap> parse_cluster_shards(const Reply& reply, std::string_view querie
         out.replicas.push_back(addr);
       }
     }
-    if (out.master.empty() || slots->elements().empty()) continue;
+    if (out.master.empty() || slots->elements().empty()) {
+      continue;
+    }
     const auto index = static_cast<int16_t>(map.shards.size());
     const auto& ranges = slots->elements();
     for (size_t i = 0; i + 1 < ranges.size(); i += 2) {
@@ -237,7 +283,9 @@ Result<SlotMap> parse_cluster_shards(const Reply& reply, std::string_view querie
           b >= kClusterSlots || a > b) {
         return Error{ErrorKind::kProtocolError, "CLUSTER SHARDS: bad slot range"};
       }
-      for (int64_t s = a; s <= b; ++s) map.owner[static_cast<size_t>(s)] = index;
+      for (int64_t s = a; s <= b; ++s) {
+        map.owner[static_cast<size_t>(s)] = index;
+      }
     }
     map.shards.push_back(std::move(out));
   }
@@ -260,18 +308,24 @@ Result<SlotMap> parse_cluster_slots(const Reply& reply, std::string_view queried
         return {};
       }
       std::string host = node[0].str();
-      if (host.empty() || host == "?") host = std::string(queried_host);
+      if (host.empty() || host == "?") {
+        host = std::string(queried_host);
+      }
       return join_host_port(host, node[1].integer());
     };
     std::string master = addr_of(range[2]);
-    if (master.empty()) return Error{ErrorKind::kProtocolError, "CLUSTER SLOTS: bad node"};
+    if (master.empty()) {
+      return Error{ErrorKind::kProtocolError, "CLUSTER SLOTS: bad node"};
+    }
     auto [it, inserted] = by_master.try_emplace(master, static_cast<int16_t>(map.shards.size()));
     if (inserted) {
       ClusterShard shard;
       shard.master = master;
       for (size_t i = 3; i < range.size(); ++i) {
         std::string r = addr_of(range[i]);
-        if (!r.empty()) shard.replicas.push_back(r);
+        if (!r.empty()) {
+          shard.replicas.push_back(r);
+        }
       }
       map.shards.push_back(std::move(shard));
     }
@@ -279,7 +333,9 @@ Result<SlotMap> parse_cluster_slots(const Reply& reply, std::string_view queried
     if (a < 0 || b >= kClusterSlots || a > b) {
       return Error{ErrorKind::kProtocolError, "CLUSTER SLOTS: bad slot range"};
     }
-    for (int64_t s = a; s <= b; ++s) map.owner[static_cast<size_t>(s)] = it->second;
+    for (int64_t s = a; s <= b; ++s) {
+      map.owner[static_cast<size_t>(s)] = it->second;
+    }
   }
   return map;
 }
@@ -289,11 +345,15 @@ Result<std::vector<ConnectionOptions>> ClusterClient::seeds_from_urls(
   std::vector<ConnectionOptions> seeds;
   for (const auto& url : options.urls) {
     auto o = options_from_url(url, options.connection);
-    if (!o.ok()) return o.error();
+    if (!o.ok()) {
+      return o.error();
+    }
     o->db = 0;  // clusters have one database
     seeds.push_back(std::move(*o));
   }
-  if (seeds.empty()) return Error{ErrorKind::kInvalidArgument, "no cluster seed URL"};
+  if (seeds.empty()) {
+    return Error{ErrorKind::kInvalidArgument, "no cluster seed URL"};
+  }
   return seeds;
 }
 
@@ -305,21 +365,30 @@ ClusterClient::ClusterClient(Connection::Executor ex, ClientOptions options)
       alive_(std::make_shared<bool>(true)) {
   refresh_done_.expires_at(asio::steady_timer::time_point::max());
   auto seeds = seeds_from_urls(options_);
-  if (seeds.ok()) seeds_ = std::move(*seeds);
+  if (seeds.ok()) {
+    seeds_ = std::move(*seeds);
+  }
   node_template_ = seeds_.empty() ? options_.connection : seeds_.front();
   node_template_.readonly = options_.read_from_replicas;
   node_template_.db = 0;
 }
 
 ClusterClient::~ClusterClient() {
-  stop();
   *alive_ = false;
+  try {
+    stop();
+  } catch (...) {  // nothing sensible to do while destroying
+  }
 }
 
 void ClusterClient::stop() {
-  if (stopped_) return;
+  if (stopped_) {
+    return;
+  }
   stopped_ = true;
-  for (auto& [addr, conn] : nodes_) conn->stop();
+  for (auto& [addr, conn] : nodes_) {
+    conn->stop();
+  }
   periodic_.cancel();
   refresh_done_.cancel();
 }
@@ -343,15 +412,21 @@ ClientStats ClusterClient::stats() const {
 
 std::shared_ptr<Connection> ClusterClient::connection(const std::string& address) {
   auto it = nodes_.find(address);
-  if (it != nodes_.end()) return it->second;
+  if (it != nodes_.end()) {
+    return it->second;
+  }
   ConnectionOptions o = node_template_;
   auto colon = address.rfind(':');
   std::string host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[') {
+    host = host.substr(1, host.size() - 2);
+  }
   o.host = host;
   o.port = static_cast<uint16_t>(std::atoi(address.c_str() + colon + 1));
   auto conn = Connection::create(ex_, std::move(o));
-  if (stopped_) conn->stop();
+  if (stopped_) {
+    conn->stop();
+  }
   nodes_.emplace(address, conn);
   return conn;
 }
@@ -364,11 +439,15 @@ std::string ClusterClient::master_for_slot(uint16_t slot) const {
 std::optional<std::string> ClusterClient::route(const Command& cmd, std::optional<uint16_t> slot,
                                                 bool master_only) {
   if (!slot) {
-    if (map_.shards.empty()) return std::nullopt;
+    if (map_.shards.empty()) {
+      return std::nullopt;
+    }
     return map_.shards[rr_++ % map_.shards.size()].master;
   }
   auto o = map_.owner[*slot];
-  if (o < 0) return std::nullopt;
+  if (o < 0) {
+    return std::nullopt;
+  }
   const ClusterShard& shard = map_.shards[static_cast<size_t>(o)];
   if (options_.read_from_replicas && !master_only && !shard.replicas.empty() && is_read_only(cmd)) {
     return shard.replicas[rr_++ % shard.replicas.size()];
@@ -390,21 +469,31 @@ void ClusterClient::apply_moved(uint16_t slot, const std::string& address) {
 }
 
 Awaitable<Result<void>> ClusterClient::connect() {
-  if (stopped_) co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+  if (stopped_) {
+    co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+  }
   if (!started_) {
     started_ = true;
     asio::co_spawn(ex_, periodic_refresh(), asio::detached);
   }
-  if (!map_.shards.empty()) co_return Result<void>();
+  if (!map_.shards.empty()) {
+    co_return Result<void>();
+  }
   co_return co_await refresh();
 }
 
 Awaitable<Result<void>> ClusterClient::refresh() {
   auto alive = alive_;
   if (refreshing_) {
-    while (refreshing_ && *alive && !stopped_) co_await refresh_done_.async_wait(use_tuple);
-    if (!*alive || stopped_) co_return Error{ErrorKind::kStopped, "cluster client stopped"};
-    if (last_refresh_error_) co_return *last_refresh_error_;
+    while (refreshing_ && *alive && !stopped_) {
+      co_await refresh_done_.async_wait(use_tuple);
+    }
+    if (!*alive || stopped_) {
+      co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+    }
+    if (last_refresh_error_) {
+      co_return *last_refresh_error_;
+    }
     co_return Result<void>();
   }
   refreshing_ = true;
@@ -412,13 +501,21 @@ Awaitable<Result<void>> ClusterClient::refresh() {
   std::vector<std::string> candidates;
   std::set<std::string> seen;
   auto consider = [&](const std::string& a) {
-    if (seen.insert(a).second) candidates.push_back(a);
+    if (seen.insert(a).second) {
+      candidates.push_back(a);
+    }
   };
-  for (const auto& s : map_.shards) consider(s.master);
   for (const auto& s : map_.shards) {
-    for (const auto& r : s.replicas) consider(r);
+    consider(s.master);
   }
-  for (const auto& s : seeds_) consider(join_host_port(s.host, s.port));
+  for (const auto& s : map_.shards) {
+    for (const auto& r : s.replicas) {
+      consider(r);
+    }
+  }
+  for (const auto& s : seeds_) {
+    consider(join_host_port(s.host, s.port));
+  }
   std::stable_partition(candidates.begin(), candidates.end(), [&](const std::string& a) {
     auto it = nodes_.find(a);
     return it == nodes_.end() || it->second->state() != Connection::State::kBackoff;
@@ -431,7 +528,9 @@ Awaitable<Result<void>> ClusterClient::refresh() {
     auto conn = connection(addr);
     Command shards_cmd("CLUSTER", "SHARDS");
     auto r = co_await conn->execute(shards_cmd, timeout);
-    if (!*alive || stopped_) co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+    if (!*alive || stopped_) {
+      co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+    }
     Result<SlotMap> parsed = Error{ErrorKind::kProtocolError, "no reply"};
     if (r.ok()) {
       parsed = parse_cluster_shards(*r, conn->options().host, node_template_.tls);
@@ -439,8 +538,12 @@ Awaitable<Result<void>> ClusterClient::refresh() {
       // Redis < 7: no CLUSTER SHARDS.
       Command slots_cmd("CLUSTER", "SLOTS");
       r = co_await conn->execute(slots_cmd, timeout);
-      if (!*alive || stopped_) co_return Error{ErrorKind::kStopped, "cluster client stopped"};
-      if (r.ok()) parsed = parse_cluster_slots(*r, conn->options().host);
+      if (!*alive || stopped_) {
+        co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+      }
+      if (r.ok()) {
+        parsed = parse_cluster_slots(*r, conn->options().host);
+      }
     }
     if (!r.ok()) {
       outcome = Error{r.kind(), "topology from " + addr + ": " + r.error().message};
@@ -486,12 +589,16 @@ Awaitable<Result<void>> ClusterClient::refresh() {
 }
 
 void ClusterClient::request_refresh() {
-  if (stopped_ || refreshing_) return;
+  if (stopped_ || refreshing_) {
+    return;
+  }
   auto now = std::chrono::steady_clock::now();
-  if (now - last_refresh_ < options_.min_refresh_gap) return;
+  if (now - last_refresh_ < options_.min_refresh_gap) {
+    return;
+  }
   last_refresh_ = now;
   auto alive = alive_;
-  asio::co_spawn(ex_, refresh(), [alive](std::exception_ptr, Result<void>) {});
+  asio::co_spawn(ex_, refresh(), [alive](const std::exception_ptr&, const Result<void>&) {});
 }
 
 Awaitable<void> ClusterClient::periodic_refresh() {
@@ -499,11 +606,15 @@ Awaitable<void> ClusterClient::periodic_refresh() {
   while (*alive && !stopped_) {
     periodic_.expires_after(options_.refresh_interval);
     co_await periodic_.async_wait(use_tuple);
-    if (!*alive || stopped_) co_return;
+    if (!*alive || stopped_) {
+      co_return;
+    }
     if (std::chrono::steady_clock::now() - last_refresh_ >= options_.min_refresh_gap) {
       auto r = co_await refresh();
       (void)r;
-      if (!*alive) co_return;
+      if (!*alive) {
+        co_return;
+      }
     }
   }
 }
@@ -514,14 +625,20 @@ Awaitable<Result<Reply>> ClusterClient::execute(const Command& cmd) {
 
 Awaitable<Result<Reply>> ClusterClient::execute_from(const Command& cmd,
                                                      std::optional<Target> target) {
-  if (stopped_) co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+  if (stopped_) {
+    co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+  }
   if (map_.shards.empty() || !started_) {
     auto c = co_await connect();
-    if (!c.ok()) co_return c.error();
+    if (!c.ok()) {
+      co_return c.error();
+    }
   }
   auto key = routing_key(cmd);
   std::optional<uint16_t> slot;
-  if (key) slot = key_slot(*key);
+  if (key) {
+    slot = key_slot(*key);
+  }
   int redirects = 0, retries = 0;
   bool master_only = false;
   for (;;) {
@@ -549,14 +666,18 @@ Awaitable<Result<Reply>> ClusterClient::execute_from(const Command& cmd,
     } else {
       r = co_await conn->execute(cmd);
     }
-    if (r.ok()) co_return r;
+    if (r.ok()) {
+      co_return r;
+    }
     const Error& e = r.error();
     if (e.kind == ErrorKind::kServerError) {
       const bool moved = e.starts_with("MOVED ");
       if (moved || e.starts_with("ASK ")) {
         uint16_t to_slot = 0;
         std::string address;
-        if (!parse_redirect(e.message, target->address, to_slot, address)) co_return r;
+        if (!parse_redirect(e.message, target->address, to_slot, address)) {
+          co_return r;
+        }
         if (++redirects > options_.max_redirects) {
           co_return Error{ErrorKind::kClusterDown, "too many redirects, last: " + e.message};
         }
@@ -576,15 +697,21 @@ Awaitable<Result<Reply>> ClusterClient::execute_from(const Command& cmd,
       const bool down = e.starts_with("CLUSTERDOWN");
       if (down || e.starts_with("TRYAGAIN")) {
         if (++retries > options_.max_retries) {
-          if (down) co_return Error{ErrorKind::kClusterDown, e.message};
+          if (down) {
+            co_return Error{ErrorKind::kClusterDown, e.message};
+          }
           co_return r;
         }
-        if (down) request_refresh();
+        if (down) {
+          request_refresh();
+        }
         asio::steady_timer pause(ex_);
         pause.expires_after(
             std::min(options_.retry_backoff * (1 << std::min(retries, 10)), Millis(200)));
         co_await pause.async_wait(use_tuple);
-        if (stopped_) co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+        if (stopped_) {
+          co_return Error{ErrorKind::kStopped, "cluster client stopped"};
+        }
         target.reset();
         continue;
       }
@@ -600,11 +727,15 @@ Awaitable<Result<Reply>> ClusterClient::execute_from(const Command& cmd,
 
 Awaitable<std::vector<Result<Reply>>> ClusterClient::batch(std::span<const Command> cmds) {
   std::vector<Result<Reply>> results(cmds.size());
-  if (cmds.empty()) co_return results;
+  if (cmds.empty()) {
+    co_return results;
+  }
   if (stopped_ || map_.shards.empty() || !started_) {
     auto c = co_await connect();
     if (!c.ok()) {
-      for (auto& r : results) r = c.error();
+      for (auto& r : results) {
+        r = c.error();
+      }
       co_return results;
     }
   }
@@ -614,7 +745,9 @@ Awaitable<std::vector<Result<Reply>>> ClusterClient::batch(std::span<const Comma
   for (size_t i = 0; i < cmds.size(); ++i) {
     auto key = routing_key(cmds[i]);
     std::optional<uint16_t> slot;
-    if (key) slot = key_slot(*key);
+    if (key) {
+      slot = key_slot(*key);
+    }
     auto addr = route(cmds[i], slot, false);
     if (addr) {
       by_node[*addr].push_back(i);
@@ -628,15 +761,19 @@ Awaitable<std::vector<Result<Reply>>> ClusterClient::batch(std::span<const Comma
                      std::vector<Result<Reply>>* out) -> Awaitable<void> {
     const std::span<const Command* const> view(part);
     auto rs = co_await conn->batch(view, conn->options().command_timeout);
-    for (size_t k = 0; k < rs.size(); ++k) (*out)[(*index)[k]] = std::move(rs[k]);
+    for (size_t k = 0; k < rs.size(); ++k) {
+      (*out)[(*index)[k]] = std::move(rs[k]);
+    }
   };
   for (const auto& [addr, index] : by_node) {
     std::vector<const Command*> part;
     part.reserve(index.size());
-    for (size_t i : index) part.push_back(&cmds[i]);
+    for (size_t i : index) {
+      part.push_back(&cmds[i]);
+    }
     wg.add();
     asio::co_spawn(ex_, run_node(connection(addr), std::move(part), &index, &results),
-                   [&wg](std::exception_ptr) { wg.done(); });
+                   [&wg](const std::exception_ptr&) { wg.done(); });
   }
   co_await wg.wait();
   // Redirected, retryable or unroutable commands go through the single-command path, in
@@ -644,11 +781,19 @@ Awaitable<std::vector<Result<Reply>>> ClusterClient::batch(std::span<const Comma
   std::vector<size_t> again = unroutable;
   bool failed_node = false;
   for (size_t i = 0; i < results.size(); ++i) {
-    if (is_retryable_cluster_error(results[i])) again.push_back(i);
-    if (!results[i].ok() && results[i].kind() != ErrorKind::kServerError) failed_node = true;
+    if (is_retryable_cluster_error(results[i])) {
+      again.push_back(i);
+    }
+    if (!results[i].ok() && results[i].kind() != ErrorKind::kServerError) {
+      failed_node = true;
+    }
   }
-  if (failed_node) request_refresh();
-  if (again.empty()) co_return results;
+  if (failed_node) {
+    request_refresh();
+  }
+  if (again.empty()) {
+    co_return results;
+  }
   auto run_one = [](ClusterClient* self, const Command* cmd,
                     Result<Reply>* out) -> Awaitable<void> {
     *out = co_await self->execute_from(*cmd, std::nullopt);
@@ -657,7 +802,7 @@ Awaitable<std::vector<Result<Reply>>> ClusterClient::batch(std::span<const Comma
   for (size_t i : again) {
     wg2.add();
     asio::co_spawn(ex_, run_one(this, &cmds[i], &results[i]),
-                   [&wg2](std::exception_ptr) { wg2.done(); });
+                   [&wg2](const std::exception_ptr&) { wg2.done(); });
   }
   co_await wg2.wait();
   co_return results;

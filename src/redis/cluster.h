@@ -32,7 +32,7 @@ struct ClusterShard {
 // The parsed topology: shards and which shard owns each slot (-1 = none).
 struct SlotMap {
   std::vector<ClusterShard> shards;
-  std::array<int16_t, kClusterSlots> owner;
+  std::array<int16_t, kClusterSlots> owner{};
   SlotMap() { owner.fill(-1); }
   bool complete() const;
 };

@@ -23,10 +23,12 @@ using boost::system::error_code;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 
-void log_exception(std::exception_ptr e) {
-  if (!e) return;
+void log_exception(const std::exception_ptr& e) {
+  if (!e) {
+    return;
+  }
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
@@ -83,7 +85,9 @@ Result<ConnectionOptions> parse_url(std::string_view url, ConnectionOptions base
     return Error{ErrorKind::kInvalidArgument,
                  "redis URL must start with redis:// or rediss://: " + std::string(url)};
   }
-  if (auto q = rest.find('?'); q != std::string_view::npos) rest = rest.substr(0, q);
+  if (auto q = rest.find('?'); q != std::string_view::npos) {
+    rest = rest.substr(0, q);
+  }
   std::string_view path;
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
     path = rest.substr(slash + 1);
@@ -107,7 +111,9 @@ Result<ConnectionOptions> parse_url(std::string_view url, ConnectionOptions base
     }
     o.host = std::string(rest.substr(1, close - 1));
     rest.remove_prefix(close + 1);
-    if (!rest.empty() && rest[0] == ':') port = rest.substr(1);
+    if (!rest.empty() && rest[0] == ':') {
+      port = rest.substr(1);
+    }
   } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
     o.host = std::string(rest.substr(0, colon));
     port = rest.substr(colon + 1);
@@ -225,16 +231,22 @@ void Connection::notify_state(State s) {
 }
 
 void Connection::start() {
-  if (state_ != State::kIdle) return;
+  if (state_ != State::kIdle) {
+    return;
+  }
   notify_state(State::kConnecting);
   asio::co_spawn(ex_, run(), log_exception);
 }
 
 void Connection::stop() {
-  if (state_ == State::kStopped) return;
+  if (state_ == State::kStopped) {
+    return;
+  }
   ++generation_;
   notify_state(State::kStopped);
-  if (transport_) transport_->close();
+  if (transport_) {
+    transport_->close();
+  }
   fail_queued(Error{ErrorKind::kStopped, "connection to " + address() + " stopped"});
   writer_wake_.cancel();
   down_.cancel();
@@ -243,11 +255,15 @@ void Connection::stop() {
 
 Awaitable<Result<void>> Connection::connect() {
   auto self = shared_from_this();
-  if (state_ == State::kIdle) start();
+  if (state_ == State::kIdle) {
+    start();
+  }
   while (state_ == State::kConnecting) {
     co_await state_changed_.async_wait(use_tuple);
   }
-  if (state_ == State::kReady) co_return Result<void>();
+  if (state_ == State::kReady) {
+    co_return Result<void>();
+  }
   if (state_ == State::kStopped) {
     co_return Error{ErrorKind::kStopped, "connection to " + address() + " stopped"};
   }
@@ -270,7 +286,9 @@ Awaitable<void> Connection::run() {
     auto t = std::make_shared<Transport>(ex_, tls_ctx_);
     transport_ = t;
     Result<void> opened = co_await open(t);
-    if (state_ == State::kStopped) break;
+    if (state_ == State::kStopped) {
+      break;
+    }
     if (opened.ok()) {
       const uint64_t gen = ++generation_;
       attempt_ = 0;
@@ -281,7 +299,9 @@ Awaitable<void> Connection::run() {
       asio::co_spawn(ex_, reader(t, gen), log_exception);
       asio::co_spawn(ex_, writer(t, gen), log_exception);
       co_await down_.async_wait(use_tuple);
-      if (state_ == State::kStopped) break;
+      if (state_ == State::kStopped) {
+        break;
+      }
     } else {
       ++stats_.connect_failures;
       last_error_ = opened.error();
@@ -304,7 +324,9 @@ Awaitable<void> Connection::run() {
 Awaitable<Result<void>> Connection::open(std::shared_ptr<Transport> t) {
   parser_.reset();
   rpos_ = rend_ = 0;
-  if (tls_setup_error_) co_return *tls_setup_error_;
+  if (tls_setup_error_) {
+    co_return *tls_setup_error_;
+  }
   // A watchdog closes the socket when the whole attempt takes too long.
   auto timed_out = std::make_shared<bool>(false);
   asio::steady_timer watchdog(ex_);
@@ -327,9 +349,13 @@ Awaitable<Result<void>> Connection::open(std::shared_ptr<Transport> t) {
   tcp::resolver resolver(ex_);
   const std::string port = std::to_string(options_.port);
   auto [rec, endpoints] = co_await resolver.async_resolve(options_.host, port, use_tuple);
-  if (rec) co_return failed(ErrorKind::kNotConnected, "resolve failed: " + rec.message());
+  if (rec) {
+    co_return failed(ErrorKind::kNotConnected, "resolve failed: " + rec.message());
+  }
   auto [cec, ep] = co_await asio::async_connect(t->lowest(), endpoints, use_tuple);
-  if (cec) co_return failed(ErrorKind::kNotConnected, "connect failed: " + cec.message());
+  if (cec) {
+    co_return failed(ErrorKind::kNotConnected, "connect failed: " + cec.message());
+  }
   error_code ignored;
   t->lowest().set_option(tcp::no_delay(true), ignored);
   t->lowest().set_option(asio::socket_base::keep_alive(true), ignored);
@@ -341,7 +367,9 @@ Awaitable<Result<void>> Connection::open(std::shared_ptr<Transport> t) {
     t->tls->set_verify_mode(options_.verify_peer ? ssl::verify_peer : ssl::verify_none);
     t->tls->set_verify_callback(ssl::host_name_verification(options_.host));
     auto [hec] = co_await t->tls->async_handshake(ssl::stream_base::client, use_tuple);
-    if (hec) co_return failed(ErrorKind::kTlsError, "TLS handshake failed: " + hec.message());
+    if (hec) {
+      co_return failed(ErrorKind::kTlsError, "TLS handshake failed: " + hec.message());
+    }
   }
 
   // HELLO 3 (with AUTH and SETNAME inside); RESP2 fallback when the server refuses HELLO.
@@ -354,9 +382,13 @@ Awaitable<Result<void>> Connection::open(std::shared_ptr<Transport> t) {
       hello.add("AUTH").add(options_.user.empty() ? std::string_view("default") : options_.user);
       hello.add(options_.password);
     }
-    if (need_name) hello.add("SETNAME").add(options_.client_name);
+    if (need_name) {
+      hello.add("SETNAME").add(options_.client_name);
+    }
     auto r = co_await roundtrip(*t, hello);
-    if (!r) co_return failed(r.kind(), r.error().message);
+    if (!r) {
+      co_return failed(r.kind(), r.error().message);
+    }
     if (!r->is_error()) {
       protocol_ = 3;
       need_auth = need_name = false;
@@ -371,13 +403,23 @@ Awaitable<Result<void>> Connection::open(std::shared_ptr<Transport> t) {
     steps.push_back(options_.user.empty() ? Command("AUTH", options_.password)
                                           : Command("AUTH", options_.user, options_.password));
   }
-  if (need_name) steps.push_back(Command("CLIENT", "SETNAME", options_.client_name));
-  if (options_.db != 0) steps.push_back(Command("SELECT", options_.db));
-  if (options_.readonly) steps.push_back(Command("READONLY"));
-  for (const auto& c : options_.init_commands) steps.push_back(c);
+  if (need_name) {
+    steps.push_back(Command("CLIENT", "SETNAME", options_.client_name));
+  }
+  if (options_.db != 0) {
+    steps.push_back(Command("SELECT", options_.db));
+  }
+  if (options_.readonly) {
+    steps.push_back(Command("READONLY"));
+  }
+  for (const auto& c : options_.init_commands) {
+    steps.push_back(c);
+  }
   for (const auto& step : steps) {
     auto r = co_await roundtrip(*t, step);
-    if (!r) co_return failed(r.kind(), r.error().message);
+    if (!r) {
+      co_return failed(r.kind(), r.error().message);
+    }
     if (r->is_error()) {
       const bool auth = step.arg(0) == "AUTH" || auth_error(r->str());
       co_return failed(auth ? ErrorKind::kAuthFailed : ErrorKind::kServerError,
@@ -385,7 +427,9 @@ Awaitable<Result<void>> Connection::open(std::shared_ptr<Transport> t) {
     }
   }
   watchdog.cancel();
-  if (*timed_out) co_return failed(ErrorKind::kTimeout, "");
+  if (*timed_out) {
+    co_return failed(ErrorKind::kTimeout, "");
+  }
   co_return Result<void>();
 }
 
@@ -395,7 +439,9 @@ Awaitable<Result<Reply>> Connection::roundtrip(Transport& t, const Command& cmd)
   while (off < out.size()) {
     auto buf = asio::buffer(out.data() + off, out.size() - off);
     auto [ec, n] = co_await t.write_some(buf);
-    if (ec) co_return Error{ErrorKind::kNotConnected, "write failed: " + ec.message()};
+    if (ec) {
+      co_return Error{ErrorKind::kNotConnected, "write failed: " + ec.message()};
+    }
     ++stats_.writes;
     off += n;
   }
@@ -407,14 +453,22 @@ Awaitable<Result<Reply>> Connection::roundtrip(Transport& t, const Command& cmd)
     }
     if (step.status == Parser::Status::kReply) {
       Reply r = parser_.take();
-      if (r.type() == Type::kPush) continue;
+      if (r.type() == Type::kPush) {
+        continue;
+      }
       co_return r;
     }
-    if (rpos_ == rend_) rpos_ = rend_ = 0;
-    if (rend_ == rbuf_.size()) rbuf_.resize(rbuf_.size() * 2);
+    if (rpos_ == rend_) {
+      rpos_ = rend_ = 0;
+    }
+    if (rend_ == rbuf_.size()) {
+      rbuf_.resize(rbuf_.size() * 2);
+    }
     auto buf = asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_);
     auto [ec, n] = co_await t.read_some(buf);
-    if (ec) co_return Error{ErrorKind::kNotConnected, "read failed: " + ec.message()};
+    if (ec) {
+      co_return Error{ErrorKind::kNotConnected, "read failed: " + ec.message()};
+    }
     rend_ += n;
   }
 }
@@ -427,7 +481,9 @@ Awaitable<void> Connection::writer(std::shared_ptr<Transport> t, uint64_t gen) {
       writer_idle_ = true;
       writer_wake_.expires_at(asio::steady_timer::time_point::max());
       co_await writer_wake_.async_wait(use_tuple);
-      if (gen != generation_) co_return;
+      if (gen != generation_) {
+        co_return;
+      }
       writer_idle_ = false;
       continue;
     }
@@ -440,7 +496,9 @@ Awaitable<void> Connection::writer(std::shared_ptr<Transport> t, uint64_t gen) {
     while (off < out.size()) {
       auto buf = asio::buffer(out.data() + off, out.size() - off);
       auto [ec, n] = co_await t->write_some(buf);
-      if (gen != generation_) co_return;
+      if (gen != generation_) {
+        co_return;
+      }
       if (ec) {
         fail_connection(Error{ErrorKind::kConnectionLost,
                               "write to " + address() + " failed: " + ec.message()});
@@ -470,7 +528,9 @@ Awaitable<void> Connection::reader(std::shared_ptr<Transport> t, uint64_t gen) {
                                 "reply from " + address() + " with no command waiting for it"});
           co_return;
         }
-        if (gen != generation_) co_return;  // a push handler may have stopped us
+        if (gen != generation_) {
+          co_return;  // a push handler may have stopped us
+        }
         continue;
       }
       if (step.status == Parser::Status::kError) {
@@ -490,10 +550,14 @@ Awaitable<void> Connection::reader(std::shared_ptr<Transport> t, uint64_t gen) {
       rend_ -= rpos_;
       rpos_ = 0;
     }
-    if (rbuf_.size() - rend_ < kReadChunk / 4) rbuf_.resize(rbuf_.size() * 2);
+    if (rbuf_.size() - rend_ < kReadChunk / 4) {
+      rbuf_.resize(rbuf_.size() * 2);
+    }
     auto buf = asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_);
     auto [ec, n] = co_await t->read_some(buf);
-    if (gen != generation_) co_return;
+    if (gen != generation_) {
+      co_return;
+    }
     if (ec) {
       std::string why = ec == asio::error::eof ? "closed by the server" : ec.message();
       fail_connection(Error{ErrorKind::kConnectionLost, "connection to " + address() + " " + why});
@@ -506,10 +570,14 @@ Awaitable<void> Connection::reader(std::shared_ptr<Transport> t, uint64_t gen) {
 bool Connection::dispatch(Reply reply) {
   if (reply.type() == Type::kPush) {
     ++stats_.pushes;
-    if (on_push_) on_push_(reply);
+    if (on_push_) {
+      on_push_(reply);
+    }
     return true;
   }
-  if (inflight_.empty()) return false;
+  if (inflight_.empty()) {
+    return false;
+  }
   Pending& p = *inflight_.front();
   ++stats_.replies;
   --queued_;
@@ -531,7 +599,9 @@ bool Connection::dispatch(Reply reply) {
 void Connection::fail_queued(const Error& error) {
   for (auto& p : inflight_) {
     if (!p->abandoned) {
-      while (p->replies.size() < p->expected) p->replies.emplace_back(error);
+      while (p->replies.size() < p->expected) {
+        p->replies.emplace_back(error);
+      }
     }
     p->done = true;
     p->timer.cancel();
@@ -543,7 +613,9 @@ void Connection::fail_queued(const Error& error) {
 }
 
 void Connection::fail_connection(const Error& error) {
-  if (state_ != State::kReady) return;
+  if (state_ != State::kReady) {
+    return;
+  }
   ++generation_;
   ++stats_.disconnects;
   last_error_ = error;
@@ -555,7 +627,9 @@ void Connection::fail_connection(const Error& error) {
   rpos_ = rend_ = 0;
   writer_wake_.cancel();
   down_.cancel();
-  if (on_disconnect_) on_disconnect_(error);
+  if (on_disconnect_) {
+    on_disconnect_(error);
+  }
 }
 
 Awaitable<Result<Reply>> Connection::execute(const Command& cmd) {
@@ -577,7 +651,9 @@ Awaitable<std::vector<Result<Reply>>> Connection::batch(std::span<const Command>
                                                         Millis timeout) {
   std::vector<const Command*> ptrs;
   ptrs.reserve(cmds.size());
-  for (const auto& c : cmds) ptrs.push_back(&c);
+  for (const auto& c : cmds) {
+    ptrs.push_back(&c);
+  }
   const std::span<const Command* const> view(ptrs);
   co_return co_await submit(view, timeout);
 }
@@ -591,7 +667,9 @@ Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command
                                                          Millis timeout) {
   auto self = shared_from_this();
   std::vector<Result<Reply>> out;
-  if (cmds.empty()) co_return out;
+  if (cmds.empty()) {
+    co_return out;
+  }
   auto fail_all = [&](ErrorKind kind, std::string msg) {
     out.assign(cmds.size(), Result<Reply>(Error{kind, std::move(msg)}));
   };
@@ -617,14 +695,20 @@ Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command
       co_return out;
     }
   }
-  if (state_ == State::kIdle) start();
+  if (state_ == State::kIdle) {
+    start();
+  }
 
   auto p = std::make_shared<Pending>(ex_, cmds.size());
-  for (const Command* c : cmds) c->append_to(wbuf_);
+  for (const Command* c : cmds) {
+    c->append_to(wbuf_);
+  }
   wbuf_commands_ += cmds.size();
   queued_ += cmds.size();
   inflight_.push_back(p);
-  if (writer_idle_) writer_wake_.cancel();
+  if (writer_idle_) {
+    writer_wake_.cancel();
+  }
 
   p->queued_at = std::chrono::steady_clock::now();
   p->timer.expires_at(p->queued_at + timeout);

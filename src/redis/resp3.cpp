@@ -23,22 +23,32 @@ std::string excerpt(std::string_view s) {
       out += kHex[static_cast<unsigned char>(c) & 0xf];
     }
   }
-  if (s.size() > 40) out += "...";
+  if (s.size() > 40) {
+    out += "...";
+  }
   return out;
 }
 
 bool parse_int(std::string_view s, int64_t& out) {
-  if (s.empty()) return false;
+  if (s.empty()) {
+    return false;
+  }
   const char* b = s.data();
   const char* e = b + s.size();
-  if (*b == '+') ++b;  // tolerated, never sent by Redis
-  if (b == e) return false;
+  if (*b == '+') {
+    ++b;  // tolerated, never sent by Redis
+  }
+  if (b == e) {
+    return false;
+  }
   auto [p, ec] = std::from_chars(b, e, out);
   return ec == std::errc() && p == e;
 }
 
 bool parse_double(std::string_view s, double& out) {
-  if (s.empty()) return false;
+  if (s.empty()) {
+    return false;
+  }
   if (s == "inf" || s == "+inf") {
     out = HUGE_VAL;
     return true;
@@ -53,17 +63,27 @@ bool parse_double(std::string_view s, double& out) {
   }
   const char* b = s.data();
   const char* e = b + s.size();
-  if (*b == '+') ++b;
-  if (b == e) return false;
+  if (*b == '+') {
+    ++b;
+  }
+  if (b == e) {
+    return false;
+  }
   auto [p, ec] = std::from_chars(b, e, out);
   return ec == std::errc() && p == e;
 }
 
 bool is_big_number(std::string_view s) {
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
-  if (s.empty()) return false;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    s.remove_prefix(1);
+  }
+  if (s.empty()) {
+    return false;
+  }
   for (char c : s) {
-    if (c < '0' || c > '9') return false;
+    if (c < '0' || c > '9') {
+      return false;
+    }
   }
   return true;
 }
@@ -111,9 +131,13 @@ std::string_view type_name(Type t) {
 }
 
 const Reply* Reply::find(std::string_view key) const {
-  if (type_ != Type::kMap && type_ != Type::kArray) return nullptr;
+  if (type_ != Type::kMap && type_ != Type::kArray) {
+    return nullptr;
+  }
   for (size_t i = 0; i + 1 < elems_.size(); i += 2) {
-    if (elems_[i].is_string() && elems_[i].str_ == key) return &elems_[i + 1];
+    if (elems_[i].is_string() && elems_[i].str_ == key) {
+      return &elems_[i + 1];
+    }
   }
   return nullptr;
 }
@@ -123,7 +147,9 @@ std::string Reply::debug_string() const {
   if (!attrs_.empty()) {
     out += "|{";
     for (size_t i = 0; i < attrs_.size(); ++i) {
-      if (i) out += i % 2 ? ": " : ", ";
+      if (i) {
+        out += i % 2 ? ": " : ", ";
+      }
       out += attrs_[i].debug_string();
     }
     out += "} ";
@@ -131,7 +157,9 @@ std::string Reply::debug_string() const {
   auto list = [&](const char* open, const char* close) {
     out += open;
     for (size_t i = 0; i < elems_.size(); ++i) {
-      if (i) out += (type_ == Type::kMap && i % 2) ? ": " : ", ";
+      if (i) {
+        out += (type_ == Type::kMap && i % 2) ? ": " : ", ";
+      }
       out += elems_[i].debug_string();
     }
     out += close;
@@ -219,7 +247,9 @@ bool Parser::complete(Reply value) {
     }
     Frame& top = stack_.back();
     top.reply.elems_.push_back(std::move(value));
-    if (--top.remaining > 0) return false;
+    if (--top.remaining > 0) {
+      return false;
+    }
     Frame finished = std::move(top);
     stack_.pop_back();
     if (finished.is_attribute) {
@@ -234,7 +264,9 @@ bool Parser::complete(Reply value) {
 Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, bool& opened) {
   opened = false;
   const size_t start = pos;
-  if (start >= data.size()) return Leaf::kNeedMore;
+  if (start >= data.size()) {
+    return Leaf::kNeedMore;
+  }
   const char t = data[start];
   const char* base = data.data();
   const void* cr = std::memchr(base + start + 1, '\r', data.size() - start - 1);
@@ -247,7 +279,9 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
     return Leaf::kNeedMore;
   }
   const size_t cr_pos = static_cast<const char*>(cr) - base;
-  if (cr_pos + 1 >= data.size()) return Leaf::kNeedMore;
+  if (cr_pos + 1 >= data.size()) {
+    return Leaf::kNeedMore;
+  }
   if (data[cr_pos + 1] != '\n') {
     error_ = "expected CRLF after '" + excerpt(data.substr(start, cr_pos - start)) + "'";
     return Leaf::kError;
@@ -265,7 +299,9 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
   };
   auto make_leaf = [&](Type type) -> Reply& {
     leaf = Reply(type);
-    if (!pending_attrs_.empty()) leaf.attrs_ = std::move(pending_attrs_);
+    if (!pending_attrs_.empty()) {
+      leaf.attrs_ = std::move(pending_attrs_);
+    }
     pending_attrs_.clear();
     return leaf;
   };
@@ -278,54 +314,76 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
       return Leaf::kDone;
     case ':': {
       int64_t v = 0;
-      if (!parse_int(line, v)) return bad("invalid integer");
+      if (!parse_int(line, v)) {
+        return bad("invalid integer");
+      }
       make_leaf(Type::kInteger).int_ = v;
       pos = after;
       return Leaf::kDone;
     }
     case '_':
-      if (!line.empty()) return bad("invalid null");
+      if (!line.empty()) {
+        return bad("invalid null");
+      }
       make_leaf(Type::kNull);
       pos = after;
       return Leaf::kDone;
     case '#':
-      if (line != "t" && line != "f") return bad("invalid boolean");
+      if (line != "t" && line != "f") {
+        return bad("invalid boolean");
+      }
       make_leaf(Type::kBoolean).int_ = line == "t" ? 1 : 0;
       pos = after;
       return Leaf::kDone;
     case ',': {
       double v = 0;
-      if (!parse_double(line, v)) return bad("invalid double");
+      if (!parse_double(line, v)) {
+        return bad("invalid double");
+      }
       make_leaf(Type::kDouble).dbl_ = v;
       pos = after;
       return Leaf::kDone;
     }
     case '(':
-      if (!is_big_number(line)) return bad("invalid big number");
+      if (!is_big_number(line)) {
+        return bad("invalid big number");
+      }
       make_leaf(Type::kBigNumber).str_.assign(line);
       pos = after;
       return Leaf::kDone;
     case '$':
     case '!':
     case '=': {
-      if (line == "?") return bad("streamed strings are not supported");
+      if (line == "?") {
+        return bad("streamed strings are not supported");
+      }
       int64_t len = 0;
-      if (!parse_int(line, len)) return bad("invalid length");
+      if (!parse_int(line, len)) {
+        return bad("invalid length");
+      }
       if (len == -1 && t == '$') {  // RESP2 null bulk string
         make_leaf(Type::kNull);
         pos = after;
         return Leaf::kDone;
       }
-      if (len < 0) return bad("negative length");
-      if (static_cast<uint64_t>(len) > limits_.max_bulk) return bad("string longer than the limit");
+      if (len < 0) {
+        return bad("negative length");
+      }
+      if (static_cast<uint64_t>(len) > limits_.max_bulk) {
+        return bad("string longer than the limit");
+      }
       const size_t n = static_cast<size_t>(len);
-      if (data.size() - after < n + 2) return Leaf::kNeedMore;
+      if (data.size() - after < n + 2) {
+        return Leaf::kNeedMore;
+      }
       if (data[after + n] != '\r' || data[after + n + 1] != '\n') {
         return bad("string not followed by CRLF");
       }
       std::string_view body = data.substr(after, n);
       if (t == '=') {
-        if (n < 4 || body[3] != ':') return bad("verbatim string without 'fmt:' prefix");
+        if (n < 4 || body[3] != ':') {
+          return bad("verbatim string without 'fmt:' prefix");
+        }
         Reply& r = make_leaf(Type::kVerbatim);
         std::memcpy(r.fmt_, body.data(), 3);
         r.str_.assign(body.substr(4));
@@ -340,15 +398,21 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
     case '~':
     case '>':
     case '|': {
-      if (line == "?") return bad("streamed aggregates are not supported");
+      if (line == "?") {
+        return bad("streamed aggregates are not supported");
+      }
       int64_t count = 0;
-      if (!parse_int(line, count)) return bad("invalid aggregate length");
+      if (!parse_int(line, count)) {
+        return bad("invalid aggregate length");
+      }
       if (count == -1 && t == '*') {  // RESP2 null array
         make_leaf(Type::kNull);
         pos = after;
         return Leaf::kDone;
       }
-      if (count < 0) return bad("negative aggregate length");
+      if (count < 0) {
+        return bad("negative aggregate length");
+      }
       if (static_cast<uint64_t>(count) > limits_.max_elements) {
         return bad("aggregate larger than the limit");
       }
@@ -383,28 +447,38 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
 }
 
 Parser::Step Parser::feed(std::string_view data) {
-  if (failed_) return {Status::kError, 0};
+  if (failed_) {
+    return {Status::kError, 0};
+  }
   size_t pos = 0;
   for (;;) {
     Reply leaf;
     bool opened = false;
     const size_t start = pos;
     Leaf r = parse_one(data, pos, leaf, opened);
-    if (r == Leaf::kNeedMore) return {Status::kNeedMore, start};
+    if (r == Leaf::kNeedMore) {
+      return {Status::kNeedMore, start};
+    }
     if (r == Leaf::kError) {
       std::string msg = std::move(error_);
       return fail(std::move(msg), start);
     }
     if (!opened) {
-      if (complete(std::move(leaf))) return {Status::kReply, pos};
+      if (complete(std::move(leaf))) {
+        return {Status::kReply, pos};
+      }
       continue;
     }
     // An empty aggregate is complete as soon as it is opened.
     if (stack_.back().remaining == 0) {
       Frame f = std::move(stack_.back());
       stack_.pop_back();
-      if (f.is_attribute) continue;
-      if (complete(std::move(f.reply))) return {Status::kReply, pos};
+      if (f.is_attribute) {
+        continue;
+      }
+      if (complete(std::move(f.reply))) {
+        return {Status::kReply, pos};
+      }
     }
   }
 }
@@ -432,14 +506,18 @@ Command& Command::add(double v) {
 }
 
 std::string_view Command::arg(size_t i) const {
-  if (i >= argc_) return {};
+  if (i >= argc_) {
+    return {};
+  }
   size_t pos = 0;
   for (size_t k = 0;; ++k) {
     // body_ is well formed by construction: $<len>\r\n<bytes>\r\n
     size_t cr = body_.find('\r', pos);
     size_t len = 0;
     std::from_chars(body_.data() + pos + 1, body_.data() + cr, len);
-    if (k == i) return std::string_view(body_).substr(cr + 2, len);
+    if (k == i) {
+      return std::string_view(body_).substr(cr + 2, len);
+    }
     pos = cr + 2 + len + 2;
   }
 }
@@ -452,13 +530,17 @@ void Command::append_to(std::string& out) const {
 }
 
 std::string Command::describe() const {
-  if (argc_ == 0) return "(empty command)";
+  if (argc_ == 0) {
+    return "(empty command)";
+  }
   std::string s(arg(0));
   if (argc_ > 1) {
     s += ' ';
     s += excerpt(arg(1));
   }
-  if (argc_ > 2) s += " <" + std::to_string(argc_ - 2) + " more>";
+  if (argc_ > 2) {
+    s += " <" + std::to_string(argc_ - 2) + " more>";
+  }
   return s;
 }
 

@@ -129,8 +129,8 @@ class Parser {
  private:
   struct Frame {
     Reply reply;
-    size_t remaining;  // children still expected
-    bool is_attribute;
+    size_t remaining = 0;  // children still expected
+    bool is_attribute = false;
   };
   enum class Leaf { kDone, kNeedMore, kError };
   // Parses one element header (and the body for leaves) at data[pos]. On kDone it either

@@ -240,7 +240,7 @@ RedisCluster::RedisCluster(RedisClusterOptions options) : options_(std::move(opt
   int rc = 0;
   std::string out = run_command(argv, &rc);
   if (rc != 0) throw std::runtime_error("redis-cli --cluster create failed:\n" + tail(out));
-  if (!wait_healthy(options_.ready_timeout)) {
+  if (!wait_healthy(options_.ready_timeout) || !wait_roles_agreed(options_.ready_timeout)) {
     throw std::runtime_error("cluster not healthy in time; node 0 log:\n" + tail(nodes_[0]->log()));
   }
   startup_ =
@@ -350,6 +350,26 @@ std::optional<size_t> RedisCluster::master_for_slot(int slot) const {
     return std::nullopt;
   }
   return std::nullopt;
+}
+
+bool RedisCluster::wait_roles_agreed(std::chrono::milliseconds timeout) {
+  // Gossip may lag behind replication: wait until every node sees every replica's master.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool agreed = true;
+    for (size_t i = 0; i < nodes_.size() && agreed; ++i) {
+      size_t masters = 0, linked = 0;
+      for (const auto& n : topology(i)) {
+        if (n.master) ++masters;
+        if (!n.master && n.master_index) ++linked;
+      }
+      agreed = masters == static_cast<size_t>(options_.masters) &&
+               linked == static_cast<size_t>(options_.masters * options_.replicas_per_master);
+    }
+    if (agreed) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 bool RedisCluster::wait_healthy(std::chrono::milliseconds timeout) {

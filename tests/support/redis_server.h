@@ -116,6 +116,8 @@ class RedisCluster {
   std::chrono::milliseconds startup_time() const { return startup_; }
 
  private:
+  bool wait_roles_agreed(std::chrono::milliseconds timeout);
+
   RedisClusterOptions options_;
   std::vector<std::unique_ptr<RedisServer>> nodes_;
   std::chrono::milliseconds startup_{0};
