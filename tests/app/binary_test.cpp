@@ -1,11 +1,10 @@
 // Tests of the real `redline` binary as an operator runs it: --version, --check-config
 // (valid and invalid files, exit codes and messages), CLI overrides, the access log, and
 // SIGTERM draining a streaming response to completion before exiting 0.
-#include <gtest/gtest.h>
-#include <signal.h>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,7 +46,9 @@ struct MockProcess {
 std::string gateway_yaml(int port, int admin_port, int mock_port, const std::string& extra = "") {
   return "listen: \"127.0.0.1:" + std::to_string(port) + "\"\n" +
          "threads: 2\n"
-         "admin: {listen: \"127.0.0.1:" + std::to_string(admin_port) + "\"}\n"
+         "admin: {listen: \"127.0.0.1:" +
+         std::to_string(admin_port) +
+         "\"}\n"
          "drain_timeout: 10s\n"
          "providers:\n"
          "  - {name: openai, type: openai, base_url: \"http://127.0.0.1:" +
@@ -114,11 +115,11 @@ TEST(Binary, AccessLogLinesAreJsonWithoutKeys) {
   MockProcess mock(dir);
   const int port = test::free_port(), admin = test::free_port();
   const auto log_path = dir.path() / "access.log";
-  auto cfg = dir.write(
-      "redline.yaml",
-      gateway_yaml(port, admin, mock.port,
-                   "keys:\n  - {key: sk-client-secret, tenant: acme}\n"
-                   "logging: {access_log: true, access_log_path: \"" + log_path.string() + "\"}\n"));
+  auto cfg =
+      dir.write("redline.yaml", gateway_yaml(port, admin, mock.port,
+                                             "keys:\n  - {key: sk-client-secret, tenant: acme}\n"
+                                             "logging: {access_log: true, access_log_path: \"" +
+                                                 log_path.string() + "\"}\n"));
   test::Process gw({test::built_binary("redline"), "--config", cfg.string()},
                    dir.path() / "gw.log");
   ASSERT_TRUE(test::wait_for_port(port)) << gw.log();
@@ -146,15 +147,15 @@ TEST(Binary, CliOverridesListenAndUpstream) {
   const int port = test::free_port(), admin = test::free_port();
   // The file points at a dead upstream and other ports; the flags fix both.
   auto cfg = dir.write("redline.yaml", gateway_yaml(1, 2, test::free_port()));
-  test::Process gw({test::built_binary("redline"), "--config", cfg.string(), "--listen",
-                    "127.0.0.1:" + std::to_string(port), "--admin-listen",
-                    "127.0.0.1:" + std::to_string(admin), "--upstream",
-                    "http://127.0.0.1:" + std::to_string(mock.port) + "/v1", "--threads", "1"},
-                   dir.path() / "gw.log");
+  test::Process gw(
+      {test::built_binary("redline"), "--config", cfg.string(), "--listen",
+       "127.0.0.1:" + std::to_string(port), "--admin-listen", "127.0.0.1:" + std::to_string(admin),
+       "--upstream", "http://127.0.0.1:" + std::to_string(mock.port) + "/v1", "--threads", "1"},
+      dir.path() / "gw.log");
   ASSERT_TRUE(test::wait_for_port(port)) << gw.log();
-  auto r = test::http_request(
-      port, "POST", "/v1/chat/completions",
-      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]})");
+  auto r =
+      test::http_request(port, "POST", "/v1/chat/completions",
+                         R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]})");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(test::http_request(admin, "GET", "/healthz").status, 200);
 }
@@ -185,10 +186,10 @@ TEST(Binary, UnwritableAccessLogFailsAtStart) {
   // A regular file where a directory is expected: nobody, root included, can create it.
   const auto blocker = dir.write("not-a-dir", "x");
   const auto bad_path = (blocker / "access.log").string();
-  auto cfg = dir.write("redline.yaml",
-                       gateway_yaml(test::free_port(), test::free_port(), mock.port,
-                                    "logging: {access_log: true, access_log_path: \"" +
-                                        bad_path + "\"}\n"));
+  auto cfg = dir.write(
+      "redline.yaml",
+      gateway_yaml(test::free_port(), test::free_port(), mock.port,
+                   "logging: {access_log: true, access_log_path: \"" + bad_path + "\"}\n"));
   test::Process gw({test::built_binary("redline"), "--config", cfg.string()},
                    dir.path() / "gw.log");
   EXPECT_EQ(gw.wait(10s), 1);

@@ -2,14 +2,16 @@
 // front of real mock providers over loopback sockets. Covers round trips (JSON and SSE),
 // keep-alive and pipelining, every HTTP limit, auth, routing, retries and fallbacks,
 // upstream failures (refused, stalled, 4xx, 5xx, broken streams) and TLS upstreams.
+#include "app/gateway.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <thread>
 
-#include "app/gateway.h"
 #include "config/config_loader.h"
 #include "mock/mock_server.h"
 #include "support/http_client.h"
@@ -34,7 +36,11 @@ config::Config load(const std::string& yaml) {
   return config::load_config_string(yaml, "test.yaml", env).config;
 }
 
-std::unique_ptr<mock::MockServer> start_mock(mock::MockOptions o = {}) {
+// Starts a mock provider; `tune` adjusts its options (faults, delays, TLS).
+std::unique_ptr<mock::MockServer> start_mock(
+    const std::function<void(mock::MockOptions&)>& tune = {}) {
+  mock::MockOptions o;
+  if (tune) tune(o);
   auto m = std::make_unique<mock::MockServer>(std::move(o));
   m->start();
   return m;
@@ -54,12 +60,16 @@ std::string base_yaml(const std::string& openai_url, const std::string& anthropi
          "providers:\n"
          "  - name: openai\n"
          "    type: openai\n"
-         "    base_url: \"" + openai_url + "/v1\"\n"
+         "    base_url: \"" +
+         openai_url +
+         "/v1\"\n"
          "    api_key: \"sk-provider-openai\"\n"
          "    retry: {max_attempts: 2, base_backoff: 10ms, max_backoff: 50ms}\n"
          "  - name: claude\n"
          "    type: anthropic\n"
-         "    base_url: \"" + anthropic_url + "\"\n"
+         "    base_url: \"" +
+         anthropic_url +
+         "\"\n"
          "    api_key: \"sk-provider-anthropic\"\n"
          "models:\n"
          "  claude-3-5-haiku-latest: claude\n" +
@@ -72,7 +82,9 @@ struct Gw {
   app::Gateway gw;
 };
 
-boost::json::value json(const std::string& s) { return boost::json::parse(s); }
+boost::json::value json(const std::string& s) {
+  return boost::json::parse(s);
+}
 
 std::string error_code(const test::HttpResponse& r) {
   auto v = json(r.body);
@@ -131,7 +143,10 @@ TEST_F(GatewayTest, ProviderKeyInjectedClientHeadersFiltered) {
 }
 
 TEST_F(GatewayTest, StreamingEventsArriveBeforeStreamEnds) {
-  auto slow = start_mock({.stream_delay_ms = 60, .words = 8});
+  auto slow = start_mock([&](mock::MockOptions& o) {
+    o.stream_delay_ms = 60;
+    o.words = 8;
+  });
   Gw gw(base_yaml(mock_url(*slow), mock_url(*slow)));
   HttpClient c("127.0.0.1", gw.port());
   std::vector<std::chrono::steady_clock::time_point> arrivals;
@@ -162,11 +177,13 @@ TEST_F(GatewayTest, ThousandKeepAliveRequestsOnOneConnection) {
 
 TEST_F(GatewayTest, PipelinedRequestsAnsweredInOrder) {
   RawConn c(port());
-  std::string req1 = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     "x-request-id: first\r\nContent-Length: " + std::to_string(kChat.size()) +
-                     "\r\n\r\n" + kChat;
+  std::string req1 =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "x-request-id: first\r\nContent-Length: " +
+      std::to_string(kChat.size()) + "\r\n\r\n" + kChat;
   std::string req2 = "GET /nope HTTP/1.1\r\nHost: x\r\nx-request-id: second\r\n\r\n";
-  std::string req3 = "GET /v1/models HTTP/1.1\r\nHost: x\r\nx-request-id: third\r\nConnection: close\r\n\r\n";
+  std::string req3 =
+      "GET /v1/models HTTP/1.1\r\nHost: x\r\nx-request-id: third\r\nConnection: close\r\n\r\n";
   c.send(req1 + req2 + req3);
   auto raw = c.read_all(5s);
   auto p1 = raw.find("x-request-id: first");
@@ -182,14 +199,17 @@ TEST_F(GatewayTest, PipelinedRequestsAnsweredInOrder) {
 
 TEST_F(GatewayTest, ChunkedRequestBodyAndExpectContinue) {
   RawConn c(port());
-  c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-         "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+  c.send(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
   auto cont = c.read_until("\r\n\r\n", 5s);
   EXPECT_EQ(test::raw_status(cont), 100) << cont;
   auto half = kChat.size() / 2;
   std::ostringstream body;
-  body << std::hex << half << "\r\n" << kChat.substr(0, half) << "\r\n"
-       << (kChat.size() - half) << "\r\n" << kChat.substr(half) << "\r\n0\r\n\r\n";
+  body << std::hex << half << "\r\n"
+       << kChat.substr(0, half) << "\r\n"
+       << (kChat.size() - half) << "\r\n"
+       << kChat.substr(half) << "\r\n0\r\n\r\n";
   c.send(body.str());
   auto resp = c.read_until("\"choices\"", 5s);
   EXPECT_EQ(test::raw_status(resp), 200) << resp;
@@ -278,8 +298,8 @@ TEST_F(GatewayTest, OpenAIRequestForAnthropicModelIsClear400) {
 }
 
 TEST_F(GatewayTest, ProviderClientErrorPassesThrough) {
-  auto r = test::http_request(port(), "POST", "/v1/chat/completions", kChat,
-                              {{"x-mock-status", "400"}});
+  auto r =
+      test::http_request(port(), "POST", "/v1/chat/completions", kChat, {{"x-mock-status", "400"}});
   EXPECT_EQ(r.status, 400);
   // The provider's own body, not a gateway error.
   EXPECT_NE(r.body.find("invalid_request_error"), std::string::npos) << r.body;
@@ -304,12 +324,14 @@ bool idle_within(const app::Gateway& gw, std::chrono::milliseconds limit) {
 }
 
 TEST(ClientDisconnectTest, CancelsWaitingUpstreamRequest) {
-  auto slow = start_mock({.latency_ms = 5000});
+  auto slow = start_mock([&](mock::MockOptions& o) { o.latency_ms = 5000; });
   Gw gw(base_yaml(mock_url(*slow), mock_url(*slow)));
   {
     RawConn c(gw.port());
-    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           "Content-Length: " + std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
+    c.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
     std::this_thread::sleep_for(300ms);
     ASSERT_EQ(gw.gw.proxy_stats().requests_in_flight.load(), 1);
   }  // the client hangs up while the provider is still thinking
@@ -317,12 +339,17 @@ TEST(ClientDisconnectTest, CancelsWaitingUpstreamRequest) {
 }
 
 TEST(ClientDisconnectTest, CancelsStreamingUpstream) {
-  auto slow = start_mock({.stream_delay_ms = 250, .words = 20});
+  auto slow = start_mock([&](mock::MockOptions& o) {
+    o.stream_delay_ms = 250;
+    o.words = 20;
+  });
   Gw gw(base_yaml(mock_url(*slow), mock_url(*slow)));
   {
     RawConn c(gw.port());
-    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           "Content-Length: " + std::to_string(kChatStream.size()) + "\r\n\r\n" + kChatStream);
+    c.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(kChatStream.size()) + "\r\n\r\n" + kChatStream);
     auto first = c.read_until("data:", 3s);
     ASSERT_NE(first.find("data:"), std::string::npos) << first;
   }  // gone after the first event; the stream had about 5 s to go
@@ -339,7 +366,9 @@ class AuthTest : public ::testing::Test {
         "keys:\n"
         "  - key: \"sk-tenant-a\"\n"
         "    tenant: a\n"
-        "  - key_sha256: \"" + config::sha256_hex("sk-tenant-b") + "\"\n"
+        "  - key_sha256: \"" +
+        config::sha256_hex("sk-tenant-b") +
+        "\"\n"
         "    tenant: b\n"
         "    models: [gpt-4o]\n";
     gw_ = std::make_unique<Gw>(base_yaml(mock_url(*mock_), mock_url(*mock_), keys));
@@ -366,8 +395,7 @@ TEST_F(AuthTest, BearerPlainKeyAndXApiKeyHashedKey) {
   auto a = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat,
                               {{"authorization", "Bearer sk-tenant-a"}});
   EXPECT_EQ(a.status, 200) << a.body;
-  const std::string gpt4o =
-      R"({"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]})";
+  const std::string gpt4o = R"({"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]})";
   auto b = test::http_request(gw_->port(), "POST", "/v1/chat/completions", gpt4o,
                               {{"x-api-key", "sk-tenant-b"}});
   EXPECT_EQ(b.status, 200) << b.body;
@@ -389,7 +417,9 @@ class LimitsTest : public ::testing::Test {
     gw_ = std::make_unique<Gw>(base_yaml(mock_url(*mock_), mock_url(*mock_), "limits:\n" + limits));
   }
   int64_t mock_json_total() {
-    return json(test::http_request(mock_->port(), "GET", "/mock/stats").body).at("total").as_int64();
+    return json(test::http_request(mock_->port(), "GET", "/mock/stats").body)
+        .at("total")
+        .as_int64();
   }
   std::unique_ptr<mock::MockServer> mock_;
   std::unique_ptr<Gw> gw_;
@@ -475,7 +505,7 @@ TEST(UpstreamFailureTest, RefusedProviderIs502) {
 }
 
 TEST(UpstreamFailureTest, StalledProviderIs504) {
-  auto mock = start_mock({.latency_ms = 3000});
+  auto mock = start_mock([&](mock::MockOptions& o) { o.latency_ms = 3000; });
   auto yaml = base_yaml(mock_url(*mock), mock_url(*mock));
   // Tighten the OpenAI provider's first-byte timeout.
   yaml.replace(yaml.find("    retry:"), 0, "    timeouts: {first_byte: 300ms}\n");
@@ -488,15 +518,19 @@ TEST(UpstreamFailureTest, StalledProviderIs504) {
 }
 
 TEST(UpstreamFailureTest, ServerErrorRetriedThenFallback) {
-  auto failing = start_mock({.fail_status = 500});
+  auto failing = start_mock([&](mock::MockOptions& o) { o.fail_status = 500; });
   auto healthy = start_mock();
   std::string yaml =
       "listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
       "logging: {access_log: false, level: warn}\n"
       "providers:\n"
-      "  - {name: primary, type: openai, base_url: \"" + mock_url(*failing) + "/v1\", api_key: k1,"
+      "  - {name: primary, type: openai, base_url: \"" +
+      mock_url(*failing) +
+      "/v1\", api_key: k1,"
       "     retry: {max_attempts: 3, base_backoff: 5ms, max_backoff: 20ms}}\n"
-      "  - {name: backup, type: openai, base_url: \"" + mock_url(*healthy) + "/v1\", api_key: k2}\n"
+      "  - {name: backup, type: openai, base_url: \"" +
+      mock_url(*healthy) +
+      "/v1\", api_key: k2}\n"
       "models:\n"
       "  gpt-4o-mini: {provider: primary, fallbacks: [backup-model]}\n"
       "  backup-model: {provider: backup, model: gpt-4o}\n";
@@ -511,14 +545,21 @@ TEST(UpstreamFailureTest, ServerErrorRetriedThenFallback) {
 }
 
 TEST(UpstreamFailureTest, RetrySucceedsAfterTransient503) {
-  auto mock = start_mock({.fail_status = 503, .fail_first = 1, .retry_after = 0});
+  auto mock = start_mock([&](mock::MockOptions& o) {
+    o.fail_status = 503;
+    o.fail_first = 1;
+    o.retry_after = 0;
+  });
   Gw gw(base_yaml(mock_url(*mock), mock_url(*mock)));
   auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
   EXPECT_EQ(r.status, 200) << r.body;
 }
 
 TEST(UpstreamFailureTest, LongRetryAfterIsNotWaitedFor) {
-  auto mock = start_mock({.fail_status = 429, .retry_after = 120});
+  auto mock = start_mock([&](mock::MockOptions& o) {
+    o.fail_status = 429;
+    o.retry_after = 120;
+  });
   Gw gw(base_yaml(mock_url(*mock), mock_url(*mock)));
   const auto t0 = std::chrono::steady_clock::now();
   auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
@@ -528,7 +569,7 @@ TEST(UpstreamFailureTest, LongRetryAfterIsNotWaitedFor) {
 }
 
 TEST(UpstreamFailureTest, StreamStallBecomesSseErrorEvent) {
-  auto mock = start_mock({.stall_after = 2});
+  auto mock = start_mock([&](mock::MockOptions& o) { o.stall_after = 2; });
   auto yaml = base_yaml(mock_url(*mock), mock_url(*mock));
   yaml.replace(yaml.find("    retry:"), 0, "    timeouts: {idle: 300ms}\n");
   Gw gw(yaml);
@@ -540,7 +581,7 @@ TEST(UpstreamFailureTest, StreamStallBecomesSseErrorEvent) {
 }
 
 TEST(UpstreamFailureTest, ResetProviderIs502) {
-  auto mock = start_mock({.reset = true});
+  auto mock = start_mock([&](mock::MockOptions& o) { o.reset = true; });
   Gw gw(base_yaml(mock_url(*mock), mock_url(*mock)));
   auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
   EXPECT_EQ(r.status, 502) << r.body;
@@ -559,20 +600,20 @@ struct TestPki {
     key = p("server.key");
     int rc = 0;
     test::run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", p("ca.key"), "-out",
-                       ca, "-days", "2", "-subj", "/CN=Redline Test CA"},
+                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", p("ca.key"), "-out", ca,
+                       "-days", "2", "-subj", "/CN=Redline Test CA"},
                       &rc);
     if (rc != 0) throw std::runtime_error("openssl CA failed");
-    test::run_command({"openssl", "req", "-newkey", "ec", "-pkeyopt",
-                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
-                       p("server.csr"), "-subj", "/CN=test-server"},
-                      &rc);
+    test::run_command(
+        {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", p("server.csr"), "-subj", "/CN=test-server"},
+        &rc);
     if (rc != 0) throw std::runtime_error("openssl CSR failed");
     dir.write("ext.cnf", "subjectAltName=" + san + "\n");
-    test::run_command({"openssl", "x509", "-req", "-in", p("server.csr"), "-CA", ca, "-CAkey",
-                       p("ca.key"), "-CAcreateserial", "-out", cert, "-days", "2", "-extfile",
-                       p("ext.cnf")},
-                      &rc);
+    test::run_command(
+        {"openssl", "x509", "-req", "-in", p("server.csr"), "-CA", ca, "-CAkey", p("ca.key"),
+         "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", p("ext.cnf")},
+        &rc);
     if (rc != 0) throw std::runtime_error("openssl sign failed");
   }
 };
@@ -583,28 +624,39 @@ std::string tls_yaml(int port, const std::string& host, const std::string& ca) {
          "providers:\n"
          "  - name: secure\n"
          "    type: openai\n"
-         "    base_url: \"https://" + host + ":" + std::to_string(port) + "/v1\"\n"
+         "    base_url: \"https://" +
+         host + ":" + std::to_string(port) +
+         "/v1\"\n"
          "    api_key: sk-tls\n"
-         "    ca_file: \"" + ca + "\"\n"
+         "    ca_file: \"" +
+         ca +
+         "\"\n"
          "    retry: {max_attempts: 1}\n";
 }
 
 TEST(TlsUpstreamTest, VerifiedRoundTripAndConnectionReuse) {
   TestPki pki("DNS:localhost,IP:127.0.0.1");
-  auto mock = start_mock({.tls_cert = pki.cert, .tls_key = pki.key});
+  auto mock = start_mock([&](mock::MockOptions& o) {
+    o.tls_cert = pki.cert;
+    o.tls_key = pki.key;
+  });
   Gw gw(tls_yaml(mock->port(), "localhost", pki.ca));
   HttpClient c("127.0.0.1", gw.port());
   for (int i = 0; i < 5; ++i) {
     auto r = c.request("POST", "/v1/chat/completions", kChat);
     ASSERT_EQ(r.status, 200) << r.body;
   }
-  auto stream = c.stream("POST", "/v1/chat/completions", kChatStream, {}, [](const std::string&) {});
+  auto stream =
+      c.stream("POST", "/v1/chat/completions", kChatStream, {}, [](const std::string&) {});
   EXPECT_NE(stream.body.find("[DONE]"), std::string::npos);
 }
 
 TEST(TlsUpstreamTest, WrongHostnameCertificateRejected) {
   TestPki pki("DNS:wrong.example");
-  auto mock = start_mock({.tls_cert = pki.cert, .tls_key = pki.key});
+  auto mock = start_mock([&](mock::MockOptions& o) {
+    o.tls_cert = pki.cert;
+    o.tls_key = pki.key;
+  });
   Gw gw(tls_yaml(mock->port(), "localhost", pki.ca));
   auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
   EXPECT_EQ(r.status, 502);
@@ -614,7 +666,10 @@ TEST(TlsUpstreamTest, WrongHostnameCertificateRejected) {
 TEST(TlsUpstreamTest, UnknownCaRejected) {
   TestPki pki("DNS:localhost,IP:127.0.0.1");
   TestPki other("DNS:localhost");
-  auto mock = start_mock({.tls_cert = pki.cert, .tls_key = pki.key});
+  auto mock = start_mock([&](mock::MockOptions& o) {
+    o.tls_cert = pki.cert;
+    o.tls_key = pki.key;
+  });
   Gw gw(tls_yaml(mock->port(), "localhost", other.ca));
   auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
   EXPECT_EQ(r.status, 502);
