@@ -45,6 +45,45 @@ TEST(ClusterSlots, RoutingKeys) {
   EXPECT_FALSE(is_read_only(Command("SET", "k", "v")));
 }
 
+Reply parse_resp(std::string_view wire) {
+  Parser p;
+  auto step = p.feed(wire);
+  EXPECT_EQ(step.status, Parser::Status::kReply) << p.error();
+  return p.take();
+}
+
+TEST(ClusterSlots, ParsesClusterSlotsAndShardsReplies) {
+  // Two ranges on one master (merged into one shard), a replica, an empty host ("same as
+  // the node asked") and RESP2-style flat arrays instead of maps for CLUSTER SHARDS.
+  auto slots = parse_cluster_slots(
+      parse_resp("*2\r\n"
+                 "*4\r\n:0\r\n:99\r\n*3\r\n$0\r\n\r\n:7000\r\n$2\r\nid\r\n"
+                 "*3\r\n$8\r\n10.0.0.2\r\n:7001\r\n$3\r\nid2\r\n"
+                 "*3\r\n:200\r\n:16383\r\n*3\r\n$0\r\n\r\n:7000\r\n$2\r\nid\r\n"),
+      "10.0.0.1");
+  ASSERT_TRUE(slots.ok()) << slots.error().to_string();
+  ASSERT_EQ(slots->shards.size(), 1u);
+  EXPECT_EQ(slots->shards[0].master, "10.0.0.1:7000");
+  ASSERT_EQ(slots->shards[0].replicas.size(), 1u);
+  EXPECT_EQ(slots->shards[0].replicas[0], "10.0.0.2:7001");
+  EXPECT_EQ(slots->owner[99], 0);
+  EXPECT_EQ(slots->owner[100], -1);
+  EXPECT_FALSE(slots->complete());
+  auto shards = parse_cluster_shards(
+      parse_resp("*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*2\r\n"
+                 "*10\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$8\r\nendpoint\r\n$1\r\n?\r\n"
+                 "$2\r\nip\r\n$4\r\nhost\r\n$4\r\nport\r\n:6379\r\n"
+                 "$8\r\ntls-port\r\n:6380\r\n"
+                 "*6\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$4\r\nport\r\n:6381\r\n"
+                 "$6\r\nhealth\r\n$6\r\nfailed\r\n"),
+      "seed", /*tls=*/true);
+  ASSERT_TRUE(shards.ok()) << shards.error().to_string();
+  EXPECT_TRUE(shards->complete());
+  EXPECT_EQ(shards->shards[0].master, "host:6380");  // endpoint "?" -> ip; TLS -> tls-port
+  EXPECT_TRUE(shards->shards[0].replicas.empty());   // failed replicas are left out
+  EXPECT_FALSE(parse_cluster_shards(parse_resp("*1\r\n*0\r\n"), "h", false).ok());
+}
+
 // One key per slot, found by brute force.
 std::vector<std::string> key_per_slot() {
   std::vector<std::string> keys(kClusterSlots);
@@ -106,6 +145,23 @@ TEST_F(ClusterTest, SlotMapCoversEverySlotFromClusterShards) {
     EXPECT_EQ(client_->master_for_slot(static_cast<uint16_t>(slot)),
               cluster_->node(*idx).address());
   }
+}
+
+TEST_F(ClusterTest, ClusterSlotsFallbackParsesTheSameMap) {
+  ASSERT_TRUE(run_until_done(io_, client_->connect()).ok());
+  auto reply = exec(Command("CLUSTER", "SLOTS"));
+  ASSERT_TRUE(reply.ok());
+  auto parsed = parse_cluster_slots(*reply, "127.0.0.1");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().to_string();
+  EXPECT_TRUE(parsed->complete());
+  // (CLUSTER SLOTS leaves out replicas that have not replicated anything yet.)
+  for (uint16_t slot = 0; slot < kClusterSlots; slot += 97) {
+    const auto& a = parsed->shards[static_cast<size_t>(parsed->owner[slot])];
+    ASSERT_EQ(a.master, client_->master_for_slot(slot));
+    ASSERT_LE(a.replicas.size(), 1u);
+  }
+  EXPECT_FALSE(parse_cluster_slots(Reply::integer(1), "h").ok());
+  EXPECT_FALSE(parse_cluster_shards(Reply::simple("x"), "h", false).ok());
 }
 
 TEST_F(ClusterTest, KeySlotAgreesWithTheServer) {
@@ -339,6 +395,10 @@ TEST(ClusterFailover, MasterKilledReplicaPromotedClientRecovers) {
   ClusterClient client(io.get_executor(), opts);
   const std::string key = "failover-counter";
   ASSERT_TRUE(run_until_done(io, client.connect()).ok());
+  // A script loaded before the failover: the promoted replica's script cache is empty.
+  Script incr("return redis.call('INCR', KEYS[1])");
+  Command script_call = incr.call({key});
+  ASSERT_TRUE(run_until_done(io, incr.run(client, script_call)).ok());
   const size_t master = cluster.master_for_slot(key_slot(key)).value();
   const auto replica = cluster.replica_of(master);
   ASSERT_TRUE(replica.has_value());
@@ -400,6 +460,8 @@ TEST(ClusterFailover, MasterKilledReplicaPromotedClientRecovers) {
   EXPECT_LE(slowest_failure, Millis(300 + 200));  // failures are bounded by the deadline
   EXPECT_EQ(client.master_for_slot(key_slot(key)), cluster.node(*replica).address());
   EXPECT_LT(recovery, std::chrono::seconds(10));
+  auto after = run_until_done(io, incr.run(client, script_call));
+  EXPECT_TRUE(after.ok()) << after.error().to_string();
   client.stop();
   run_for(io, Millis(20));
 }
