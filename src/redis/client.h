@@ -1,6 +1,7 @@
 // The interface later modules (cache, rate limiting, sessions) use to talk to Redis without
 // caring whether it is one server or a Redis Cluster, plus the factory that builds either from
-// URLs. Implementations: StandaloneClient (client.cpp) and ClusterClient (cluster.h).
+// URLs. Implementations: StandaloneClient (client.cpp) and ClusterClient (cluster.h). Like
+// Connection, a Client belongs to one thread's io_context: create one per thread.
 #pragma once
 
 #include <memory>
@@ -45,6 +46,14 @@ class Client {
   virtual Awaitable<Result<void>> connect() = 0;
   virtual ClientStats stats() const = 0;
   virtual bool is_cluster() const = 0;
+  // Client-side caching hooks, applied to every connection (cluster: every node, also ones
+  // found later). Enable tracking with ClientOptions::connection.init_commands, e.g.
+  // CLIENT TRACKING ON BCAST PREFIX c:, so it is re-enabled after every reconnect.
+  using PushHandler = std::function<void(const Reply&)>;
+  using DisconnectHandler = std::function<void(const Error&)>;
+  virtual void on_push(PushHandler handler) = 0;
+  // A connection carrying pushes dropped: invalidations may have been missed.
+  virtual void on_disconnect(DisconnectHandler handler) = 0;
   // Stops every connection; queued commands fail with kStopped. Call before destruction.
   virtual void stop() = 0;
 };
@@ -59,6 +68,10 @@ class StandaloneClient : public Client {
   Awaitable<Result<void>> connect() override;
   ClientStats stats() const override { return conn_->stats(); }
   bool is_cluster() const override { return false; }
+  void on_push(PushHandler handler) override { conn_->on_push(std::move(handler)); }
+  void on_disconnect(DisconnectHandler handler) override {
+    conn_->on_disconnect(std::move(handler));
+  }
   void stop() override { conn_->stop(); }
   Connection& connection() { return *conn_; }
 

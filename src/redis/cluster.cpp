@@ -424,11 +424,31 @@ std::shared_ptr<Connection> ClusterClient::connection(const std::string& address
   o.host = host;
   o.port = static_cast<uint16_t>(std::atoi(address.c_str() + colon + 1));
   auto conn = Connection::create(ex_, std::move(o));
+  if (on_push_) {
+    conn->on_push(on_push_);
+  }
+  if (on_disconnect_) {
+    conn->on_disconnect(on_disconnect_);
+  }
   if (stopped_) {
     conn->stop();
   }
   nodes_.emplace(address, conn);
   return conn;
+}
+
+void ClusterClient::on_push(PushHandler handler) {
+  on_push_ = std::move(handler);
+  for (auto& [addr, conn] : nodes_) {
+    conn->on_push(on_push_);
+  }
+}
+
+void ClusterClient::on_disconnect(DisconnectHandler handler) {
+  on_disconnect_ = std::move(handler);
+  for (auto& [addr, conn] : nodes_) {
+    conn->on_disconnect(on_disconnect_);
+  }
 }
 
 std::string ClusterClient::master_for_slot(uint16_t slot) const {

@@ -51,6 +51,8 @@ class ClusterClient : public Client {
   Awaitable<Result<void>> connect() override;
   ClientStats stats() const override;
   bool is_cluster() const override { return true; }
+  void on_push(PushHandler handler) override;
+  void on_disconnect(DisconnectHandler handler) override;
   void stop() override;
 
   // Reloads the slot map now (single flight: concurrent callers share one refresh).
@@ -83,6 +85,8 @@ class ClusterClient : public Client {
   std::vector<ConnectionOptions> seeds_;
   ConnectionOptions node_template_;
   std::map<std::string, std::shared_ptr<Connection>> nodes_;
+  PushHandler on_push_;
+  DisconnectHandler on_disconnect_;
   SlotMap map_;
   bool refreshing_ = false;
   bool stopped_ = false;

@@ -352,6 +352,38 @@ int64_t get_calls(test::RedisServer& node) {
   return pos == std::string::npos ? 0 : std::stoll(info.substr(pos + 18));
 }
 
+TEST_F(ClusterTest, InvalidationPushesFromEveryNodeReachTheHandler) {
+  auto o = cluster_options(*cluster_);
+  o.connection.init_commands.push_back(Command("CLIENT", "TRACKING", "ON"));
+  client_->stop();
+  client_ = std::make_unique<ClusterClient>(io_.get_executor(), o);
+  std::set<std::string> invalidated;
+  client_->on_push([&](const Reply& r) {
+    if (r.size() >= 2 && r[0].str() == "invalidate" && r[1].type() == Type::kArray) {
+      for (const auto& k : r[1].elements()) invalidated.insert(k.str());
+    }
+  });
+  // Keys on every master, read through the client (tracked), then changed by someone else.
+  std::vector<std::string> keys = {"{a}tracked", "{b}tracked", "{c}tracked", "{d}tracked"};
+  std::set<std::string> owners;
+  for (const auto& k : keys) {
+    ASSERT_TRUE(exec(Command("SET", k, "1")).ok());
+    ASSERT_TRUE(exec(Command("GET", k)).ok());
+    owners.insert(client_->master_for_slot(key_slot(k)));
+  }
+  EXPECT_GE(owners.size(), 2u);
+  for (const auto& k : keys) {
+    auto owner = cluster_->master_for_slot(key_slot(k));
+    ASSERT_TRUE(owner.has_value());
+    cluster_->node(*owner).cli("SET", k, "2");
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (invalidated.size() < keys.size() && std::chrono::steady_clock::now() < deadline) {
+    run_for(io_, std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(invalidated, std::set<std::string>(keys.begin(), keys.end()));
+}
+
 TEST_F(ClusterTest, ReadsGoToReplicasWhenEnabled) {
   auto o = cluster_options(*cluster_);
   o.read_from_replicas = true;
