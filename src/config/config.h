@@ -75,7 +75,7 @@ struct ProviderConfig {
   std::string anthropic_version = "2023-06-01";
   UpstreamTimeouts timeouts;
   RetryPolicy retry;
-  std::size_t max_idle_connections = 64;  // per thread
+  std::size_t max_idle_connections = 512;  // per thread; beyond it, idle ones are closed
   std::string ca_file;                    // extra CA bundle (PEM); system store always used
   bool tls_verify = true;
   std::map<std::string, std::string> headers;  // extra headers sent to this provider
