@@ -91,6 +91,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_return !ec;
   }
 
+  bool buffered_contains(std::string_view needle) const {
+    const auto data = buffer_.cdata();
+    std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+    return bytes.find(needle) != std::string_view::npos;
+  }
+
   // Answers a protocol-level failure (408, 413, 431, 400) and marks the connection to close.
   asio::awaitable<void> reject(int status, std::string_view message, std::string_view code) {
     keep_alive_ = false;
@@ -133,9 +139,11 @@ asio::awaitable<void> Connection::run() {
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser.body_limit(limits.max_body_bytes);
 
-    arm(limits.header_timeout);
+    // Usually the whole header is already buffered: then no I/O, so no deadline to set.
+    const bool header_buffered = buffered_contains("\r\n\r\n");
+    if (!header_buffered) arm(limits.header_timeout);
     auto [hec, hn] = co_await bhttp::async_read_header(socket_, buffer_, parser, use_nothrow);
-    disarm();
+    if (!header_buffered) disarm();
     if (hec) {
       if (timed_out_) {
         co_await reject(408, "request headers not received in time", "request_timeout");
@@ -164,9 +172,11 @@ asio::awaitable<void> Connection::run() {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         if (!co_await write_buffers(asio::buffer(kContinue))) break;
       }
-      arm(limits.body_timeout);
+      const bool body_buffered = !parser.chunked() && parser.content_length() &&
+                                 buffer_.size() >= *parser.content_length();
+      if (!body_buffered) arm(limits.body_timeout);
       auto [bec, bn] = co_await bhttp::async_read(socket_, buffer_, parser, use_nothrow);
-      disarm();
+      if (!body_buffered) disarm();
       if (bec) {
         if (timed_out_) {
           co_await reject(408, "request body not received in time", "request_timeout");
