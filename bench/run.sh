@@ -12,23 +12,14 @@ CONNS=${CONNS:-"1 32 256"}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DREDLINE_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)" --target redline redline-mock >/dev/null
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+source scripts/lib.sh
 # Two cores: the system under test on core 0, load generator and provider on core 1.
 pin_sut="taskset -c 0"; pin_load="taskset -c 1"
 [[ $(nproc) -lt 2 ]] && { pin_sut=""; pin_load=""; }
 
 mock_port=$(free_port); gw_port=$(free_port); admin_port=$(free_port)
 $pin_load build/redline-mock --listen "127.0.0.1:$mock_port" --threads 1 --no-record >"$tmp/mock.log" 2>&1 &
-pids+=($!)
+track $!
 cat >"$tmp/redline.yaml" <<YAML
 listen: "127.0.0.1:$gw_port"
 threads: 1
@@ -38,7 +29,7 @@ providers:
   - {name: mock, type: openai, base_url: "http://127.0.0.1:$mock_port/v1", api_key: bench}
 YAML
 $pin_sut build/redline --config "$tmp/redline.yaml" >"$tmp/redline.log" 2>&1 &
-pids+=($!)
+track $!
 wait_port "$mock_port" && wait_port "$gw_port"
 
 run_wrk() {  # target-url conns -> "rps p50 p90 p99" (ms)

@@ -28,6 +28,7 @@ std::string_view error_type_for_status(int status) {
     case 411:
     case 413:
     case 415:
+    case 422:
     case 431:
       return "invalid_request_error";
     case 401:
@@ -42,7 +43,7 @@ std::string_view error_type_for_status(int status) {
     case 429:
       return "rate_limit_error";
     default:
-      return "api_error";
+      return status < 500 ? "invalid_request_error" : "api_error";
   }
 }
 

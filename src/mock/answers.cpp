@@ -3,6 +3,8 @@
 // Boost.JSON, into a per-thread arena so parsing a small body does not touch the heap.
 #include "mock/answers.h"
 
+#include "common/error_body.h"
+
 #include <fmt/compile.h>
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -73,30 +75,6 @@ void append_word(fmt::memory_buffer& out, const Answer& answer, int i) {
   if (i > 0) out.push_back(' ');
   auto w = answer.word(i);
   out.append(w.data(), w.data() + w.size());
-}
-
-std::string_view openai_error_type(int status) {
-  switch (status) {
-    case 400:
-    case 405:
-    case 413:
-    case 415:
-    case 422:
-      return "invalid_request_error";
-    case 401:
-      return "authentication_error";
-    case 403:
-      return "permission_error";
-    case 404:
-      return "not_found_error";
-    case 408:
-    case 504:
-      return "timeout_error";
-    case 429:
-      return "rate_limit_error";
-    default:
-      return status < 500 ? "invalid_request_error" : "api_error";
-  }
 }
 
 std::string_view anthropic_error_type(int status) {
@@ -526,7 +504,7 @@ std::string error_body(Api api, int status, std::string_view message) {
     out += R"({"error":{"message":)";
     append_json_string(out, message);
     put(out, FMT_COMPILE(R"(,"type":"{}","param":null,"code":null}}}})"),
-        openai_error_type(status));
+        error_type_for_status(status));
   }
   return out;
 }

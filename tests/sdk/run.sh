@@ -8,20 +8,11 @@ cd "$(dirname "$0")"
 if [[ ! -d node_modules/openai || ! -d node_modules/@anthropic-ai/sdk ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+source ../../scripts/lib.sh
 
 mock_port=$(free_port); gw_port=$(free_port); admin_port=$(free_port)
 "$build/redline-mock" --listen "127.0.0.1:$mock_port" --stream-delay-ms 5 >"$tmp/mock.log" 2>&1 &
-pids+=($!)
+track $!
 cat >"$tmp/redline.yaml" <<YAML
 listen: "127.0.0.1:$gw_port"
 threads: 2
@@ -36,6 +27,6 @@ keys:
   - {key: sk-sdk-test, tenant: sdk}
 YAML
 "$build/redline" --config "$tmp/redline.yaml" >"$tmp/redline.log" 2>&1 &
-pids+=($!)
+track $!
 wait_port "$mock_port" && wait_port "$gw_port" || { cat "$tmp"/*.log; exit 1; }
 REDLINE_URL="http://127.0.0.1:$gw_port" REDLINE_KEY=sk-sdk-test node sdk_test.mjs || { cat "$tmp"/*.log; exit 1; }
