@@ -14,7 +14,7 @@ deps:
 
 # g++ Release build: build/redline and build/redline-mock.
 build: deps
-	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DREDLINE_TESTS=OFF
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++
 	cmake --build $(BUILD) -j $(JOBS) --target redline redline-mock
 
 run: build

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench (first slice): the miss path. wrk POSTs a chat completion to the mock
 # provider directly (baseline) and through Redline, interleaved, same pinning for both,
-# at several connection counts; writes bench/results/latest.md and .json with req/s,
+# at several connection counts; then the Redis client vs redis-benchmark -P 16 (GET/SET
+# 2 KB, pinned); writes bench/results/latest.md and .json with req/s,
 # latency percentiles and the ratios. Cache, rate-limit, cluster and nginx scenarios
 # arrive with the performance issue. Processes are started here and stopped by PID.
 set -euo pipefail
@@ -9,8 +10,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5s}
 REPS=${REPS:-3}
 CONNS=${CONNS:-"1 32 256"}
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DREDLINE_TESTS=OFF >/dev/null
-cmake --build build -j "$(nproc)" --target redline redline-mock >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DREDLINE_TESTS=ON >/dev/null
+cmake --build build -j "$(nproc)" --target redline redline-mock redis_client_bench >/dev/null
 
 source scripts/lib.sh
 # Two cores: the system under test on core 0, load generator and provider on core 1.
@@ -71,3 +72,9 @@ open("bench/results/latest.json", "w").write(json.dumps(out, indent=2) + "\n")
 open("bench/results/latest.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 PY
+
+echo "== Redis client (2 KB GET/SET, 200 coroutines, one thread) vs redis-benchmark -P 16"
+build/bench/redis_client_bench --ops "${REDIS_OPS:-400000}" --coroutines 200 | tee "$tmp/redis.txt"
+{ echo; echo "## Redis client vs redis-benchmark -P 16 (same server, same run)"; echo; echo '```'
+  cat "$tmp/redis.txt"; echo '```'; } >> bench/results/latest.md
+
