@@ -9,6 +9,7 @@
 
 #include "redis/async_test_util.h"
 #include "redis/script.h"
+#include "redline_scripts.h"
 #include "support/redis_server.h"
 
 namespace redline::redis {
@@ -25,6 +26,29 @@ TEST(RedisScript, ShaMatchesRedis) {
   Command c = s.call({"k1", "k2"}, {"a"});
   EXPECT_EQ(c.encoded(), Command("EVALSHA", s.sha(), 2, "k1", "k2", "a").encoded());
   EXPECT_EQ(s.as_eval(c).encoded(), Command("EVAL", "return 1", 2, "k1", "k2", "a").encoded());
+}
+
+TEST(RedisScript, EmbeddedLuaFileRunsOnARealServer) {
+  // src/redis/compare_and_delete.lua, embedded at build time by cmake/embed_lua.cmake.
+  test::RedisServer server;
+  asio::io_context io;
+  ClientOptions o;
+  o.urls = {server.url()};
+  auto made = make_client(io.get_executor(), o);
+  ASSERT_TRUE(made.ok());
+  Client& client = *made.value();
+  ASSERT_TRUE(run_until_done(io, client.connect()).ok());
+  Script release(scripts::compare_and_delete);
+  EXPECT_NE(release.source().find("redis.call('DEL', KEYS[1])"), std::string_view::npos);
+  server.cli("SET", "lock", "owner-1");
+  auto other = run_until_done(io, release.run(client, release.call({"lock"}, {"owner-2"})));
+  EXPECT_EQ(other.value().integer(), 0);
+  EXPECT_EQ(server.cli("GET", "lock"), "owner-1");
+  auto mine = run_until_done(io, release.run(client, release.call({"lock"}, {"owner-1"})));
+  EXPECT_EQ(mine.value().integer(), 1);
+  EXPECT_EQ(server.cli("EXISTS", "lock"), "0");
+  client.stop();
+  run_for(io, std::chrono::milliseconds(10));
 }
 
 TEST(RedisClient, MakeClientRejectsBadUrls) {
