@@ -155,8 +155,11 @@ TEST(EntryDecode, EveryByteFlipFails) {
       Entry out;
       const DecodeError err = decode_entry(bad, out);
       EXPECT_NE(err, DecodeError::kNone) << i;
-      if (i == 3) EXPECT_EQ(err, DecodeError::kUnsupportedVersion) << i;
-      if (i >= 4) EXPECT_EQ(err, DecodeError::kChecksum) << i;
+      if (i == 3) {
+        EXPECT_EQ(err, DecodeError::kUnsupportedVersion) << i;
+      } else if (i >= 4) {
+        EXPECT_EQ(err, DecodeError::kChecksum) << i;
+      }
     }
   }
 }
