@@ -152,8 +152,8 @@ std::string encode_entry(const Entry& e, const EncodeOptions& opts) {
   bool use_compressed = false;
   if (raw.size() >= opts.compress_min_bytes) {
     compressed.resize(ZSTD_compressBound(raw.size()));
-    const std::size_t n =
-        ZSTD_compress(compressed.data(), compressed.size(), raw.data(), raw.size(), opts.zstd_level);
+    const std::size_t n = ZSTD_compress(compressed.data(), compressed.size(), raw.data(),
+                                        raw.size(), opts.zstd_level);
     if (!ZSTD_isError(n) && n < raw.size()) {
       compressed.resize(n);
       use_compressed = true;

@@ -137,8 +137,7 @@ TEST(EntryDecode, EveryTruncationFails) {
       const std::string enc = encode_entry(v);
       for (std::size_t n = 0; n < enc.size(); ++n) {
         Entry out;
-        EXPECT_NE(decode_entry(std::string_view(enc).substr(0, n), out), DecodeError::kNone)
-            << n;
+        EXPECT_NE(decode_entry(std::string_view(enc).substr(0, n), out), DecodeError::kNone) << n;
       }
     }
   }
