@@ -17,7 +17,10 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   }
   access_log_ = std::make_unique<proxy::AccessLog>(config_.logging.access_log,
                                                    config_.logging.access_log_path);
-  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_);
+  if (config_.cache.enabled) {
+    cache_ = std::make_unique<cache::CacheStore>(config_.cache, config_.redis, raw);
+  }
+  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_, cache_.get());
   admin_handler_ = std::make_unique<admin::AdminHandler>();
   proxy_server_ = std::make_unique<http::Server>("proxy", config_.listen, config_.limits,
                                                  *proxy_handler_, raw);
@@ -33,10 +36,14 @@ Gateway::~Gateway() {
   proxy_server_->close_io();
   admin_server_->close_io();
   proxy_handler_->shutdown();
+  if (cache_) cache_->stop();
+  // The Redis clients' timers and sockets must go while their io_contexts still exist.
+  cache_.reset();
   contexts_.clear();
 }
 
 void Gateway::start() {
+  if (cache_) cache_->start();
   proxy_server_->start();
   admin_server_->start();
   for (auto& c : contexts_) guards_.emplace_back(c->get_executor());
@@ -66,6 +73,14 @@ bool Gateway::drain_and_stop(std::chrono::milliseconds deadline) {
     }
     clean = proxy_server_->stats().requests_in_flight.load() == 0;
     if (!clean) spdlog::warn("drain deadline passed with requests in flight; closing them");
+    // Write-behind entries still queued go to Redis before the threads stop.
+    while (cache_ && cache_->pending_writes() > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (cache_ && cache_->pending_writes() > 0) {
+      spdlog::warn("drain deadline passed with {} cache writes queued; dropping them",
+                   cache_->pending_writes());
+    }
     for (auto& c : contexts_) c->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
