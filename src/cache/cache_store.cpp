@@ -57,20 +57,28 @@ const redis::Script& release_script() {
 
 std::string_view cache_status_name(CacheStatus s) {
   switch (s) {
-    case CacheStatus::kHit: return "hit";
-    case CacheStatus::kMiss: return "miss";
-    case CacheStatus::kBypass: return "bypass";
-    case CacheStatus::kRefresh: return "refresh";
-    case CacheStatus::kCoalesced: return "coalesced";
+    case CacheStatus::kHit:
+      return "hit";
+    case CacheStatus::kMiss:
+      return "miss";
+    case CacheStatus::kBypass:
+      return "bypass";
+    case CacheStatus::kRefresh:
+      return "refresh";
+    case CacheStatus::kCoalesced:
+      return "coalesced";
   }
   return "miss";
 }
 
 std::string_view tier_name(Tier t) {
   switch (t) {
-    case Tier::kNone: return "none";
-    case Tier::kL1: return "l1";
-    case Tier::kL2: return "l2";
+    case Tier::kNone:
+      return "none";
+    case Tier::kL1:
+      return "l1";
+    case Tier::kL2:
+      return "l2";
   }
   return "none";
 }
@@ -111,7 +119,9 @@ CacheStore::CacheStore(const config::CacheConfig& config, const config::RedisCon
 
 CacheStore::~CacheStore() = default;
 
-std::string CacheStore::entry_key(const CacheKey& key) { return "c:" + key.hex(); }
+std::string CacheStore::entry_key(const CacheKey& key) {
+  return "c:" + key.hex();
+}
 
 std::string CacheStore::tenant_generation_key(std::string_view tenant) {
   std::string k = "c:g:{";
@@ -127,7 +137,9 @@ std::string CacheStore::generation_key(std::string_view tenant, std::string_view
   return k;
 }
 
-redis::Client& CacheStore::client(std::size_t thread) { return *workers_[thread]->client; }
+redis::Client& CacheStore::client(std::size_t thread) {
+  return *workers_[thread]->client;
+}
 
 void CacheStore::start() {
   for (auto& w : workers_) {
@@ -145,8 +157,7 @@ void CacheStore::start() {
     const bool tracker = w->index == 0 && l1_ != nullptr;
     if (tracker) {
       // Thread 0 hears about every change to c:* (entries and generations) on every node.
-      o.connection.init_commands.emplace_back("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX",
-                                              "c:");
+      o.connection.init_commands.emplace_back("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c:");
       o.connect_all_masters = true;
     }
     auto made = redis::make_client(w->ioc->get_executor(), o);
@@ -160,10 +171,13 @@ void CacheStore::start() {
     }
     w->queue_signal = std::make_unique<asio::steady_timer>(*w->ioc);
     Worker* raw = w.get();
-    asio::co_spawn(*w->ioc, [raw]() -> asio::awaitable<void> {
-      auto r = co_await raw->client->connect();
-      if (!r.ok()) spdlog::warn("cache redis: {} (will keep trying)", r.error().to_string());
-    }, asio::detached);
+    asio::co_spawn(
+        *w->ioc,
+        [raw]() -> asio::awaitable<void> {
+          auto r = co_await raw->client->connect();
+          if (!r.ok()) spdlog::warn("cache redis: {} (will keep trying)", r.error().to_string());
+        },
+        asio::detached);
     asio::co_spawn(*w->ioc, write_behind_loop(*w), asio::detached);
   }
 }
@@ -350,7 +364,8 @@ bool CacheStore::enqueue_store(std::size_t thread, const CacheKey& key, const En
   std::string enc = encode(entry);
   if (l1_) l1_->shard(thread).put(key.digest, enc, expires_at_ms(entry));
   note_own_write(key.digest);
-  w.queue.push_back({entry_key(key), std::move(enc), static_cast<int64_t>(entry.ttl_seconds) * 1000});
+  w.queue.push_back(
+      {entry_key(key), std::move(enc), static_cast<int64_t>(entry.ttl_seconds) * 1000});
   pending_writes_.fetch_add(1);
   w.queue_signal->cancel();
   return true;
@@ -397,8 +412,7 @@ std::string lock_key(CacheStore::LockKind kind, const CacheKey& key) {
 }
 }  // namespace
 
-asio::awaitable<std::optional<std::string>> CacheStore::try_lock(std::size_t thread,
-                                                                 LockKind kind,
+asio::awaitable<std::optional<std::string>> CacheStore::try_lock(std::size_t thread, LockKind kind,
                                                                  const CacheKey& key,
                                                                  milliseconds ttl) {
   Worker& w = *workers_[thread];

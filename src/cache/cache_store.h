@@ -62,11 +62,11 @@ struct CacheStats {
   std::atomic<uint64_t> write_behind_written{0};
   std::atomic<uint64_t> coalesced_local{0};
   std::atomic<uint64_t> coalesced_remote{0};  // answered from Redis after another instance's lock
-  std::atomic<uint64_t> refreshes{0};          // refresh-ahead provider calls started
-  std::atomic<uint64_t> invalidations{0};      // tracking pushes applied to L1
-  std::atomic<uint64_t> tracking_resets{0};    // tracking link lost: L1 flushed
-  std::atomic<uint64_t> bytes_raw{0};          // stored payload bytes before compression
-  std::atomic<uint64_t> bytes_stored{0};       // encoded bytes written to Redis
+  std::atomic<uint64_t> refreshes{0};         // refresh-ahead provider calls started
+  std::atomic<uint64_t> invalidations{0};     // tracking pushes applied to L1
+  std::atomic<uint64_t> tracking_resets{0};   // tracking link lost: L1 flushed
+  std::atomic<uint64_t> bytes_raw{0};         // stored payload bytes before compression
+  std::atomic<uint64_t> bytes_stored{0};      // encoded bytes written to Redis
 };
 
 struct Lookup {
@@ -104,8 +104,7 @@ class CacheStore {
 
   // Writes the entry to L1 and Redis (PX = ttl) and waits for Redis (write-through and the
   // others alike; callers that must not wait spawn it). False when Redis failed.
-  boost::asio::awaitable<bool> store(std::size_t thread, const CacheKey& key,
-                                     const Entry& entry);
+  boost::asio::awaitable<bool> store(std::size_t thread, const CacheKey& key, const Entry& entry);
   // Write-behind: L1 now, Redis later in pipelined batches. False when the queue is full.
   bool enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry);
   // Entries queued for write-behind and not yet acknowledged, over all threads.
@@ -125,8 +124,7 @@ class CacheStore {
                                                               std::chrono::milliseconds wait);
 
   // Refresh-ahead: counts a hit and says whether this entry is hot and close enough to expiry.
-  bool should_refresh(std::size_t thread, const CacheKey& key, const Entry& entry,
-                      int64_t now_ms);
+  bool should_refresh(std::size_t thread, const CacheKey& key, const Entry& entry, int64_t now_ms);
 
   // Admin. Purges bump generations (O(1), every instance stops matching the old keys at
   // once through tracking); purge_key deletes one entry. Return the new generation / deleted.
@@ -137,10 +135,10 @@ class CacheStore {
                                                                std::string_view tenant);
   boost::asio::awaitable<bool> purge_key(std::size_t thread, const std::string& hex_key);
 
-  static std::string entry_key(const CacheKey& key);  // c:<hex>
+  static std::string entry_key(const CacheKey& key);                  // c:<hex>
   static std::string tenant_generation_key(std::string_view tenant);  // c:g:{<tenant>}
   static std::string generation_key(std::string_view tenant,
-                                     std::string_view ns);  // c:g:{<tenant>}:ns:<ns>
+                                    std::string_view ns);  // c:g:{<tenant>}:ns:<ns>
 
  private:
   struct Worker;

@@ -50,7 +50,7 @@ struct RequestContext : UpstreamOutcome {
   // Cache phase.
   cache::CacheStatus cache_status = cache::CacheStatus::kBypass;
   cache::Tier cache_tier = cache::Tier::kNone;
-  bool cacheable = false;  // a cache key was computed
+  bool cacheable = false;      // a cache key was computed
   bool cache_refresh = false;  // cache-control: no-cache
   uint32_t cache_ttl = 0;
   cache::CacheKey cache_key;

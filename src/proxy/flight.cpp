@@ -11,7 +11,9 @@ namespace redline::proxy {
 namespace asio = boost::asio;
 
 namespace {
-bool iequal(std::string_view a, std::string_view b) { return boost::beast::iequals(a, b); }
+bool iequal(std::string_view a, std::string_view b) {
+  return boost::beast::iequals(a, b);
+}
 
 bool is_terminal_event(Endpoint e, std::string_view event) {
   return e == Endpoint::kMessages ? cache::is_anthropic_stop(event) : cache::is_openai_done(event);
@@ -28,10 +30,14 @@ bool skip_event(Endpoint e, bool include_usage, std::string_view event) {
 
 std::optional<cache::ReplayApi> replay_api(Endpoint e) {
   switch (e) {
-    case Endpoint::kChatCompletions: return cache::ReplayApi::kChatCompletions;
-    case Endpoint::kCompletions: return cache::ReplayApi::kCompletions;
-    case Endpoint::kMessages: return cache::ReplayApi::kMessages;
-    default: return std::nullopt;
+    case Endpoint::kChatCompletions:
+      return cache::ReplayApi::kChatCompletions;
+    case Endpoint::kCompletions:
+      return cache::ReplayApi::kCompletions;
+    case Endpoint::kMessages:
+      return cache::ReplayApi::kMessages;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -68,9 +74,9 @@ asio::awaitable<bool> write_events(http::Exchange& ex, Endpoint e, bool include_
 }  // namespace
 
 bool is_replayed_header(std::string_view n) {
-  static constexpr std::string_view kReplayed[] = {
-      "openai-model", "openai-organization", "openai-project", "openai-version",
-      "anthropic-organization-id"};
+  static constexpr std::string_view kReplayed[] = {"openai-model", "openai-organization",
+                                                   "openai-project", "openai-version",
+                                                   "anthropic-organization-id"};
   for (auto r : kReplayed) {
     if (iequal(n, r)) return true;
   }
@@ -180,7 +186,8 @@ asio::awaitable<void> Flight::wait_gone() {
   while (!gone()) {
     auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec && ec != asio::error::operation_aborted) break;
-    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+    if ((co_await asio::this_coro::cancellation_state).cancelled() !=
+        asio::cancellation_type::none) {
       break;
     }
     timer->expires_at(asio::steady_timer::time_point::max());
@@ -253,7 +260,9 @@ std::size_t Flight::payload_bytes() const {
 
 // --- consumers ----------------------------------------------------------------------------
 
-void Flight::attach() { attached_.fetch_add(1, std::memory_order_acq_rel); }
+void Flight::attach() {
+  attached_.fetch_add(1, std::memory_order_acq_rel);
+}
 
 void Flight::detach() {
   if (attached_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;

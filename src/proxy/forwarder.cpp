@@ -3,11 +3,11 @@
 // error event in the caller's API shape, and the stream is closed cleanly.
 #include "proxy/forwarder.h"
 
-#include <boost/json.hpp>
-#include <charconv>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json.hpp>
+#include <charconv>
 
 #include "common/error_body.h"
 
@@ -16,9 +16,13 @@ namespace redline::proxy {
 namespace {
 constexpr std::size_t kMaxResponseBody = 64 * 1024 * 1024;
 
-bool iequal(std::string_view a, std::string_view b) { return boost::beast::iequals(a, b); }
+bool iequal(std::string_view a, std::string_view b) {
+  return boost::beast::iequals(a, b);
+}
 
-bool retryable_status(int status) { return status == 429 || status >= 500; }
+bool retryable_status(int status) {
+  return status == 429 || status >= 500;
+}
 
 // Transport failures worth another attempt at the same provider.
 bool retryable_failure(upstream::Failure f) {
@@ -29,8 +33,8 @@ bool retryable_failure(upstream::Failure f) {
 
 bool is_timeout(upstream::Failure f) {
   using upstream::Failure;
-  return f == Failure::kFirstByteTimeout || f == Failure::kIdleTimeout ||
-         f == Failure::kDeadline || f == Failure::kConnectTimeout;
+  return f == Failure::kFirstByteTimeout || f == Failure::kIdleTimeout || f == Failure::kDeadline ||
+         f == Failure::kConnectTimeout;
 }
 
 // retry-after as seconds (integer form only; an HTTP date counts as absent).
@@ -69,10 +73,21 @@ asio::awaitable<std::optional<T>> unless_client_leaves(Sink& sink, asio::awaitab
 }  // namespace
 
 bool is_dropped_request_header(std::string_view n) {
-  static constexpr std::string_view kDropped[] = {
-      "host", "connection", "keep-alive", "proxy-connection", "proxy-authorization",
-      "te", "trailer", "transfer-encoding", "upgrade", "content-length", "authorization",
-      "x-api-key", "accept-encoding", "expect", "cookie"};
+  static constexpr std::string_view kDropped[] = {"host",
+                                                  "connection",
+                                                  "keep-alive",
+                                                  "proxy-connection",
+                                                  "proxy-authorization",
+                                                  "te",
+                                                  "trailer",
+                                                  "transfer-encoding",
+                                                  "upgrade",
+                                                  "content-length",
+                                                  "authorization",
+                                                  "x-api-key",
+                                                  "accept-encoding",
+                                                  "expect",
+                                                  "cookie"};
   for (auto d : kDropped) {
     if (iequal(n, d)) return true;
   }
@@ -81,8 +96,8 @@ bool is_dropped_request_header(std::string_view n) {
 
 bool is_dropped_response_header(std::string_view n) {
   static constexpr std::string_view kDropped[] = {
-      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-      "upgrade", "content-length", "set-cookie", "x-request-id"};
+      "connection",        "keep-alive", "proxy-connection", "te",         "trailer",
+      "transfer-encoding", "upgrade",    "content-length",   "set-cookie", "x-request-id"};
   for (auto d : kDropped) {
     if (iequal(n, d)) return true;
   }
@@ -96,7 +111,8 @@ upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const
   req.method = client_req.method();
   std::string_view path = client_req.target();
   // OpenAI base URLs include /v1; Anthropic base URLs are the root.
-  if (cfg.type == config::ProviderType::kOpenAI && path.substr(0, 3) == "/v1") path.remove_prefix(3);
+  if (cfg.type == config::ProviderType::kOpenAI && path.substr(0, 3) == "/v1")
+    path.remove_prefix(3);
   req.target = hop.provider->target.endpoint.base_path;
   req.target += path;
 
@@ -113,14 +129,15 @@ upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const
     req.headers.set(boost::beast::http::field::authorization, "Bearer " + cfg.api_key);
   }
   for (const auto& [k, v] : cfg.headers) req.headers.set(k, v);
-  req.body = (!in.model.empty() && hop.model != in.model) ? rewrite_model(in.body, hop.model) : in.body;
+  req.body =
+      (!in.model.empty() && hop.model != in.model) ? rewrite_model(in.body, hop.model) : in.body;
   return req;
 }
 
 std::chrono::milliseconds Forwarder::backoff(const config::RetryPolicy& p, int attempt) {
   // Full jitter: uniform in [0, min(max, base * 2^(attempt-1))].
-  const auto cap = std::min<long long>(p.max_backoff.count(),
-                                       p.base_backoff.count() << std::min(attempt - 1, 20));
+  const auto cap = std::min<long long>(p.max_backoff.count(), p.base_backoff.count()
+                                                                  << std::min(attempt - 1, 20));
   std::uniform_int_distribution<long long> dist(0, std::max<long long>(cap, 1));
   return std::chrono::milliseconds(dist(rng_));
 }
@@ -149,8 +166,8 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
       if (Clock::now() >= deadline || sink.gone()) break;
       auto req = build_request(in, hop);
       ++out.attempts;
-      auto sent = co_await unless_client_leaves(
-          sink, client_.send(hop.provider->target, req, deadline));
+      auto sent =
+          co_await unless_client_leaves(sink, client_.send(hop.provider->target, req, deadline));
       if (!sent) {
         out.upstream_failure = "client_gone";
         co_return;  // the provider's request was cancelled with the client's
@@ -198,8 +215,8 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
   if (sink.gone()) co_return;
   const int status = is_timeout(last_failure) ? 504 : 502;
   out.error_code = status == 504 ? "upstream_timeout" : "upstream_unavailable";
-  std::string message = status == 504 ? "the provider did not answer in time"
-                                      : "the provider could not be reached";
+  std::string message =
+      status == 504 ? "the provider did not answer in time" : "the provider could not be reached";
   if (!last_detail.empty()) message += " (" + last_detail + ")";
   co_await sink.respond_error(status, message, out.error_code);
 }
@@ -226,9 +243,8 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
       out.upstream_failure = std::string(upstream::failure_name(up.failure()));
       const bool timeout = is_timeout(up.failure());
       out.error_code = timeout ? "upstream_timeout" : "upstream_bad_response";
-      co_await sink.respond_error(timeout ? 504 : 502,
-                                "the provider's answer was cut short or too large",
-                                out.error_code);
+      co_await sink.respond_error(
+          timeout ? 504 : 502, "the provider's answer was cut short or too large", out.error_code);
       co_return;
     }
     out.upstream_end = Clock::now();
@@ -253,8 +269,8 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
   if (up.failure() != upstream::Failure::kNone) {
     out.upstream_failure = std::string(upstream::failure_name(up.failure()));
     out.error_code = "upstream_stream_error";
-    auto event = stream_error_event(
-        in.endpoint, "the provider's stream failed: " + out.upstream_failure);
+    auto event =
+        stream_error_event(in.endpoint, "the provider's stream failed: " + out.upstream_failure);
     co_await sink.write_chunk(event);
   }
   co_await sink.end_stream();

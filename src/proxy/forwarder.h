@@ -20,9 +20,9 @@ struct ForwardInput {
   const http::Request& request;  // method, target and headers as the client sent them
   std::string_view request_id;
   Endpoint endpoint = Endpoint::kNotFound;
-  std::string_view model;        // as the client asked ("" when the endpoint has none)
+  std::string_view model;  // as the client asked ("" when the endpoint has none)
   const std::vector<Hop>& hops;
-  const std::string& body;       // the body to send (may differ from the client's)
+  const std::string& body;  // the body to send (may differ from the client's)
 };
 
 class Forwarder {

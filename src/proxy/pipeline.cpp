@@ -56,7 +56,8 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
                   "not_found"};
   }
   if (ctx.endpoint == Endpoint::kModels) {
-    if (req.method() != bhttp::verb::get) return Reject{405, "use GET /v1/models", "method_not_allowed"};
+    if (req.method() != bhttp::verb::get)
+      return Reject{405, "use GET /v1/models", "method_not_allowed"};
     return std::nullopt;
   }
   const bool needs_model = endpoint_has_model(ctx.endpoint);
@@ -127,8 +128,8 @@ std::optional<Reject> ProxyHandler::route_phase(RequestContext& ctx) {
   if (ctx.hops.empty() && mismatch != nullptr) {
     return Reject{400,
                   "model " + ctx.model + " is served by provider " + mismatch->config->name +
-                      ", which speaks a different API than " + std::string(endpoint_name(ctx.endpoint)) +
-                      "; call it through its own API",
+                      ", which speaks a different API than " +
+                      std::string(endpoint_name(ctx.endpoint)) + "; call it through its own API",
                   "api_mismatch"};
   }
   return std::nullopt;
@@ -283,11 +284,11 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
   kr.body = req.body();
   auto key = cache::compute_cache_key(kr);
   if (key.error != cache::KeyError::kNone) {
-    co_return Reject{400,
-                     std::string(cache::key_error_message(key.error)) +
-                         (key.detail.empty() ? "" : ": " + key.detail),
-                     key.error == cache::KeyError::kDuplicateKey ? "duplicate_key"
-                                                                 : "invalid_json"};
+    co_return Reject{
+        400,
+        std::string(cache::key_error_message(key.error)) +
+            (key.detail.empty() ? "" : ": " + key.detail),
+        key.error == cache::KeyError::kDuplicateKey ? "duplicate_key" : "invalid_json"};
   }
   ctx.cache_key = key.key;
   ctx.cacheable = true;
@@ -351,10 +352,11 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx) {
   } else {
     flight = std::make_shared<Flight>(ctx.endpoint, true);
   }
-  ctx.cache_status = !leader            ? cache::CacheStatus::kCoalesced
+  ctx.cache_status = !leader             ? cache::CacheStatus::kCoalesced
                      : ctx.cache_refresh ? cache::CacheStatus::kRefresh
                                          : cache::CacheStatus::kMiss;
-  ex.add_response_header("x-redline-cache", std::string(cache::cache_status_name(ctx.cache_status)));
+  ex.add_response_header("x-redline-cache",
+                         std::string(cache::cache_status_name(ctx.cache_status)));
   if (leader) {
     auto job = make_job(ctx, coalesce);
     // Attach before the call starts, so it is not cancelled for want of listeners.

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "cache/cache_store.h"
 #include "config/config.h"
 #include "http/server.h"
 #include "proxy/access_log.h"
-#include "cache/cache_store.h"
 #include "proxy/context.h"
 #include "proxy/flight.h"
 #include "proxy/forwarder.h"

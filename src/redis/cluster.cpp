@@ -656,8 +656,7 @@ Awaitable<Result<Reply>> ClusterClient::execute(const Command& cmd, Millis timeo
 }
 
 Awaitable<Result<Reply>> ClusterClient::execute_from(const Command& cmd,
-                                                     std::optional<Target> target,
-                                                     Millis timeout) {
+                                                     std::optional<Target> target, Millis timeout) {
   if (stopped_) {
     co_return Error{ErrorKind::kStopped, "cluster client stopped"};
   }

@@ -96,7 +96,9 @@ Headers auth(const std::string& key, Headers more = {}) {
   return more;
 }
 
-boost::json::value json(const std::string& s) { return boost::json::parse(s); }
+boost::json::value json(const std::string& s) {
+  return boost::json::parse(s);
+}
 
 uint64_t mock_count(const mock::MockServer& m, const char* counter) {
   auto r = test::http_request(m.port(), "GET", "/mock/stats");
@@ -184,8 +186,10 @@ TEST_F(CacheTest, EquivalentBodiesShareTheKeyAndDifferentOnesDoNot) {
   EXPECT_EQ(again.header("x-redline-cache-key"), first.header("x-redline-cache-key"));
   // Each answer-changing field or header makes another key.
   const std::vector<std::pair<std::string, Headers>> different = {
-      {R"({"model":"gpt-4o-mini","temperature":0.5,"messages":[{"role":"user","content":"Hello there"}]})", {}},
-      {R"({"model":"gpt-4o-mini","seed":9007199254740993,"messages":[{"role":"user","content":"Hello there"}]})", {}},
+      {R"({"model":"gpt-4o-mini","temperature":0.5,"messages":[{"role":"user","content":"Hello there"}]})",
+       {}},
+      {R"({"model":"gpt-4o-mini","seed":9007199254740993,"messages":[{"role":"user","content":"Hello there"}]})",
+       {}},
       {R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello There"}]})", {}},
       {kChat, {{"openai-beta", "assistants=v2"}}},
   };
@@ -201,8 +205,9 @@ TEST_F(CacheTest, EquivalentBodiesShareTheKeyAndDifferentOnesDoNot) {
 
 TEST_F(CacheTest, DuplicateJsonKeyIs400) {
   start_gw();
-  auto r = post(port(), "/v1/chat/completions",
-                R"({"model":"gpt-4o-mini","messages":[],"messages":[{"role":"user","content":"x"}]})");
+  auto r =
+      post(port(), "/v1/chat/completions",
+           R"({"model":"gpt-4o-mini","messages":[],"messages":[{"role":"user","content":"x"}]})");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(json(r.body).at("error").at("code").as_string(), "duplicate_key");
   EXPECT_EQ(mock_count(*mock_, "chat"), 0u);
@@ -260,7 +265,8 @@ TEST_F(CacheTest, OneEntryServesBothFormsOfChat) {
   // And the other way round, with another question.
   const std::string q2s =
       R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Second"}]})";
-  const std::string q2 = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Second"}]})";
+  const std::string q2 =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Second"}]})";
   auto stream_first = post(port(), "/v1/chat/completions", q2s);
   auto as_json = post(port(), "/v1/chat/completions", q2);
   EXPECT_EQ(as_json.header("x-redline-cache"), "hit");
@@ -353,7 +359,8 @@ TEST_F(CacheTest, LargeAnswersAreStoredCompressed) {
   auto second = post(port(), "/v1/chat/completions", big, "sk-a1", {{"x-mock-words", "1500"}});
   EXPECT_EQ(second.header("x-redline-cache"), "hit");
   EXPECT_EQ(second.body, first.body);
-  const auto stored = std::stoull(redis_->cli("STRLEN", "c:" + first.header("x-redline-cache-key")));
+  const auto stored =
+      std::stoull(redis_->cli("STRLEN", "c:" + first.header("x-redline-cache-key")));
   EXPECT_LT(stored, first.body.size());  // zstd made it smaller than the answer itself
 }
 
@@ -370,28 +377,36 @@ TEST_F(CacheTest, RequestControls) {
   // no-cache: skips the lookup, stores the fresh answer.
   auto m = post(port(), "/v1/chat/completions", kChat);
   EXPECT_EQ(m.header("x-redline-cache"), "miss");
-  auto fresh = post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"cache-control", "no-cache"}});
+  auto fresh =
+      post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"cache-control", "no-cache"}});
   EXPECT_EQ(fresh.header("x-redline-cache"), "refresh");
   EXPECT_NE(fresh.body, m.body);
   auto hit = post(port(), "/v1/chat/completions", kChat);
   EXPECT_EQ(hit.header("x-redline-cache"), "hit");
   EXPECT_EQ(hit.body, fresh.body);
   // Namespaces partition inside the tenant.
-  auto nsa = post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-namespace", "exp-1"}});
+  auto nsa = post(port(), "/v1/chat/completions", kChat, "sk-a1",
+                  {{"x-redline-cache-namespace", "exp-1"}});
   EXPECT_EQ(nsa.header("x-redline-cache"), "miss");
-  auto nsb = post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-namespace", "exp-1"}});
+  auto nsb = post(port(), "/v1/chat/completions", kChat, "sk-a1",
+                  {{"x-redline-cache-namespace", "exp-1"}});
   EXPECT_EQ(nsb.header("x-redline-cache"), "hit");
   EXPECT_EQ(post(port(), "/v1/chat/completions", kChat, "sk-a1",
                  {{"x-redline-cache-namespace", "bad name!"}})
                 .status,
             400);
   // TTL per request.
-  auto t = post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-ttl", "7"}, {"cache-control", "no-cache"}});
+  auto t = post(port(), "/v1/chat/completions", kChat, "sk-a1",
+                {{"x-redline-cache-ttl", "7"}, {"cache-control", "no-cache"}});
   const auto ttl = std::stoll(redis_->cli("PTTL", "c:" + t.header("x-redline-cache-key")));
   EXPECT_GT(ttl, 5000);
   EXPECT_LE(ttl, 7000);
-  EXPECT_EQ(post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-ttl", "0"}}).status, 400);
-  EXPECT_EQ(post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-ttl", "abc"}}).status, 400);
+  EXPECT_EQ(
+      post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-ttl", "0"}}).status,
+      400);
+  EXPECT_EQ(
+      post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-ttl", "abc"}}).status,
+      400);
 }
 
 TEST_F(CacheTest, NonzeroTemperatureCanBeLeftUncached) {
@@ -426,8 +441,8 @@ TEST_F(CacheTest, WriteBehindIsDrainedOnShutdown) {
   for (int i = 0; i < 40; ++i) {
     all.push_back(std::async(std::launch::async, [this, i] {
       const std::string body =
-          R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"wb)" +
-          std::to_string(i) + R"("}]})";
+          R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"wb)" + std::to_string(i) +
+          R"("}]})";
       return post(port(), "/v1/chat/completions", body);
     }));
   }
@@ -470,9 +485,10 @@ TEST_F(CacheTest, LeaderLeavingDoesNotCancelTheSharedCall) {
   // The leader gives up after 100 ms; the follower still gets the answer.
   std::thread leader([this] {
     test::RawConn c(port());
-    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-a1\r\n"
-           "Content-Type: application/json\r\nContent-Length: " +
-           std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
+    c.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-a1\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
     std::this_thread::sleep_for(100ms);
     c.close();
   });
@@ -491,8 +507,9 @@ TEST_F(CacheTest, RedisDownMeansMissesNotFailures) {
   ASSERT_EQ(warm.status, 200);
   redis_->stop();
   for (int i = 0; i < 3; ++i) {
-    const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"down)" +
-                             std::to_string(i) + R"("}]})";
+    const std::string body =
+        R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"down)" + std::to_string(i) +
+        R"("}]})";
     auto r = post(port(), "/v1/chat/completions", body);
     EXPECT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.header("x-redline-cache"), "miss");
@@ -570,7 +587,8 @@ TEST_F(TwoInstanceCacheTest, BurstAcrossInstancesMakesOneProviderCall) {
   std::vector<std::future<test::HttpResponse>> all;
   for (int i = 0; i < 40; ++i) {
     const int p = i % 2 ? gw_->port() : gw2_->port();
-    all.push_back(std::async(std::launch::async, [p] { return post(p, "/v1/chat/completions", kChat); }));
+    all.push_back(
+        std::async(std::launch::async, [p] { return post(p, "/v1/chat/completions", kChat); }));
   }
   std::set<std::string> bodies;
   for (auto& f : all) {
@@ -583,12 +601,15 @@ TEST_F(TwoInstanceCacheTest, BurstAcrossInstancesMakesOneProviderCall) {
 }
 
 TEST_F(TwoInstanceCacheTest, RefreshAheadRefreshesOnceAcrossInstances) {
-  start_both("  mode: refresh-ahead\n  ttl: 10\n  refresh_ahead: {min_hits: 1, ttl_fraction: 0.95}\n");
+  start_both(
+      "  mode: refresh-ahead\n  ttl: 10\n  refresh_ahead: {min_hits: 1, ttl_fraction: 0.95}\n");
   auto first = post(gw_->port(), "/v1/chat/completions", kChat);
   ASSERT_EQ(mock_count(*mock_, "chat"), 1u);
   std::this_thread::sleep_for(700ms);  // under 95% of the TTL left: due for a refresh
-  auto h1 = std::async(std::launch::async, [&] { return post(gw_->port(), "/v1/chat/completions", kChat); });
-  auto h2 = std::async(std::launch::async, [&] { return post(gw2_->port(), "/v1/chat/completions", kChat); });
+  auto h1 = std::async(std::launch::async,
+                       [&] { return post(gw_->port(), "/v1/chat/completions", kChat); });
+  auto h2 = std::async(std::launch::async,
+                       [&] { return post(gw2_->port(), "/v1/chat/completions", kChat); });
   EXPECT_EQ(h1.get().header("x-redline-cache"), "hit");
   EXPECT_EQ(h2.get().header("x-redline-cache"), "hit");
   std::this_thread::sleep_for(300ms);
