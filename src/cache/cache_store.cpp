@@ -67,6 +67,8 @@ std::string_view cache_status_name(CacheStatus s) {
       return "refresh";
     case CacheStatus::kCoalesced:
       return "coalesced";
+    case CacheStatus::kPartial:
+      return "partial";
   }
   return "miss";
 }
@@ -322,6 +324,53 @@ asio::awaitable<Lookup> CacheStore::lookup(std::size_t thread, const CacheKey& k
   out.entry = std::move(e);
   out.tier = Tier::kL2;
   stats_.hits_l2.fetch_add(1, std::memory_order_relaxed);
+  co_return out;
+}
+
+asio::awaitable<std::vector<std::optional<Entry>>> CacheStore::lookup_many(
+    std::size_t thread, const std::vector<CacheKey>& keys) {
+  Worker& w = *workers_[thread];
+  std::vector<std::optional<Entry>> out(keys.size());
+  const int64_t now = now_unix_ms();
+  std::vector<std::size_t> remote;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (l1_) {
+      if (const std::string* enc = l1_->shard(thread).get(keys[i].digest, now)) {
+        Entry e;
+        if (decode_entry(*enc, e) == DecodeError::kNone) {
+          out[i] = std::move(e);
+          stats_.hits_l1.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+      }
+    }
+    remote.push_back(i);
+  }
+  if (remote.empty()) co_return out;
+  std::vector<redis::Command> gets;
+  gets.reserve(remote.size());
+  for (std::size_t i : remote) gets.emplace_back("GET", entry_key(keys[i]));
+  const std::span<const redis::Command> view(gets);
+  auto replies = co_await w.client->batch(view);
+  for (std::size_t j = 0; j < remote.size(); ++j) {
+    auto& r = replies[j];
+    const std::size_t i = remote[j];
+    if (!r.ok()) {
+      stats_.lookup_errors.fetch_add(1, std::memory_order_relaxed);
+      stats_.misses.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    Entry e;
+    if (!r->is_string() || decode_entry(r->str(), e) != DecodeError::kNone) {
+      stats_.misses.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (l1_ && expires_at_ms(e) > now) {
+      l1_->shard(thread).put(keys[i].digest, std::move(r->mutable_str()), expires_at_ms(e));
+    }
+    out[i] = std::move(e);
+    stats_.hits_l2.fetch_add(1, std::memory_order_relaxed);
+  }
   co_return out;
 }
 

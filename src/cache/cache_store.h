@@ -42,6 +42,7 @@ enum class CacheStatus {
   kBypass,     // not looked up, not stored (no-store, cache off, uncacheable request, key opt-out)
   kRefresh,    // cache-control: no-cache: not looked up, the fresh answer was stored
   kCoalesced,  // shared the provider answer of an identical request in flight
+  kPartial,    // embeddings: some inputs of the batch were cached, the rest came from the provider
 };
 std::string_view cache_status_name(CacheStatus s);
 
@@ -101,6 +102,10 @@ class CacheStore {
 
   // L1, then Redis within cache.lookup_timeout. A Redis hit is copied into L1.
   boost::asio::awaitable<Lookup> lookup(std::size_t thread, const CacheKey& key);
+  // Many keys at once: L1 first, then one pipelined batch of GETs for the rest (a cluster
+  // splits it per node, in parallel). A failed or timed-out read is a miss.
+  boost::asio::awaitable<std::vector<std::optional<Entry>>> lookup_many(
+      std::size_t thread, const std::vector<CacheKey>& keys);
 
   // Writes the entry to L1 and Redis (PX = ttl) and waits for Redis (write-through and the
   // others alike; callers that must not wait spawn it). False when Redis failed.

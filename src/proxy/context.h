@@ -53,6 +53,8 @@ struct RequestContext : UpstreamOutcome {
   bool cacheable = false;      // a cache key was computed
   bool cache_refresh = false;  // cache-control: no-cache
   uint32_t cache_ttl = 0;
+  std::string cache_namespace;
+  uint64_t cache_generation = 0;
   cache::CacheKey cache_key;
 };
 

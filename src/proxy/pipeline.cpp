@@ -44,6 +44,10 @@ ProxyHandler::ProxyHandler(const config::Config& config, std::vector<asio::io_co
 
 ProxyHandler::~ProxyHandler() = default;
 
+Forwarder& ProxyHandler::forwarder(std::size_t thread) {
+  return workers_[thread]->forwarder;
+}
+
 void ProxyHandler::shutdown() {
   for (auto& w : workers_) w->client.shutdown();
 }
@@ -291,6 +295,8 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
         key.error == cache::KeyError::kDuplicateKey ? "duplicate_key" : "invalid_json"};
   }
   ctx.cache_key = key.key;
+  ctx.cache_namespace = std::string(ns);
+  ctx.cache_generation = *generation;
   ctx.cacheable = true;
   ctx.exchange.add_response_header("x-redline-cache-key", key.key.hex());
   co_return std::nullopt;
@@ -318,6 +324,10 @@ std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestCon
 }
 
 asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx) {
+  if (ctx.endpoint == Endpoint::kEmbeddings) {
+    co_await embeddings_phase(ctx);
+    co_return;
+  }
   auto& ex = ctx.exchange;
   const std::size_t thread = ex.thread_index();
   if (!ctx.cache_refresh) {

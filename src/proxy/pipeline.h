@@ -37,6 +37,7 @@ class ProxyHandler : public http::Handler {
 
  private:
   struct Worker;  // per-thread state: upstream client and forwarder
+  Forwarder& forwarder(std::size_t thread);
 
   std::optional<Reject> parse_phase(RequestContext& ctx);
   std::optional<Reject> auth_phase(RequestContext& ctx);
@@ -45,6 +46,8 @@ class ProxyHandler : public http::Handler {
   asio::awaitable<std::optional<Reject>> cache_key_phase(RequestContext& ctx);
   // Serves the request: from the cache, or through a (possibly shared) provider call.
   asio::awaitable<void> cached_upstream_phase(RequestContext& ctx);
+  // Embeddings are cached per input (embeddings.cpp).
+  asio::awaitable<void> embeddings_phase(RequestContext& ctx);
   struct FlightJob;
   asio::awaitable<void> run_flight(std::shared_ptr<Flight> flight, std::shared_ptr<FlightJob> job);
   std::shared_ptr<FlightJob> make_job(const RequestContext& ctx, bool registered);

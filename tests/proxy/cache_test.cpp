@@ -310,10 +310,47 @@ TEST_F(CacheTest, EmbeddingsAreCached) {
   start_gw();
   auto first = post(port(), "/v1/embeddings", kEmbeddings);
   ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-redline-cache"), "miss");
   auto second = post(port(), "/v1/embeddings", kEmbeddings);
   EXPECT_EQ(second.header("x-redline-cache"), "hit");
-  EXPECT_EQ(second.body, first.body);
+  EXPECT_EQ(json(second.body).at("data"), json(first.body).at("data"));
   EXPECT_EQ(mock_count(*mock_, "embeddings"), 1u);
+}
+
+TEST_F(CacheTest, EmbeddingsAreCachedPerInput) {
+  start_gw();
+  auto embed = [&](const std::string& input) {
+    return post(port(), "/v1/embeddings",
+                R"({"model":"text-embedding-3-small","input":)" + input + "}");
+  };
+  ASSERT_EQ(embed(R"(["alpha","beta"])").header("x-redline-cache"), "miss");
+  // A batch with one known and one new input: only the new one goes to the provider.
+  auto partial = embed(R"(["beta","gamma"])");
+  ASSERT_EQ(partial.status, 200) << partial.body;
+  EXPECT_EQ(partial.header("x-redline-cache"), "partial");
+  auto last = json(test::http_request(mock_->port(), "GET", "/mock/last-request").body);
+  EXPECT_EQ(json(std::string(last.at("body").as_string())).at("input"), json(R"(["gamma"])"))
+      << last;
+  // Every input seen before, in any batch or alone: a hit, in the caller's order.
+  auto single = embed(R"("alpha")");
+  EXPECT_EQ(single.header("x-redline-cache"), "hit");
+  auto all = embed(R"(["gamma","alpha","beta"])");
+  EXPECT_EQ(all.header("x-redline-cache"), "hit");
+  EXPECT_EQ(mock_count(*mock_, "embeddings"), 2u);
+  // The assembled answer equals what the provider says for the same batch.
+  auto direct =
+      test::http_request(mock_->port(), "POST", "/v1/embeddings",
+                         R"({"model":"text-embedding-3-small","input":["gamma","alpha","beta"]})",
+                         {{"authorization", "Bearer sk-p"}});
+  auto got = json(all.body);
+  auto want = json(direct.body);
+  ASSERT_EQ(got.at("data").as_array().size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(got.at("data").at(i).at("index").to_number<int>(), static_cast<int>(i));
+    EXPECT_EQ(got.at("data").at(i).at("embedding"), want.at("data").at(i).at("embedding")) << i;
+  }
+  EXPECT_EQ(got.at("object").as_string(), "list");
+  EXPECT_TRUE(got.at("usage").at("prompt_tokens").is_number());
 }
 
 TEST_F(CacheTest, ErrorsAreNotStored) {
