@@ -315,7 +315,7 @@ asio::awaitable<void> Flight::serve(http::Exchange& ex, ServeOptions opts,
   }
   {
     std::lock_guard lock(mu_);
-    if (finished_) outcome = outcome_;
+    if (released_) outcome = outcome_;  // released only after the call returned
   }
   detach();
 }

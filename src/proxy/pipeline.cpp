@@ -91,8 +91,11 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
   ctx.model = std::string(model);
   bool stream = false;
   if (!obj["stream"].get_bool().get(stream)) ctx.stream = stream;
+  // (Not at_pointer: it trips a g++ 12 -Wstringop-overflow false positive.)
+  simdjson::dom::object stream_options;
   bool include_usage = false;
-  if (!obj.at_pointer("/stream_options/include_usage").get_bool().get(include_usage)) {
+  if (!obj["stream_options"].get_object().get(stream_options) &&
+      !stream_options["include_usage"].get_bool().get(include_usage)) {
     ctx.include_usage = include_usage;
   }
   double temperature = 0;
