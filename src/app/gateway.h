@@ -6,14 +6,15 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "admin/admin_handler.h"
 #include "config/config.h"
 #include "http/server.h"
+#include "metrics/registry.h"
 #include "proxy/access_log.h"
 #include "proxy/pipeline.h"
 
@@ -51,6 +52,7 @@ class Gateway {
   std::unique_ptr<admin::AdminHandler> admin_handler_;
   std::unique_ptr<http::Server> proxy_server_;
   std::unique_ptr<http::Server> admin_server_;
+  std::vector<metrics::Registration> metric_sources_;  // read the servers' stats: dies first
   std::mutex stop_mutex_;
   std::condition_variable stopped_cv_;
   bool stopped_ = false;

@@ -150,7 +150,9 @@ boost::json::object percentiles_json(const Percentiles& p, double factor) {
 
 }  // namespace
 
-std::string Registry::stats_json() {
+std::string Registry::stats_json() { return boost::json::serialize(stats_object()); }
+
+boost::json::object Registry::stats_object() {
   boost::json::object root;
   root["uptime_seconds"] = std::chrono::duration<double>(clock_() - started_).count();
   boost::json::object latency, counters, gauges;
@@ -196,7 +198,7 @@ std::string Registry::stats_json() {
   root["latency"] = std::move(latency);
   root["counters"] = std::move(counters);
   root["gauges"] = std::move(gauges);
-  return boost::json::serialize(root);
+  return root;
 }
 
 }  // namespace redline::metrics

@@ -37,6 +37,7 @@
 
 #include <array>
 #include <atomic>
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -420,6 +421,7 @@ class Registry {
   // JSON for /admin/stats: percentiles of every histogram (last minute, since start) and
   // every counter's and gauge's series.
   std::string stats_json();
+  boost::json::object stats_object();
   std::vector<HistogramStats> histogram_stats();
   // Rotates the last-minute windows (every HistogramFamily::kSlot; cheap when not due).
   // render() and stats_json() call it; a timer should too (see run_ticker()).
