@@ -36,6 +36,23 @@ void restrict_model_label(const config::Config& config) {
   if (!models.empty()) metrics::registry().restrict_label("model", std::move(models));
 }
 
+// Every Redis the gateway uses, for the health poller: the state Redis, and the cache Redis
+// when it is a separate deployment.
+metrics::RedisHealthOptions redis_health_options(const config::Config& config) {
+  metrics::RedisHealthOptions o;
+  auto add = [&](const char* name, const config::RedisConfig& rc) {
+    metrics::RedisTarget t;
+    t.name = name;
+    t.cluster = rc.mode == config::RedisMode::kCluster;
+    t.urls = rc.urls;
+    t.connection.ca_file = rc.ca_file;
+    o.targets.push_back(std::move(t));
+  };
+  add("state", config.redis);
+  if (config.cache.redis) add("cache", *config.cache.redis);
+  return o;
+}
+
 }  // namespace
 
 Gateway::Gateway(config::Config config) : config_(std::move(config)) {
@@ -63,6 +80,11 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   for (auto& r : admin::export_server_stats("admin", admin_server_->stats(), metrics::registry())) {
     metric_sources_.push_back(std::move(r));
   }
+  redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
+                                                         redis_health_options(config_));
+  admin_handler_->set_redis_nodes([health = redis_health_.get()](bool with_slowlog) {
+    return health->nodes_json(with_slowlog);
+  });
 }
 
 Gateway::~Gateway() {
@@ -72,6 +94,7 @@ Gateway::~Gateway() {
   proxy_server_->close_io();
   admin_server_->close_io();
   proxy_handler_->shutdown();
+  redis_health_->stop();
   contexts_.clear();
 }
 
@@ -80,6 +103,7 @@ void Gateway::start() {
   admin_server_->start();
   for (auto& c : contexts_) guards_.emplace_back(c->get_executor());
   boost::asio::co_spawn(*contexts_.front(), tick_metrics(), boost::asio::detached);
+  redis_health_->start();
   for (auto& c : contexts_) {
     auto* ioc = c.get();
     threads_.emplace_back([ioc] { ioc->run(); });

@@ -150,7 +150,9 @@ boost::json::object percentiles_json(const Percentiles& p, double factor) {
 
 }  // namespace
 
-std::string Registry::stats_json() { return boost::json::serialize(stats_object()); }
+std::string Registry::stats_json() {
+  return boost::json::serialize(stats_object());
+}
 
 boost::json::object Registry::stats_object() {
   boost::json::object root;

@@ -92,7 +92,8 @@ ProcessMetrics::ProcessMetrics(Registry& reg) {
 
 void export_process_metrics() {
   static std::once_flag once;
-  std::call_once(once, [] { new ProcessMetrics(registry()); });  // lives until exit
+  static ProcessMetrics* process = nullptr;  // lives until exit, like the registry
+  std::call_once(once, [] { process = new ProcessMetrics(registry()); });
 }
 
 }  // namespace redline::metrics

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <thread>
 
 #include "admin/admin_handler.h"
 #include "app/gateway.h"
@@ -26,7 +27,8 @@ config::Config load(const std::string& yaml) {
   return config::load_config_string(yaml, "test.yaml", env).config;
 }
 
-std::string yaml(int mock_port, const std::string& admin_extra = "") {
+std::string yaml(int mock_port, const std::string& admin_extra = "",
+                 const std::string& redis_url = "redis://127.0.0.1:1") {
   const std::string url = "http://127.0.0.1:" + std::to_string(mock_port);
   return "listen: \"127.0.0.1:0\"\n"
          "threads: 2\n"
@@ -34,7 +36,9 @@ std::string yaml(int mock_port, const std::string& admin_extra = "") {
          admin_extra +
          "}\n"
          "logging: {access_log: false, level: warn}\n"
-         "redis: {urls: [\"redis://127.0.0.1:1\"]}\n"
+         "redis: {urls: [\"" +
+         redis_url +
+         "\"]}\n"
          "providers:\n"
          "  - {name: openai, type: openai, base_url: \"" +
          url +
@@ -52,11 +56,13 @@ double sample(const std::string& text, const std::string& series) {
 
 class AdminTest : public ::testing::Test {
  protected:
-  void start(const std::string& admin_extra = "") {
+  void start(const std::string& admin_extra = "", const std::string& redis_url = "") {
     mock::MockOptions o;
     mock_ = std::make_unique<mock::MockServer>(std::move(o));
     mock_->start();
-    gw_ = std::make_unique<app::Gateway>(load(yaml(mock_->port(), admin_extra)));
+    gw_ = std::make_unique<app::Gateway>(load(redis_url.empty()
+                                                  ? yaml(mock_->port(), admin_extra)
+                                                  : yaml(mock_->port(), admin_extra, redis_url)));
     gw_->start();
   }
   test::HttpResponse admin(const std::string& path, const test::Headers& h = {}) {
@@ -176,6 +182,37 @@ TEST_F(AdminTest, UnknownModelAddsNoLabelValue) {
                    "redline_requests_total{route=\"chat_completions\",model=\"other\","
                    "status=\"200\"}"),
             2);
+}
+
+TEST_F(AdminTest, SlowlogAndRedisNodesFromThePoller) {
+  test::RedisServerOptions ro;
+  ro.extra_config = {"slowlog-log-slower-than 0"};
+  test::RedisServer redis(ro);
+  redis.cli("SET", "a", "1");
+  start(", token: tok", redis.url());
+  const test::Headers auth{{"authorization", "Bearer tok"}};
+  // The first poll runs as the gateway starts; wait for it (bounded).
+  boost::json::value v;
+  for (int i = 0; i < 100; ++i) {
+    auto r = admin("/admin/slowlog", auth);
+    ASSERT_EQ(r.status, 200) << r.body;
+    v = boost::json::parse(r.body);
+    if (!v.at("nodes").as_array().empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto& nodes = v.at("nodes").as_array();
+  ASSERT_EQ(nodes.size(), 1u) << v;
+  const auto& n = nodes[0].as_object();
+  EXPECT_EQ(n.at("node").as_string(), redis.address());
+  EXPECT_EQ(n.at("redis").as_string(), "state");
+  EXPECT_TRUE(n.at("up").as_bool());
+  EXPECT_FALSE(n.at("slowlog").as_array().empty());
+  auto stats = boost::json::parse(admin("/admin/stats").body);
+  ASSERT_EQ(stats.at("redis").as_array().size(), 1u);
+  EXPECT_FALSE(stats.at("redis").at(0).as_object().contains("slowlog"));
+  const auto text = admin("/metrics").body;
+  EXPECT_EQ(sample(text, "redline_redis_up{redis=\"state\",node=\"" + redis.address() + "\"}"), 1)
+      << text;
 }
 
 }  // namespace
