@@ -727,7 +727,7 @@ TEST(StructureErrors, WrongTypes) {
 TEST(StructureErrors, UnknownKeyInAListItem) {
   EXPECT_EQ(error_with_provider("keys:\n  - {key: a, tennant: x}\n"),
             "test.yaml: keys[0].tennant: expected one of the keys key, key_sha256, name, tenant, "
-            "models, got unknown key 'tennant' (did you mean 'tenant'?)");
+            "models, cache, got unknown key 'tennant' (did you mean 'tenant'?)");
   EXPECT_EQ(error_with_provider("rate_limits:\n  - {requests: 1, limit: 2}\n"),
             "test.yaml: rate_limits[0].limit: expected one of the keys scope, algorithm, requests, "
             "tokens, window, burst, fail_mode, got unknown key 'limit'");
