@@ -351,10 +351,15 @@ void copy_unknown(json::object& to, const json::object& from,
 // --- OpenAI: chunks -> body -------------------------------------------------------------------
 
 constexpr std::array<std::string_view, 9> kChunkKnown = {
-    "id",    "object",       "created",      "model",      "choices",
-    "usage", "service_tier", "system_fingerprint", "obfuscation"};
-constexpr std::array<std::string_view, 4> kChoiceKnown = {"index", "delta", "logprobs",
-                                                          "finish_reason"};
+    "id",         "object", "created",      "model",
+    "choices",    "usage",  "service_tier", "system_fingerprint",
+    "obfuscation"};
+// The choice fields each shape handles itself; any other choice field is carried over.
+constexpr std::array<std::string_view, 5> kChatChoiceOwn = {"index", "delta", "message", "logprobs",
+                                                            "finish_reason"};
+constexpr std::array<std::string_view, 4> kTextChoiceOwn = {"index", "text", "logprobs",
+                                                            "finish_reason"};
+constexpr std::array<std::string_view, 3> kTextChoiceSkip = {"index", "logprobs", "finish_reason"};
 constexpr std::array<std::string_view, 4> kMessageConcatenated = {"content", "refusal",
                                                                   "reasoning_content", "reasoning"};
 constexpr std::array<std::string_view, 1> kTextConcatenated = {"text"};
@@ -402,8 +407,8 @@ class OpenAIAssembler {
 
  private:
   struct Choice {
-    json::object fields;   // chat: the message; legacy: text and the choice's other fields
-    json::object extras;   // chat: choice fields besides index/delta/logprobs/finish_reason
+    json::object fields;  // chat: the message; legacy: text and the choice's other fields
+    json::object extras;  // chat: the choice's fields other than kChatChoiceOwn
     std::map<int64_t, json::object> tool_calls;
     json::value logprobs;  // null until a chunk has some
     json::value finish_reason;
@@ -438,11 +443,11 @@ class OpenAIAssembler {
       choice.finish_reason = *fr;
     }
     if (!chat_) {
-      fold_delta(choice.fields, c, kTextConcatenated, kChoiceKnown);
+      fold_delta(choice.fields, c, kTextConcatenated, kTextChoiceSkip);
       return true;
     }
     for (const json::key_value_pair& kv : c) {
-      if (!contains(kChoiceKnown, kv.key())) keep_last(choice.extras, kv.key(), kv.value());
+      if (!contains(kChatChoiceOwn, kv.key())) keep_last(choice.extras, kv.key(), kv.value());
     }
     const json::value* delta = c.if_contains("delta");
     if (delta == nullptr || !delta->is_object()) return true;
@@ -506,7 +511,7 @@ class OpenAIAssembler {
     choice["message"] = std::move(message);
     choice["logprobs"] = c.logprobs;
     choice["finish_reason"] = c.finish_reason;
-    copy_unknown(choice, c.extras, kChoiceKnown);
+    copy_unknown(choice, c.extras, kChatChoiceOwn);
     return choice;
   }
 
@@ -517,7 +522,7 @@ class OpenAIAssembler {
     choice["index"] = index;
     choice["logprobs"] = c.logprobs;
     choice["finish_reason"] = c.finish_reason;
-    copy_unknown(choice, c.fields, kTextConcatenated);
+    copy_unknown(choice, c.fields, kTextChoiceOwn);
     return choice;
   }
 
@@ -539,8 +544,6 @@ std::optional<std::string> assemble_openai(std::span<const std::string> events, 
 
 constexpr std::array<std::string_view, 8> kBodyKnown = {
     "id", "object", "created", "model", "choices", "usage", "service_tier", "system_fingerprint"};
-constexpr std::array<std::string_view, 5> kBodyChoiceKnown = {"index", "message", "text",
-                                                              "logprobs", "finish_reason"};
 constexpr std::array<std::string_view, 4> kStreamedMessageText = {"content", "reasoning_content",
                                                                   "reasoning", "refusal"};
 
@@ -549,10 +552,13 @@ constexpr std::array<std::string_view, 4> kStreamedMessageText = {"content", "re
 // first chunk only (accumulating clients keep them).
 class ChunkWriter {
  public:
+  // Usage fields appear only when asked for and the body has usage to report.
   ChunkWriter(const json::object& body, std::string_view object, bool include_usage)
-      : body_(body), include_usage_(include_usage) {
-    for (std::string_view key : {"id", "object", "created", "model", "service_tier",
-                                 "system_fingerprint"}) {
+      : body_(body), usage_(body.if_contains("usage")) {
+    if (usage_ != nullptr && usage_->is_null()) usage_ = nullptr;
+    if (!include_usage) usage_ = nullptr;
+    for (std::string_view key :
+         {"id", "object", "created", "model", "service_tier", "system_fingerprint"}) {
       if (key == "object") {
         head_["object"] = object;
       } else if (const json::value* v = body.if_contains(key)) {
@@ -566,17 +572,16 @@ class ChunkWriter {
     json::array choices;
     choices.push_back(std::move(choice));
     chunk["choices"] = std::move(choices);
-    if (include_usage_) chunk["usage"] = nullptr;
+    if (usage_ != nullptr) chunk["usage"] = nullptr;
     if (events_.empty()) copy_unknown(chunk, body_, kBodyKnown);
     events_.push_back(data_event({}, chunk));
   }
 
   std::vector<std::string> finish() {
-    const json::value* usage = body_.if_contains("usage");
-    if (include_usage_ && usage != nullptr && !usage->is_null()) {
+    if (usage_ != nullptr) {
       json::object chunk = head_;
       chunk["choices"] = json::array();
-      chunk["usage"] = *usage;
+      chunk["usage"] = *usage_;
       events_.push_back(data_event({}, chunk));
     }
     events_.emplace_back("data: [DONE]");
@@ -585,7 +590,7 @@ class ChunkWriter {
 
  private:
   const json::object& body_;
-  bool include_usage_;
+  const json::value* usage_;  // null: no usage fields in the stream
   json::object head_;
   std::vector<std::string> events_;
 };
@@ -637,7 +642,8 @@ bool chat_choice_chunks(const json::object& choice, int64_t position, ChunkWrite
                              nullptr));
   }
 
-  if (const json::value* calls = m.if_contains("tool_calls"); calls != nullptr && !calls->is_null()) {
+  if (const json::value* calls = m.if_contains("tool_calls");
+      calls != nullptr && !calls->is_null()) {
     if (!calls->is_array()) return false;
     int64_t k = 0;
     for (const json::value& call : calls->get_array()) {
@@ -656,7 +662,7 @@ bool chat_choice_chunks(const json::object& choice, int64_t position, ChunkWrite
   const json::value* fr = choice.if_contains("finish_reason");
   json::object last = chat_chunk_choice(*index, json::object(), std::move(logprobs),
                                         fr != nullptr ? *fr : json::value(nullptr));
-  copy_unknown(last, choice, kBodyChoiceKnown);
+  copy_unknown(last, choice, kChatChoiceOwn);
   w.emit(std::move(last));
   return true;
 }
@@ -684,7 +690,7 @@ bool text_choice_chunks(const json::object& choice, int64_t position, ChunkWrite
   c["logprobs"] = nullptr;
   const json::value* fr = choice.if_contains("finish_reason");
   c["finish_reason"] = fr != nullptr ? *fr : json::value(nullptr);
-  copy_unknown(c, choice, kBodyChoiceKnown);
+  copy_unknown(c, choice, kTextChoiceOwn);
   w.emit(std::move(c));
   return true;
 }
@@ -782,12 +788,12 @@ class MessageAssembler {
         for (const json::key_value_pair& kv : d->get_object()) message_[kv.key()] = kv.value();
       }
       const json::value* u = e.if_contains("usage");
-      if (u != nullptr && u->is_object()) {
+      if (u == nullptr || !u->is_object()) return true;
+      for (const json::key_value_pair& kv : u->get_object()) {
+        if (kv.value().is_null()) continue;
         json::value& usage = message_["usage"];
         if (!usage.is_object()) usage = json::object();
-        for (const json::key_value_pair& kv : u->get_object()) {
-          if (!kv.value().is_null()) usage.get_object()[kv.key()] = kv.value();
-        }
+        usage.get_object()[kv.key()] = kv.value();
       }
       return true;
     }
@@ -882,20 +888,25 @@ bool block_events(const json::value& bv, int64_t index, MessageWriter& w) {
   const std::string_view type = string_field(b, "type");
   json::object start = b;
   std::vector<std::pair<std::string_view, json::value>> deltas;  // (delta type, payload)
+  // A streamed text field starts empty and arrives as one delta.
+  auto stream_text = [&](std::string_view key, std::string_view delta_type) {
+    const json::value* text = b.if_contains(key);
+    if (text == nullptr || !text->is_string()) return;
+    start[key] = "";
+    if (!text->get_string().empty()) deltas.emplace_back(delta_type, *text);
+  };
   if (type == "text") {
-    start["text"] = "";
     if (const json::value* cites = b.if_contains("citations"); cites && cites->is_array()) {
       start["citations"] = json::array();
       for (const json::value& c : cites->get_array()) deltas.emplace_back("citations_delta", c);
     }
-    if (!string_field(b, "text").empty()) deltas.emplace_back("text_delta", b.at("text"));
+    stream_text("text", "text_delta");
   } else if (type == "thinking") {
-    start["thinking"] = "";
-    start.erase("signature");
-    if (!string_field(b, "thinking").empty()) {
-      deltas.emplace_back("thinking_delta", b.at("thinking"));
+    stream_text("thinking", "thinking_delta");
+    if (const json::value* s = b.if_contains("signature")) {
+      start.erase("signature");
+      deltas.emplace_back("signature_delta", *s);
     }
-    if (const json::value* s = b.if_contains("signature")) deltas.emplace_back("signature_delta", *s);
   } else if (const json::value* input = b.if_contains("input")) {
     // tool_use, server_tool_use, mcp_tool_use: the input arrives as JSON text.
     start["input"] = json::object();
@@ -927,27 +938,31 @@ std::vector<std::string> synthesize_anthropic(std::string_view body) {
   if (content == nullptr || !content->is_array()) return {};
 
   MessageWriter w;
+  // message_start: the message without its content and (when it has them) its stop fields.
   json::object start = *root;
   start["content"] = json::array();
-  start["stop_reason"] = nullptr;
-  start["stop_sequence"] = nullptr;
+  json::object delta;
+  for (std::string_view key : {"stop_reason", "stop_sequence"}) {
+    if (json::value* v = start.if_contains(key)) {
+      delta[key] = std::exchange(*v, nullptr);
+    }
+  }
   w.emit("message_start", {{"message", std::move(start)}});
   int64_t index = 0;
   for (const json::value& block : content->get_array()) {
     if (!block_events(block, index++, w)) return {};
   }
-  json::object delta;
-  for (std::string_view key : {"stop_reason", "stop_sequence"}) {
-    const json::value* v = root->if_contains(key);
-    delta[key] = v != nullptr ? *v : json::value(nullptr);
-  }
-  json::object usage;
+  // message_delta: the stop fields, and output_tokens when the body has a usage object.
+  json::object message_delta;
+  message_delta["delta"] = std::move(delta);
   if (const json::value* u = root->if_contains("usage"); u != nullptr && u->is_object()) {
+    json::object usage;
     if (const json::value* out = u->get_object().if_contains("output_tokens")) {
       usage["output_tokens"] = *out;
     }
+    message_delta["usage"] = std::move(usage);
   }
-  w.emit("message_delta", {{"delta", std::move(delta)}, {"usage", std::move(usage)}});
+  w.emit("message_delta", std::move(message_delta));
   w.emit("message_stop", {});
   return w.finish();
 }

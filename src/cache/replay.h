@@ -46,9 +46,9 @@ std::optional<std::string> assemble_chat_completion(std::span<const std::string>
 // Per choice: a role chunk, content, refusal and tool-call chunks, then a chunk with an empty
 // delta and the finish_reason. Every chunk carries id, object "chat.completion.chunk",
 // created, model, and service_tier and system_fingerprint when the body had them. With
-// include_usage every chunk also has "usage":null and a last chunk with "choices":[] carries
-// the body's usage. The last event is "data: [DONE]". Empty when `body` is not a chat
-// completion (not JSON, no choices array, a choice without a message object).
+// include_usage (and a body that has usage) every chunk also has "usage":null and a last
+// chunk with "choices":[] carries the body's usage. The last event is "data: [DONE]". Empty when
+// `body` is not a chat completion (not JSON, no choices array, a choice without a message object).
 std::vector<std::string> synthesize_chat_completion_events(std::string_view body,
                                                            bool include_usage);
 

@@ -48,10 +48,10 @@ class SseSplitter {
   void fail();
 
   std::size_t max_event_bytes_;
-  std::string event_;           // completed lines of the current event, each followed by '\n',
-                                // then the current line so far
-  std::size_t line_start_ = 0;  // where the current line starts in event_
-  bool after_cr_ = false;       // the last byte seen was '\r': a following '\n' belongs to it
+  std::string event_;            // completed lines of the current event, each followed by '\n',
+                                 // then the current line so far
+  std::size_t line_start_ = 0;   // where the current line starts in event_
+  bool after_cr_ = false;        // the last byte seen was '\r': a following '\n' belongs to it
   std::size_t bom_matched_ = 0;  // leading bytes matching the UTF-8 BOM so far
   bool bom_done_ = false;        // past the point where a BOM could appear
   bool overflow_ = false;
