@@ -3,6 +3,8 @@
 // destroyed (which frees any coroutine still parked on them) before the servers.
 #include "app/gateway.h"
 
+#include "cache/cache_metrics.h"
+
 #include <spdlog/spdlog.h>
 
 #include "metrics/process.h"
@@ -83,6 +85,9 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   for (auto& r : admin::export_server_stats("admin", admin_server_->stats(), metrics::registry())) {
     metric_sources_.push_back(std::move(r));
   }
+  if (cache_) {
+    for (auto& r : cache::export_cache_metrics(*cache_)) metric_sources_.push_back(std::move(r));
+  }
   redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
                                                          redis_health_options(config_));
   admin_handler_->set_redis_nodes([health = redis_health_.get()](bool with_slowlog) {
@@ -99,6 +104,7 @@ Gateway::~Gateway() {
   proxy_handler_->shutdown();
   redis_health_->stop();
   if (cache_) cache_->stop();
+  metric_sources_.clear();  // some read the cache's stats
   // The Redis clients' timers and sockets must go while their io_contexts still exist.
   cache_.reset();
   contexts_.clear();

@@ -392,7 +392,12 @@ asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,
   const int64_t ttl_ms = static_cast<int64_t>(entry.ttl_seconds) * 1000;
   note_own_write(key.digest);
   redis::Command set("SET", entry_key(key), enc, "PX", ttl_ms);
-  if (l1_) l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
+  if (l1_) {
+    // This instance's other threads may hold an older answer; the tracking push for our own
+    // write is ignored, so tell them here.
+    l1_->invalidate_other_shards(key.digest, thread);
+    l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
+  }
   auto r = co_await w.client->execute(set, config_.store_timeout);
   if (!r.ok()) {
     consume_own_write(key.digest);  // no push will come for a write that did not happen
@@ -404,6 +409,36 @@ asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,
   co_return true;
 }
 
+asio::awaitable<std::size_t> CacheStore::store_many(
+    std::size_t thread, std::span<const std::pair<CacheKey, Entry>> entries) {
+  Worker& w = *workers_[thread];
+  std::vector<redis::Command> sets;
+  sets.reserve(entries.size());
+  for (const auto& [key, entry] : entries) {
+    std::string enc = encode(entry);
+    note_own_write(key.digest);
+    sets.emplace_back("SET", entry_key(key), enc, "PX",
+                      static_cast<int64_t>(entry.ttl_seconds) * 1000);
+    if (l1_) {
+      l1_->invalidate_other_shards(key.digest, thread);
+      l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
+    }
+  }
+  const std::span<const redis::Command> view(sets);
+  auto results = co_await w.client->batch(view);
+  std::size_t ok = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) {
+      ++ok;
+      stats_.stores.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      consume_own_write(entries[i].first.digest);
+      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  co_return ok;
+}
+
 bool CacheStore::enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry) {
   Worker& w = *workers_[thread];
   if (w.queue.size() >= config_.write_behind_queue || w.stopping) {
@@ -411,7 +446,10 @@ bool CacheStore::enqueue_store(std::size_t thread, const CacheKey& key, const En
     return false;
   }
   std::string enc = encode(entry);
-  if (l1_) l1_->shard(thread).put(key.digest, enc, expires_at_ms(entry));
+  if (l1_) {
+    l1_->invalidate_other_shards(key.digest, thread);
+    l1_->shard(thread).put(key.digest, enc, expires_at_ms(entry));
+  }
   note_own_write(key.digest);
   w.queue.push_back(
       {entry_key(key), std::move(enc), static_cast<int64_t>(entry.ttl_seconds) * 1000});

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -110,6 +111,10 @@ class CacheStore {
   // Writes the entry to L1 and Redis (PX = ttl) and waits for Redis (write-through and the
   // others alike; callers that must not wait spawn it). False when Redis failed.
   boost::asio::awaitable<bool> store(std::size_t thread, const CacheKey& key, const Entry& entry);
+  // Several entries in one pipelined batch (cluster: per node, in parallel). Returns how
+  // many Redis acknowledged.
+  boost::asio::awaitable<std::size_t> store_many(
+      std::size_t thread, std::span<const std::pair<CacheKey, Entry>> entries);
   // Write-behind: L1 now, Redis later in pipelined batches. False when the queue is full.
   bool enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry);
   // Entries queued for write-behind and not yet acknowledged, over all threads.

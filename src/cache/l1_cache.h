@@ -113,6 +113,8 @@ class L1Cache {
 
   // Any thread: evicts `key` from every shard before each owner's next call.
   void invalidate_all_shards(const KeyDigest& key);
+  // Any thread: the same for every shard but `except` (the caller's, which it updates itself).
+  void invalidate_other_shards(const KeyDigest& key, std::size_t except);
   // Any thread: empties every shard before each owner's next call (e.g. tracking link lost).
   void clear_all();
 

@@ -232,27 +232,20 @@ asio::awaitable<void> ProxyHandler::embeddings_phase(RequestContext& ctx) {
       data[i] = std::move(stored);
     }
     tokens += fresh_tokens;
-    // Store per the mode: write-through before answering, the others after.
-    const auto mode = cache_->config().mode;
-    if (mode == config::CacheMode::kWriteThrough) {
-      for (const auto& [k, e] : to_store) {
-        auto ok = co_await cache_->store(thread, k, e);
-        (void)ok;
-      }
-    } else if (mode == config::CacheMode::kWriteBehind) {
+    // Stored before answering (write-behind: queued), so the caller's next batch finds every
+    // input on any instance; embeddings are not coalesced, so nothing else would cover the gap.
+    if (cache_->config().mode == config::CacheMode::kWriteBehind) {
       for (const auto& [k, e] : to_store) cache_->enqueue_store(thread, k, e);
-      to_store.clear();
+    } else {
+      const std::span<const std::pair<cache::CacheKey, cache::Entry>> batch(to_store);
+      auto stored = co_await cache_->store_many(thread, batch);
+      (void)stored;  // failures are counted; the answer goes out regardless
     }
     ctx.cache_status =
         missing.size() == items->size()
             ? (ctx.cache_refresh ? cache::CacheStatus::kRefresh : cache::CacheStatus::kMiss)
             : cache::CacheStatus::kPartial;
-    if (mode == config::CacheMode::kWriteThrough) to_store.clear();
     co_await respond_embeddings(ctx, data, model, tokens);
-    for (const auto& [k, e] : to_store) {
-      auto ok = co_await cache_->store(thread, k, e);
-      (void)ok;
-    }
     co_return;
   }
   ctx.cache_status = cache::CacheStatus::kHit;

@@ -10,6 +10,8 @@
 #include <charconv>
 #include <random>
 
+#include "metrics/standard.h"
+
 namespace redline::proxy {
 
 namespace {
@@ -164,6 +166,36 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
   }
   access_log_.write(ctx);
+  record_metrics(ctx);
+}
+
+void ProxyHandler::record_metrics(const RequestContext& ctx) {
+  namespace standard = metrics::standard;
+  const auto now = Clock::now();
+  const std::string_view route = endpoint_name(ctx.endpoint);
+  const std::string status = std::to_string(ctx.exchange.status());
+  const std::string_view model = ctx.model.empty() ? std::string_view("none") : ctx.model;
+  standard::requests().labels(route, model, status).inc();
+  standard::request_duration().labels(route).observe(now - ctx.start);
+  Clock::duration upstream{};
+  if (ctx.upstream_start != Clock::time_point{} && ctx.upstream_end >= ctx.upstream_start) {
+    upstream = ctx.upstream_end - ctx.upstream_start;
+    const std::string_view provider =
+        ctx.provider ? std::string_view(ctx.provider->config->name) : std::string_view("none");
+    standard::upstream_duration().labels(provider).observe(upstream);
+    if (ctx.upstream_first_byte >= ctx.upstream_start) {
+      standard::upstream_ttfb().labels(provider).observe(ctx.upstream_first_byte -
+                                                         ctx.upstream_start);
+    }
+  }
+  if (now - ctx.start >= upstream) {
+    standard::gateway_overhead().labels(route).observe(now - ctx.start - upstream);
+  }
+  if (ctx.cacheable || ctx.cache_status != cache::CacheStatus::kBypass) {
+    standard::cache_results()
+        .labels(cache::cache_status_name(ctx.cache_status), cache::tier_name(ctx.cache_tier))
+        .inc();
+  }
 }
 
 // --- cache ---------------------------------------------------------------------------------
@@ -233,6 +265,7 @@ struct ProxyHandler::FlightJob {
   bool registered = false;  // in flights_ (coalescing); refresh and no-cache calls are not
   bool use_lock = false;    // take the cross-instance coalescing lock first
   bool refresh_ahead = false;
+  bool refresh = false;  // cache-control: no-cache
   std::string refresh_token;
 };
 
@@ -323,6 +356,7 @@ std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestCon
   job->thread = ctx.exchange.thread_index();
   job->registered = registered;
   job->use_lock = registered && cache_->config().coalesce;
+  job->refresh = ctx.cache_refresh;
   return job;
 }
 
@@ -422,13 +456,20 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
                         job->model,   job->hops,       job->body};
   co_await workers_[job->thread]->forwarder.forward(in, flight->outcome(), *flight);
 
-  if (!flight->complete()) {
-    stats.not_stored_incomplete.fetch_add(1, std::memory_order_relaxed);
-  } else if (flight->payload_bytes() > cfg.max_entry_bytes) {
-    stats.not_stored_too_large.fetch_add(1, std::memory_order_relaxed);
+  // An answer that will not be stored must not be shared with requests that arrive after it
+  // finished: unlist the flight before its clients are let go.
+  const bool complete = flight->complete();
+  const bool too_large = complete && flight->payload_bytes() > cfg.max_entry_bytes;
+  if (!complete || too_large) {
+    if (job->registered) flights_.remove(job->key.digest, flight.get());
+    (complete ? stats.not_stored_too_large : stats.not_stored_incomplete)
+        .fetch_add(1, std::memory_order_relaxed);
   } else {
     const cache::Entry entry = flight->to_entry(now_unix_ms(), job->ttl_seconds);
-    switch (cfg.mode) {
+    // An explicit refresh (no-cache) is stored before its answer goes out, so the caller's
+    // next request sees the fresh answer whatever the mode.
+    const auto mode = job->refresh ? config::CacheMode::kWriteThrough : cfg.mode;
+    switch (mode) {
       case config::CacheMode::kWriteThrough: {
         auto stored = co_await cache_->store(job->thread, job->key, entry);
         (void)stored;  // a failed store is counted; the answer goes out regardless

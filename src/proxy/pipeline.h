@@ -42,6 +42,8 @@ class ProxyHandler : public http::Handler {
   std::optional<Reject> parse_phase(RequestContext& ctx);
   std::optional<Reject> auth_phase(RequestContext& ctx);
   std::optional<Reject> route_phase(RequestContext& ctx);
+  // Request, latency and cache metrics (metrics/standard.h), after the answer.
+  void record_metrics(const RequestContext& ctx);
   // Decides whether the request uses the cache and computes its key; may reject (400).
   asio::awaitable<std::optional<Reject>> cache_key_phase(RequestContext& ctx);
   // Serves the request: from the cache, or through a (possibly shared) provider call.
