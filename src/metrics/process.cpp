@@ -92,7 +92,7 @@ ProcessMetrics::ProcessMetrics(Registry& reg) {
 
 void export_process_metrics() {
   static std::once_flag once;
-  static ProcessMetrics* process = nullptr;  // lives until exit, like the registry
+  [[maybe_unused]] static ProcessMetrics* process = nullptr;  // lives until exit
   std::call_once(once, [] { process = new ProcessMetrics(registry()); });
 }
 
