@@ -19,8 +19,8 @@ using config::RateLimitAlgorithm;
 using redis::testing::run_for;
 using redis::testing::run_until_done;
 
-// 1,700,000,000 s: a multiple of every window used here, so windows start at kT0.
-constexpr int64_t kT0 = 1'700'000'000LL * 1'000'000;
+// 1,700,006,400 s (whole days): a multiple of every window used here, so windows start at kT0.
+constexpr int64_t kT0 = 1'700'006'400LL * 1'000'000;
 constexpr int64_t ms(int64_t v) {
   return v * 1000;
 }
