@@ -25,7 +25,9 @@ std::string format_duration(uint64_t ms) {
   if (frac > 0) {
     std::string digits = std::to_string(frac);
     digits.insert(0, 3 - digits.size(), '0');
-    while (digits.back() == '0') digits.pop_back();
+    while (digits.back() == '0') {
+      digits.pop_back();
+    }
     out += "." + digits;
   }
   out += "s";
@@ -35,7 +37,9 @@ std::string format_duration(uint64_t ms) {
 std::string sf_string(std::string_view text) {
   std::string out = "\"";
   for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
     out += c;
   }
   out += '"';
@@ -53,8 +57,12 @@ void append_quota_headers(const std::optional<QuotaStatus>& requests,
     std::string_view quantity;
   };
   std::vector<Entry> present;
-  if (requests) present.push_back({&*requests, "requests"});
-  if (tokens) present.push_back({&*tokens, "tokens"});
+  if (requests) {
+    present.push_back({&*requests, "requests"});
+  }
+  if (tokens) {
+    present.push_back({&*tokens, "tokens"});
+  }
   if (present.empty()) {
     return;
   }
@@ -73,7 +81,9 @@ void append_quota_headers(const std::optional<QuotaStatus>& requests,
     }
     const std::string name = sf_string(ietf_name(*e.q, e.quantity));
     policy += name + ";q=" + std::to_string(e.q->limit);
-    if (e.quantity == "tokens") policy += ";qu=\"tokens\"";
+    if (e.quantity == "tokens") {
+      policy += ";qu=\"tokens\"";
+    }
     policy += ";w=" + std::to_string(std::max<uint64_t>(1, e.q->window_s));
     state += name + ";r=" + std::to_string(e.q->remaining) +
              ";t=" + std::to_string(ceil_seconds(e.q->next_ms));

@@ -56,7 +56,9 @@ std::string_view outcome_name(Outcome o) {
 }
 
 int Decision::status() const {
-  if (admitted()) return 200;
+  if (admitted()) {
+    return 200;
+  }
   return outcome == Outcome::kFailClosed ? 503 : 429;
 }
 
@@ -121,7 +123,9 @@ RateLimiter::RateLimiter(redis::Client& client, std::span<const config::RateLimi
 }
 
 int64_t RateLimiter::now_ms() const {
-  if (options_.fixed_now_us) return *options_.fixed_now_us / 1000;
+  if (options_.fixed_now_us) {
+    return *options_.fixed_now_us / 1000;
+  }
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -136,7 +140,9 @@ void RateLimiter::add_states(CheckPlan& plan, const CompiledPolicy& policy,
   const std::string base = key_base(policy.id, *subject);
   for (Quantity q : {Quantity::kRequests, Quantity::kTokens}) {
     const uint64_t limit = policy.limit(q);
-    if (limit == 0) continue;
+    if (limit == 0) {
+      continue;
+    }
     CheckPlan::State s;
     s.policy = &policy;
     s.quantity = q;
@@ -154,17 +160,23 @@ void RateLimiter::add_states(CheckPlan& plan, const CompiledPolicy& policy,
 std::vector<std::vector<size_t>> RateLimiter::group_by_slot(
     std::span<const StateRef* const> states) const {
   std::vector<std::vector<size_t>> groups;
-  if (states.empty()) return groups;
+  if (states.empty()) {
+    return groups;
+  }
   if (!client_.is_cluster()) {
     groups.emplace_back();
-    for (size_t i = 0; i < states.size(); ++i) groups[0].push_back(i);
+    for (size_t i = 0; i < states.size(); ++i) {
+      groups[0].push_back(i);
+    }
     return groups;
   }
   std::unordered_map<uint16_t, size_t> by_slot;
   for (size_t i = 0; i < states.size(); ++i) {
     const uint16_t slot = redis::key_slot(states[i]->keys.front());
     auto [it, inserted] = by_slot.try_emplace(slot, groups.size());
-    if (inserted) groups.emplace_back();
+    if (inserted) {
+      groups.emplace_back();
+    }
     groups[it->second].push_back(i);
   }
   return groups;
@@ -175,11 +187,17 @@ CheckPlan RateLimiter::plan(const RequestFacts& facts,
   CheckPlan p;
   p.estimated_tokens = facts.estimated_tokens;
   p.own_ = compile_policies(extra_policies, /*own=*/true);
-  for (const auto& policy : policies_) add_states(p, policy, facts);
-  for (const auto& policy : p.own_) add_states(p, policy, facts);
+  for (const auto& policy : policies_) {
+    add_states(p, policy, facts);
+  }
+  for (const auto& policy : p.own_) {
+    add_states(p, policy, facts);
+  }
   std::vector<const StateRef*> refs;
   refs.reserve(p.states_.size());
-  for (const auto& s : p.states_) refs.push_back(&s.ref);
+  for (const auto& s : p.states_) {
+    refs.push_back(&s.ref);
+  }
   p.groups_ = group_by_slot(refs);
   for (size_t g = 0; g < p.groups_.size(); ++g) {
     std::vector<const StateRef*> group;
@@ -267,7 +285,9 @@ Awaitable<Decision> RateLimiter::complete(CheckPlan& plan,
     std::span<const redis::Command> again = evals;
     auto retried = co_await client_.batch(again);
     bump(k_script_calls, evals.size());
-    for (size_t k = 0; k < missing.size(); ++k) replies[missing[k]] = std::move(retried[k]);
+    for (size_t k = 0; k < missing.size(); ++k) {
+      replies[missing[k]] = std::move(retried[k]);
+    }
   }
 
   bool all_answered = true;
@@ -296,13 +316,19 @@ Awaitable<Decision> RateLimiter::complete(CheckPlan& plan,
       s.committed = parsed->admitted;
     }
   }
-  if (all_answered) shared_->log_recovered();
+  if (all_answered) {
+    shared_->log_recovered();
+  }
 
   bool refused = false;
   for (const auto& s : plan.states_) {
-    if (!s.result.admitted) refused = true;
+    if (!s.result.admitted) {
+      refused = true;
+    }
   }
-  if (refused) co_await refund(plan);
+  if (refused) {
+    co_await refund(plan);
+  }
   co_return decide(plan);
 }
 
@@ -311,7 +337,9 @@ Awaitable<void> RateLimiter::refund(CheckPlan& plan) {
   std::vector<StateRef> with_handles;
   with_handles.reserve(plan.states_.size());
   for (auto& s : plan.states_) {
-    if (!s.committed) continue;
+    if (!s.committed) {
+      continue;
+    }
     s.committed = false;
     // What was consumed is back: report the state as it was before this request.
     s.result.remaining =
@@ -327,8 +355,13 @@ Awaitable<void> RateLimiter::refund(CheckPlan& plan) {
     ref.handle = s.result.handle;
     with_handles.push_back(std::move(ref));
   }
-  if (with_handles.empty()) co_return;
-  for (const auto& r : with_handles) refs.push_back(&r);
+  if (with_handles.empty()) {
+    co_return;
+  }
+  refs.reserve(with_handles.size());
+  for (const auto& r : with_handles) {
+    refs.push_back(&r);
+  }
   const std::vector<uint64_t> zeros(refs.size(), 0);
   std::span<const StateRef* const> states = refs;
   std::span<const uint64_t> costs = zeros;
@@ -348,23 +381,31 @@ Decision RateLimiter::decide(CheckPlan& plan) {
   for (const auto& s : plan.states_) {
     switch (s.source) {
       case Source::kRedis:
-        if (!s.result.admitted) redis_refused = true;
+        if (!s.result.admitted) {
+          redis_refused = true;
+        }
         break;
       case Source::kLocal:
         local = true;
-        if (!s.result.admitted) local_refused = true;
+        if (!s.result.admitted) {
+          local_refused = true;
+        }
         break;
       case Source::kOpen:
         open = true;
         break;
       case Source::kClosed:
         closed = true;
-        if (!closer) closer = &s;
+        if (!closer) {
+          closer = &s;
+        }
         break;
     }
     const bool refuses =
         (s.source == Source::kRedis || s.source == Source::kLocal) && !s.result.admitted;
-    if (refuses && (!refuser || retry_rank(&s) > retry_rank(refuser))) refuser = &s;
+    if (refuses && (!refuser || retry_rank(&s) > retry_rank(refuser))) {
+      refuser = &s;
+    }
   }
   if (redis_refused) {
     d.outcome = Outcome::kRefused;
@@ -408,25 +449,33 @@ Decision RateLimiter::decide(CheckPlan& plan) {
   for (Quantity q : {Quantity::kRequests, Quantity::kTokens}) {
     const CheckPlan::State* best = nullptr;
     for (const auto& s : plan.states_) {
-      if (s.quantity != q || (s.source != Source::kRedis && s.source != Source::kLocal)) continue;
+      if (s.quantity != q || (s.source != Source::kRedis && s.source != Source::kLocal)) {
+        continue;
+      }
       if (!best) {
         best = &s;
         continue;
       }
       const bool s_refuses = !s.result.admitted, b_refuses = !best->result.admitted;
       if (s_refuses != b_refuses) {
-        if (s_refuses) best = &s;
+        if (s_refuses) {
+          best = &s;
+        }
         continue;
       }
       if (s_refuses) {
-        if (retry_rank(&s) > retry_rank(best)) best = &s;
+        if (retry_rank(&s) > retry_rank(best)) {
+          best = &s;
+        }
       } else if (s.result.remaining < best->result.remaining ||
                  (s.result.remaining == best->result.remaining &&
                   s.result.reset_ms > best->result.reset_ms)) {
         best = &s;
       }
     }
-    if (!best) continue;
+    if (!best) {
+      continue;
+    }
     QuotaStatus status;
     status.policy_id = best->policy->id;
     status.limit = best->source == Source::kLocal ? best->local_limit : best->ref.limit;
@@ -477,7 +526,9 @@ Decision RateLimiter::decide(CheckPlan& plan) {
   if (d.admitted()) {
     d.reservation.estimated_tokens = plan.estimated_tokens;
     for (const auto& s : plan.states_) {
-      if (s.quantity != Quantity::kTokens || !s.committed) continue;
+      if (s.quantity != Quantity::kTokens || !s.committed) {
+        continue;
+      }
       ReservedState r;
       r.state = s.ref;
       r.state.handle = s.result.handle;
@@ -511,7 +562,9 @@ Awaitable<bool> RateLimiter::send_settle(std::span<const StateRef* const> states
   auto results = co_await limiter_script().run_batch(client_, calls);
   bool ok = true;
   for (const auto& r : results) {
-    if (r.ok()) continue;
+    if (r.ok()) {
+      continue;
+    }
     ok = false;
     bump(k_redis_errors);
     bump(k_settle_errors);
@@ -530,13 +583,17 @@ Awaitable<bool> RateLimiter::send_settle(std::span<const StateRef* const> states
 }
 
 Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_tokens) {
-  if (reservation.settled) co_return;
+  if (reservation.settled) {
+    co_return;
+  }
   reservation.settled = true;
   std::vector<const StateRef*> refs;
   std::vector<uint64_t> costs;
   bool changed = false;
   for (const auto& r : reservation.states) {
-    if (r.state.cost == actual_tokens) continue;
+    if (r.state.cost == actual_tokens) {
+      continue;
+    }
     changed = true;
     if (r.local) {
       const int64_t delta =
@@ -547,8 +604,12 @@ Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_to
     refs.push_back(&r.state);
     costs.push_back(actual_tokens);
   }
-  if (changed) bump(k_settlements);
-  if (refs.empty()) co_return;
+  if (changed) {
+    bump(k_settlements);
+  }
+  if (refs.empty()) {
+    co_return;
+  }
   std::span<const StateRef* const> states = refs;
   std::span<const uint64_t> new_costs = costs;
   co_await send_settle(states, new_costs);

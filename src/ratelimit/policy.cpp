@@ -97,7 +97,9 @@ namespace {
 std::string base_id(const config::RateLimitPolicy& p) {
   std::string id;
   for (size_t i = 0; i < p.scopes.size(); ++i) {
-    if (i > 0) id += '+';
+    if (i > 0) {
+      id += '+';
+    }
     id += scope_name(p.scopes[i]);
   }
   id += '-';
@@ -115,15 +117,21 @@ std::string describe(const config::RateLimitPolicy& p) {
     d += std::to_string(*p.requests) + " requests";
   }
   if (p.tokens) {
-    if (!d.empty()) d += " and ";
+    if (!d.empty()) {
+      d += " and ";
+    }
     d += std::to_string(*p.tokens) + " tokens";
   }
   d += " per " + std::to_string(p.window.count()) + "s";
   bool global = true;
   std::string scopes;
   for (auto s : p.scopes) {
-    if (s == RateLimitScope::kGlobal) continue;
-    if (!scopes.empty()) scopes += " and ";
+    if (s == RateLimitScope::kGlobal) {
+      continue;
+    }
+    if (!scopes.empty()) {
+      scopes += " and ";
+    }
     scopes += scope_name(s);
     global = false;
   }
@@ -142,7 +150,10 @@ std::vector<CompiledPolicy> compile_policies(std::span<const config::RateLimitPo
   for (const auto& p : policies) {
     std::string id = (own ? "own-" : "") + base_id(p);
     const int n = ++seen[id];
-    if (n > 1) id += "-" + std::to_string(n);
+    if (n > 1) {
+      id += '-';
+      id += std::to_string(n);
+    }
     out.push_back(CompiledPolicy{p, std::move(id), describe(p)});
   }
   return out;
@@ -165,10 +176,11 @@ std::string escape_scope_value(std::string_view value) {
   }
   if (out.size() > 96) {
     const uint64_t h = XXH3_64bits(value.data(), value.size());
-    out = "~";
-    for (int shift = 60; shift >= 0; shift -= 4) {
-      out += "0123456789abcdef"[(h >> shift) & 0xf];
+    std::string hashed(17, '~');
+    for (size_t i = 0; i < 16; ++i) {
+      hashed[1 + i] = "0123456789abcdef"[(h >> (60 - 4 * i)) & 0xf];
     }
+    return hashed;
   }
   return out;
 }
@@ -197,7 +209,9 @@ std::optional<std::string> subject_of(const config::RateLimitPolicy& p, const Re
     if (v.empty()) {
       return std::nullopt;
     }
-    if (!first) subject += ',';
+    if (!first) {
+      subject += ',';
+    }
     subject += escape_scope_value(v);
     first = false;
   }

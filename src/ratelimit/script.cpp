@@ -24,10 +24,14 @@ redis::Command build(std::string_view op, std::span<const StateRef* const> state
                      std::span<const uint64_t> new_costs, std::optional<int64_t> now_us) {
   const redis::Script& script = limiter_script();
   size_t nkeys = 0;
-  for (const StateRef* s : states) nkeys += s->keys.size();
+  for (const StateRef* s : states) {
+    nkeys += s->keys.size();
+  }
   redis::Command c("EVALSHA", script.sha(), nkeys);
   for (const StateRef* s : states) {
-    for (const auto& k : s->keys) c.add(k);
+    for (const auto& k : s->keys) {
+      c.add(k);
+    }
   }
   c.add(op);
   c.add(now_us ? std::to_string(*now_us) : std::string());
@@ -68,7 +72,9 @@ std::optional<CheckReply> parse_check_reply(const redis::Reply& reply, size_t n)
     return std::nullopt;
   }
   for (const auto& e : reply.elements()) {
-    if (e.type() != redis::Type::kInteger) return std::nullopt;
+    if (e.type() != redis::Type::kInteger) {
+      return std::nullopt;
+    }
   }
   auto at = [&](size_t i) { return reply[i].integer(); };
   auto non_negative = [](int64_t v) { return static_cast<uint64_t>(std::max<int64_t>(0, v)); };
