@@ -172,6 +172,13 @@ class SharedLimiterState {
 // in the same pipeline as the cache lookup. Pass the replies to RateLimiter::complete().
 class CheckPlan {
  public:
+  CheckPlan() = default;
+  // Move-only: its states point into its own policy list.
+  CheckPlan(CheckPlan&&) = default;
+  CheckPlan& operator=(CheckPlan&&) = default;
+  CheckPlan(const CheckPlan&) = delete;
+  CheckPlan& operator=(const CheckPlan&) = delete;
+
   std::span<const redis::Command> commands() const { return commands_; }
   bool empty() const { return states_.empty(); }
 

@@ -390,7 +390,7 @@ TEST_F(Limiter, FailModesWithRedisStopped) {
   EXPECT_EQ(l.outcome, Outcome::kLocalRefused);
   EXPECT_EQ(l.status(), 429);
   EXPECT_EQ(header(l, "retry-after"), "60");
-  // The local token reservations settle in-process: 5 x 10 reserved, refund 4 of each.
+  // A request without tokens is still refused: the requests state is exhausted.
   Decision last = check(local, facts(0));
   EXPECT_EQ(last.outcome, Outcome::kLocalRefused);  // requests exhausted, tokens fine
   EXPECT_EQ(local.stats().local_admitted, 5u);
