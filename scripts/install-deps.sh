@@ -11,6 +11,7 @@ PKGS=(
   libsimdjson-dev libxxhash-dev libzstd-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools curl python3
+  prometheus  # promtool: tests check the /metrics text (the service is disabled below)
 )
 if [[ "${1:-}" == "--bench" ]]; then PKGS+=(wrk nginx-light); fi
 
@@ -26,7 +27,12 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# Debian enables and starts redis-server on install; Redline's tests start their own.
-if dpkg-query -W redis-server >/dev/null 2>&1 && command -v systemctl >/dev/null 2>&1; then
-  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+# Debian enables and starts redis-server (and prometheus, which would take :9090, the admin
+# port's default) on install; Redline's tests start their own Redis and need only promtool.
+if command -v systemctl >/dev/null 2>&1; then
+  for svc in redis-server prometheus; do
+    if dpkg-query -W "$svc" >/dev/null 2>&1; then
+      $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  done
 fi

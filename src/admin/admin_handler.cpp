@@ -1,9 +1,38 @@
 // Admin port handler (see admin_handler.h).
 #include "admin/admin_handler.h"
 
+#include <boost/json.hpp>
+
 namespace redline::admin {
 
 namespace bhttp = boost::beast::http;
+
+namespace {
+
+// Compares without stopping at the first difference (the token is a secret).
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+AdminHandler::AdminHandler(std::string token, metrics::Registry& registry)
+    : token_(std::move(token)), registry_(registry) {}
+
+std::optional<int> AdminHandler::refuse(const http::Request& req) const {
+  if (token_.empty()) return 403;
+  std::string_view auth = req[bhttp::field::authorization];
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || !boost::beast::iequals(auth.substr(0, 7), kBearer)) {
+    return 401;
+  }
+  if (!same_secret(auth.substr(kBearer.size()), token_)) return 401;
+  return std::nullopt;
+}
 
 boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
   auto& req = ex.request();
@@ -15,6 +44,7 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
   }
   http::Response res{bhttp::status::ok, 11};
   res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::cache_control, "no-store");
   if (path == "/healthz") {
     res.body() = R"({"status":"ok"})";
   } else if (path == "/readyz") {
@@ -22,11 +52,61 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
     res.result(ready ? bhttp::status::ok : bhttp::status::service_unavailable);
     res.body() = ready ? R"({"status":"ready","config":"loaded"})"
                        : R"({"status":"not_ready","config":"loaded"})";
+  } else if (path == "/metrics") {
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = registry_.render();
+  } else if (path == "/admin/stats") {
+    auto stats = registry_.stats_object();
+    stats["redis"] = redis_nodes_ ? redis_nodes_(false) : boost::json::array();
+    res.body() = boost::json::serialize(stats);
+  } else if (path.starts_with("/admin/")) {
+    if (auto status = refuse(req)) {
+      co_await ex.respond_error(*status,
+                                *status == 403 ? "admin API disabled: admin.token is not set"
+                                               : "admin API needs Authorization: Bearer <token>",
+                                *status == 403 ? "admin_disabled" : "unauthorized");
+      co_return;
+    }
+    if (path == "/admin/slowlog") {
+      boost::json::object o;
+      o["nodes"] = redis_nodes_ ? redis_nodes_(true) : boost::json::array();
+      res.body() = boost::json::serialize(o);
+    } else {
+      co_await ex.respond_error(404, "unknown admin path " + std::string(path), "not_found");
+      co_return;
+    }
   } else {
     co_await ex.respond_error(404, "unknown admin path " + std::string(path), "not_found");
     co_return;
   }
   co_await ex.respond(res);
+}
+
+std::vector<metrics::Registration> export_server_stats(const std::string& name,
+                                                       const http::ServerStats& stats,
+                                                       metrics::Registry& registry) {
+  std::vector<metrics::Registration> out;
+  const auto* s = &stats;
+  auto load = [](const auto& atomic) {
+    return [&atomic] { return static_cast<double>(atomic.load(std::memory_order_relaxed)); };
+  };
+  auto gauge = [&](const char* metric, const char* help, auto fn) {
+    out.push_back(registry.gauge(metric, help, {"server"}).labels(name).track(fn));
+  };
+  auto counter = [&](const char* metric, const char* help, auto fn) {
+    out.push_back(registry.counter(metric, help, {"server"}).labels(name).track(fn));
+  };
+  gauge("redline_http_connections", "Open client connections.", load(s->connections));
+  gauge("redline_http_requests_in_flight", "Requests being handled.", load(s->requests_in_flight));
+  counter("redline_http_connections_accepted_total", "Client connections accepted.",
+          load(s->connections_total));
+  counter("redline_http_connections_rejected_total",
+          "Connections refused with 503 at the connection limit.", load(s->connections_rejected));
+  counter("redline_http_requests_total", "Requests read (every route, every status).",
+          load(s->requests_total));
+  counter("redline_http_limit_rejections_total",
+          "Requests answered 400/408/413/431 by an HTTP limit.", load(s->limit_rejections));
+  return out;
 }
 
 }  // namespace redline::admin

@@ -1,24 +1,48 @@
-// The admin port's handler: GET /healthz (process up), GET /readyz (config loaded and,
-// once the Redis layer lands, Redis reachable). Metrics, stats, the dashboard and the
-// token-protected /admin/* API are added by their issues; unknown paths are 404.
+// The admin port's handler. Open (no token), read-only: GET /healthz (process up), GET /readyz
+// (config loaded and, once the Redis layer lands, Redis reachable), GET /metrics (Prometheus
+// text format), GET /admin/stats (JSON: latency percentiles over the last minute and since
+// start, counters, gauges, the HTTP servers and every polled Redis node) and the dashboard at
+// /. Everything else under /admin/ needs "Authorization: Bearer <admin.token>" (an empty
+// token refuses them all with 403): today GET /admin/slowlog. Unknown paths are 404.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/array.hpp>
+#include <functional>
+#include <string>
 
 #include "config/config.h"
 #include "http/server.h"
+#include "metrics/registry.h"
 
 namespace redline::admin {
 
 class AdminHandler : public http::Handler {
  public:
-  AdminHandler() = default;
+  explicit AdminHandler(std::string token = {}, metrics::Registry& registry = metrics::registry());
   boost::asio::awaitable<void> handle(http::Exchange& exchange) override;
   void set_ready(bool ready) { ready_.store(ready, std::memory_order_relaxed); }
+  // Where /admin/stats and /admin/slowlog get the Redis nodes from (the health poller);
+  // called on the admin thread with true for /admin/slowlog (entries included). Set before
+  // start(). Unset: no nodes.
+  using RedisNodes = std::function<boost::json::array(bool with_slowlog)>;
+  void set_redis_nodes(RedisNodes nodes) { redis_nodes_ = std::move(nodes); }
 
  private:
+  // nullopt when the request carries the admin token; else the status to answer (401/403).
+  std::optional<int> refuse(const http::Request& req) const;
+
+  std::string token_;
+  metrics::Registry& registry_;
+  RedisNodes redis_nodes_;
   std::atomic<bool> ready_{false};
 };
+
+// Exports an HTTP server's ServerStats as redline_http_* series labelled server=<name>, read
+// at scrape time, while the returned registrations live.
+std::vector<metrics::Registration> export_server_stats(const std::string& name,
+                                                       const http::ServerStats& stats,
+                                                       metrics::Registry& registry);
 
 }  // namespace redline::admin

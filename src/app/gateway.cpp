@@ -3,9 +3,59 @@
 // destroyed (which frees any coroutine still parked on them) before the servers.
 #include "app/gateway.h"
 
+#include "cache/cache_metrics.h"
+
 #include <spdlog/spdlog.h>
 
+#include "metrics/process.h"
+#include "metrics/standard.h"
+
 namespace redline::app {
+
+namespace {
+
+// Keeps the last-minute latency windows rotating even when nobody reads /admin/stats.
+constexpr auto kNoThrow = boost::asio::as_tuple(boost::asio::use_awaitable);
+
+boost::asio::awaitable<void> tick_metrics() {
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+  while (true) {
+    timer.expires_after(metrics::HistogramFamily::kSlot);
+    auto [ec] = co_await timer.async_wait(kNoThrow);
+    if (ec) co_return;
+    metrics::registry().tick();
+  }
+}
+
+// The model label of every metric takes the configured model names; others read "other".
+void restrict_model_label(const config::Config& config) {
+  std::vector<std::string> models;
+  for (const auto& m : config.models) {
+    models.push_back(m.name);
+    if (!m.upstream_model.empty()) models.push_back(m.upstream_model);
+    models.insert(models.end(), m.fallbacks.begin(), m.fallbacks.end());
+  }
+  if (!models.empty()) metrics::registry().restrict_label("model", std::move(models));
+}
+
+// Every Redis the gateway uses, for the health poller: the state Redis, and the cache Redis
+// when it is a separate deployment.
+metrics::RedisHealthOptions redis_health_options(const config::Config& config) {
+  metrics::RedisHealthOptions o;
+  auto add = [&](const char* name, const config::RedisConfig& rc) {
+    metrics::RedisTarget t;
+    t.name = name;
+    t.cluster = rc.mode == config::RedisMode::kCluster;
+    t.urls = rc.urls;
+    t.connection.ca_file = rc.ca_file;
+    o.targets.push_back(std::move(t));
+  };
+  add("state", config.redis);
+  if (config.cache.redis) add("cache", *config.cache.redis);
+  return o;
+}
+
+}  // namespace
 
 Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   std::size_t n = config_.threads > 0 ? static_cast<std::size_t>(config_.threads)
@@ -17,13 +67,32 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   }
   access_log_ = std::make_unique<proxy::AccessLog>(config_.logging.access_log,
                                                    config_.logging.access_log_path);
-  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_);
-  admin_handler_ = std::make_unique<admin::AdminHandler>();
-  proxy_server_ = std::make_unique<http::Server>("proxy", config_.listen, config_.limits,
-                                                 *proxy_handler_, raw);
-  admin_server_ = std::make_unique<http::Server>(
-      "admin", config_.admin.listen, config_.limits, *admin_handler_,
-      std::vector<boost::asio::io_context*>{raw.front()});
+  if (config_.cache.enabled) {
+    cache_ = std::make_unique<cache::CacheStore>(config_.cache, config_.redis, raw);
+  }
+  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_, cache_.get());
+  metrics::standard::declare_all();
+  metrics::export_process_metrics();
+  restrict_model_label(config_);
+  admin_handler_ = std::make_unique<admin::AdminHandler>(config_.admin.token);
+  proxy_server_ =
+      std::make_unique<http::Server>("proxy", config_.listen, config_.limits, *proxy_handler_, raw);
+  admin_server_ =
+      std::make_unique<http::Server>("admin", config_.admin.listen, config_.limits, *admin_handler_,
+                                     std::vector<boost::asio::io_context*>{raw.front()});
+  metric_sources_ =
+      admin::export_server_stats("proxy", proxy_server_->stats(), metrics::registry());
+  for (auto& r : admin::export_server_stats("admin", admin_server_->stats(), metrics::registry())) {
+    metric_sources_.push_back(std::move(r));
+  }
+  if (cache_) {
+    for (auto& r : cache::export_cache_metrics(*cache_)) metric_sources_.push_back(std::move(r));
+  }
+  redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
+                                                         redis_health_options(config_));
+  admin_handler_->set_redis_nodes([health = redis_health_.get()](bool with_slowlog) {
+    return health->nodes_json(with_slowlog);
+  });
 }
 
 Gateway::~Gateway() {
@@ -33,20 +102,28 @@ Gateway::~Gateway() {
   proxy_server_->close_io();
   admin_server_->close_io();
   proxy_handler_->shutdown();
+  redis_health_->stop();
+  if (cache_) cache_->stop();
+  metric_sources_.clear();  // some read the cache's stats
+  // The Redis clients' timers and sockets must go while their io_contexts still exist.
+  cache_.reset();
   contexts_.clear();
 }
 
 void Gateway::start() {
+  if (cache_) cache_->start();
   proxy_server_->start();
   admin_server_->start();
   for (auto& c : contexts_) guards_.emplace_back(c->get_executor());
+  boost::asio::co_spawn(*contexts_.front(), tick_metrics(), boost::asio::detached);
+  redis_health_->start();
   for (auto& c : contexts_) {
     auto* ioc = c.get();
     threads_.emplace_back([ioc] { ioc->run(); });
   }
   admin_handler_->set_ready(true);
-  spdlog::info("redline listening on {}:{} (admin {}:{}), {} threads", config_.listen.host,
-               port(), config_.admin.listen.host, admin_port(), contexts_.size());
+  spdlog::info("redline listening on {}:{} (admin {}:{}), {} threads", config_.listen.host, port(),
+               config_.admin.listen.host, admin_port(), contexts_.size());
 }
 
 bool Gateway::drain_and_stop(std::chrono::milliseconds deadline) {
@@ -66,6 +143,14 @@ bool Gateway::drain_and_stop(std::chrono::milliseconds deadline) {
     }
     clean = proxy_server_->stats().requests_in_flight.load() == 0;
     if (!clean) spdlog::warn("drain deadline passed with requests in flight; closing them");
+    // Write-behind entries still queued go to Redis before the threads stop.
+    while (cache_ && cache_->pending_writes() > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (cache_ && cache_->pending_writes() > 0) {
+      spdlog::warn("drain deadline passed with {} cache writes queued; dropping them",
+                   cache_->pending_writes());
+    }
     for (auto& c : contexts_) c->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();

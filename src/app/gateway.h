@@ -6,14 +6,17 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "admin/admin_handler.h"
+#include "cache/cache_store.h"
 #include "config/config.h"
 #include "http/server.h"
+#include "metrics/redis_health.h"
+#include "metrics/registry.h"
 #include "proxy/access_log.h"
 #include "proxy/pipeline.h"
 
@@ -40,6 +43,7 @@ class Gateway {
   void wait();
 
   const http::ServerStats& proxy_stats() const { return proxy_server_->stats(); }
+  const metrics::RedisHealth& redis_health() const { return *redis_health_; }
 
  private:
   config::Config config_;
@@ -47,10 +51,13 @@ class Gateway {
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
   std::unique_ptr<proxy::AccessLog> access_log_;
+  std::unique_ptr<cache::CacheStore> cache_;
   std::unique_ptr<proxy::ProxyHandler> proxy_handler_;
   std::unique_ptr<admin::AdminHandler> admin_handler_;
   std::unique_ptr<http::Server> proxy_server_;
   std::unique_ptr<http::Server> admin_server_;
+  std::unique_ptr<metrics::RedisHealth> redis_health_;  // polls on the admin thread
+  std::vector<metrics::Registration> metric_sources_;   // read the servers' stats: dies first
   std::mutex stop_mutex_;
   std::condition_variable stopped_cv_;
   bool stopped_ = false;

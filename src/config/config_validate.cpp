@@ -270,6 +270,12 @@ void check_cache(const Checker& check, const CacheConfig& cache) {
     check.positive(cache.l1_max_bytes, "cache.l1.max_bytes");
   }
   check.positive(cache.max_entry_bytes, "cache.max_entry_bytes");
+  check.positive(cache.lookup_timeout, "cache.lookup_timeout");
+  check.positive(cache.store_timeout, "cache.store_timeout");
+  check.positive(cache.max_ttl, "cache.max_ttl");
+  check.positive(cache.coalesce_lock_ttl, "cache.coalesce.lock_ttl");
+  check.positive(cache.write_behind_queue, "cache.write_behind.queue");
+  check.positive(cache.write_behind_batch, "cache.write_behind.batch");
   if (cache.redis) {
     check_redis(check, *cache.redis, "cache.redis");
   }

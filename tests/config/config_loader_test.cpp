@@ -417,6 +417,45 @@ TEST(ConfigLoader, CacheModes) {
             "cache-aside|write-through|write-behind|refresh-ahead, got 'lazy'");
 }
 
+TEST(ConfigLoader, CacheCoalescingModesAndTimeouts) {
+  const Config c = load_with_provider(R"(
+keys:
+  - {key: abc, cache: false}
+cache:
+  lookup_timeout: 20ms
+  store_timeout: 1s
+  max_ttl: 24h
+  coalesce: {enabled: false, wait: 2s, lock_ttl: 30s}
+  write_behind: {queue: 100, batch: 8}
+  refresh_ahead: {min_hits: 5, ttl_fraction: 0.5}
+)")
+                       .config;
+  EXPECT_FALSE(c.keys.at(0).cache);
+  EXPECT_EQ(c.cache.lookup_timeout, Millis(20));
+  EXPECT_EQ(c.cache.store_timeout, Millis(1000));
+  EXPECT_EQ(c.cache.max_ttl, Seconds(86400));
+  EXPECT_FALSE(c.cache.coalesce);
+  EXPECT_EQ(c.cache.coalesce_wait, Millis(2000));
+  EXPECT_EQ(c.cache.coalesce_lock_ttl, Millis(30000));
+  EXPECT_EQ(c.cache.write_behind_queue, 100u);
+  EXPECT_EQ(c.cache.write_behind_batch, 8u);
+  EXPECT_EQ(c.cache.refresh_min_hits, 5u);
+  EXPECT_DOUBLE_EQ(c.cache.refresh_ttl_fraction, 0.5);
+  // Defaults.
+  const Config d = load_with_provider("").config;
+  EXPECT_TRUE(d.cache.coalesce);
+  EXPECT_EQ(d.cache.lookup_timeout, Millis(5));
+  EXPECT_DOUBLE_EQ(d.cache.refresh_ttl_fraction, 0.2);
+}
+
+TEST(ConfigLoader, CacheBadFractionAndZeroBatchFail) {
+  EXPECT_EQ(error_with_provider("cache: {refresh_ahead: {ttl_fraction: 1.5}}\n"),
+            "test.yaml: cache.refresh_ahead.ttl_fraction: expected a number between 0 and 1, "
+            "got '1.5'");
+  EXPECT_NE(error_with_provider("cache: {write_behind: {batch: 0}}\n").find("cache.write_behind.batch"),
+            std::string::npos);
+}
+
 TEST(ConfigLoader, CacheTtlMustBeWholeSeconds) {
   EXPECT_EQ(error_with_provider("cache: {ttl: 1500ms}\n"),
             "test.yaml: cache.ttl: expected a whole number of seconds like 60, 60s or 5m, got "
@@ -730,7 +769,7 @@ TEST(StructureErrors, WrongTypes) {
 TEST(StructureErrors, UnknownKeyInAListItem) {
   EXPECT_EQ(error_with_provider("keys:\n  - {key: a, tennant: x}\n"),
             "test.yaml: keys[0].tennant: expected one of the keys key, key_sha256, name, tenant, "
-            "models, rate_limits, got unknown key 'tennant' (did you mean 'tenant'?)");
+            "models, cache, rate_limits, got unknown key 'tennant' (did you mean 'tenant'?)");
   EXPECT_EQ(error_with_provider("rate_limits:\n  - {requests: 1, limit: 2}\n"),
             "test.yaml: rate_limits[0].limit: expected one of the keys scope, algorithm, requests, "
             "tokens, window, burst, fail_mode, got unknown key 'limit'");

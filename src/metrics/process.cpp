@@ -1,0 +1,99 @@
+// Process metrics (see process.h).
+#include "metrics/process.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+namespace redline::metrics {
+
+namespace {
+
+double count_fds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return 0;
+  double n = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n - 1;  // the directory stream's own descriptor
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+ProcessReading read_process() {
+  ProcessReading r;
+  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (std::ifstream statm("/proc/self/statm"); statm) {
+    double size = 0, resident = 0;
+    statm >> size >> resident;
+    r.virtual_bytes = size * page;
+    r.resident_bytes = resident * page;
+  }
+  if (std::ifstream stat("/proc/self/stat"); stat) {
+    std::string line;
+    std::getline(stat, line);
+    // Fields after "(comm)": state is field 3; num_threads is field 20.
+    if (auto p = line.rfind(')'); p != std::string::npos) {
+      std::istringstream in(line.substr(p + 2));
+      std::string field;
+      for (int i = 3; i <= 20 && in >> field; ++i) {
+        if (i == 20) r.threads = std::stod(field);
+      }
+    }
+  }
+  r.open_fds = count_fds();
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) r.max_fds = static_cast<double>(lim.rlim_cur);
+  rusage ru{};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+    r.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  }
+  return r;
+}
+
+ProcessMetrics::ProcessMetrics(Registry& reg) {
+  auto g = [&](const char* name, const char* help, std::function<double()> fn) {
+    registrations_.push_back(reg.gauge(name, help).labels().track(std::move(fn)));
+  };
+  g("redline_process_resident_memory_bytes", "Resident set size.",
+    [] { return read_process().resident_bytes; });
+  g("redline_process_virtual_memory_bytes", "Virtual memory size.",
+    [] { return read_process().virtual_bytes; });
+  g("redline_process_open_fds", "Open file descriptors.", [] { return count_fds(); });
+  g("redline_process_max_fds", "File descriptor limit (RLIMIT_NOFILE).",
+    [] { return read_process().max_fds; });
+  g("redline_process_threads", "OS threads of the process.", [] { return read_process().threads; });
+  const double start =
+      wall_seconds() - std::chrono::duration<double>(reg.now() - reg.started()).count();
+  g("redline_process_start_time_seconds", "Start time of the process (Unix seconds).",
+    [start] { return start; });
+  g("redline_process_uptime_seconds", "Seconds since the process started.",
+    [&reg] { return std::chrono::duration<double>(reg.now() - reg.started()).count(); });
+  registrations_.push_back(
+      reg.counter("redline_process_cpu_seconds_total", "User and system CPU time.")
+          .labels()
+          .track([] { return read_process().cpu_seconds; }));
+  registrations_.push_back(
+      reg.gauge("redline_build_info", "Always 1; the version is a label.", {"version"})
+          .labels(REDLINE_VERSION)
+          .track([] { return 1.0; }));
+}
+
+void export_process_metrics() {
+  static std::once_flag once;
+  static ProcessMetrics* process = nullptr;  // lives until exit, like the registry
+  std::call_once(once, [] { process = new ProcessMetrics(registry()); });
+}
+
+}  // namespace redline::metrics
