@@ -89,12 +89,15 @@ struct ModelRoute {
   std::vector<std::string> fallbacks;  // model names tried in order after this one fails
 };
 
+struct RateLimitPolicy;  // below
+
 struct KeyConfig {
   std::string name;          // label for logs (never the key)
   std::string sha256_hex;    // lower-case hex SHA-256 of the plaintext key
   std::string tenant = "default";
   std::vector<std::string> models;  // allowed models; empty = all
   bool cache = true;                // false: this key's requests never read or write the cache
+  std::vector<RateLimitPolicy> rate_limits;  // this key's own policies, on top of rate_limits
 };
 
 enum class CacheMode { kCacheAside, kWriteThrough, kWriteBehind, kRefreshAhead };
@@ -139,6 +142,14 @@ struct RateLimitPolicy {
   FailMode fail_mode = FailMode::kOpen;
 };
 
+// `rate_limit_options`: how the limiter behaves beyond the policies themselves.
+struct RateLimitOptions {
+  std::size_t instances = 1;              // gateway instances sharing the limits (fail_mode local)
+  uint64_t default_output_tokens = 4096;  // reserved when a request sets no max_tokens
+  std::map<std::string, uint64_t> output_tokens;  // per model; overrides the default
+  bool cache_hits_consume_tokens = false;         // charge answers served from the cache
+};
+
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 
 struct LoggingConfig {
@@ -160,6 +171,7 @@ struct Config {
   std::vector<KeyConfig> keys;
   CacheConfig cache;
   std::vector<RateLimitPolicy> rate_limits;
+  RateLimitOptions rate_limit_options;
   LoggingConfig logging;
 
   const ProviderConfig* find_provider(const std::string& name) const {

@@ -502,6 +502,14 @@ auto one_or_list(Read read) {
   };
 }
 
+std::map<std::string, uint64_t> as_u64_map(const Value& v) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [key, value] : Map(v).entries()) {
+    out[key] = as_u64(value);
+  }
+  return out;
+}
+
 std::map<std::string, std::string> as_string_map(const Value& v) {
   std::map<std::string, std::string> out;
   for (const auto& [key, value] : Map(v).entries()) {
@@ -586,6 +594,8 @@ std::string lower(std::string text) {
   return text;
 }
 
+RateLimitPolicy read_rate_limit(const Value& v);  // below; keys carry their own policies too
+
 KeyConfig read_key(const Value& v) {
   KeyConfig k;
   std::optional<std::string> plain;
@@ -601,6 +611,7 @@ KeyConfig read_key(const Value& v) {
     m.read("tenant", k.tenant, as_string);
     m.read("models", k.models, one_or_list(as_string));
     m.read("cache", k.cache, as_bool);
+    m.read("rate_limits", k.rate_limits, list_of(read_rate_limit));
   });
   if (plain.has_value() == hashed.has_value()) {
     v.fail("exactly one of key or key_sha256", plain ? "both" : "neither");
@@ -689,6 +700,12 @@ Config read_config(const Value& root) {
       });
     });
     m.read("rate_limits", c.rate_limits, list_of(read_rate_limit));
+    m.section("rate_limit_options", [&](Map& o) {
+      o.read("instances", c.rate_limit_options.instances, as_count);
+      o.read("default_output_tokens", c.rate_limit_options.default_output_tokens, as_u64);
+      o.read("output_tokens", c.rate_limit_options.output_tokens, as_u64_map);
+      o.read("cache_hits_consume_tokens", c.rate_limit_options.cache_hits_consume_tokens, as_bool);
+    });
     m.section("logging", [&](Map& l) {
       l.read("level", c.logging.level, as_enum(kLogLevels));
       l.read("access_log", c.logging.access_log, as_bool);

@@ -520,6 +520,48 @@ TEST(ConfigLoader, RateLimitFailures) {
             "test.yaml: rate_limits[0].requests: expected a non-negative integer, got '-5'");
 }
 
+TEST(ConfigLoader, KeyRateLimitsAndRateLimitOptions) {
+  const Config c = load_with_provider(R"(
+keys:
+  - key_sha256: "0000000000000000000000000000000000000000000000000000000000000001"
+    rate_limits:
+      - {requests: 5, window: 10s, algorithm: fixed-window}
+  - key_sha256: "0000000000000000000000000000000000000000000000000000000000000002"
+rate_limit_options:
+  instances: 3
+  default_output_tokens: 1000
+  output_tokens: {gpt-4o: 16384}
+  cache_hits_consume_tokens: true
+)")
+                       .config;
+  ASSERT_EQ(c.keys.size(), 2u);
+  ASSERT_EQ(c.keys[0].rate_limits.size(), 1u);
+  EXPECT_EQ(c.keys[0].rate_limits[0].requests, 5u);
+  EXPECT_EQ(c.keys[0].rate_limits[0].algorithm, RateLimitAlgorithm::kFixedWindow);
+  EXPECT_TRUE(c.keys[1].rate_limits.empty());
+  EXPECT_EQ(c.rate_limit_options.instances, 3u);
+  EXPECT_EQ(c.rate_limit_options.default_output_tokens, 1000u);
+  EXPECT_EQ(c.rate_limit_options.output_tokens.at("gpt-4o"), 16384u);
+  EXPECT_TRUE(c.rate_limit_options.cache_hits_consume_tokens);
+
+  const Config d = load_with_provider("").config;
+  EXPECT_EQ(d.rate_limit_options.instances, 1u);
+  EXPECT_EQ(d.rate_limit_options.default_output_tokens, 4096u);
+  EXPECT_FALSE(d.rate_limit_options.cache_hits_consume_tokens);
+
+  EXPECT_EQ(error_with_provider("keys:\n  - key: a\n    rate_limits: [{window: 5}]\n"),
+            "test.yaml: keys[0].rate_limits[0]: expected requests or tokens (or both), got "
+            "neither");
+  EXPECT_EQ(error_with_provider("rate_limit_options: {instances: 0}\n"),
+            "test.yaml: rate_limit_options.instances: expected a value > 0, got 0");
+  EXPECT_EQ(error_with_provider("rate_limit_options: {output_tokens: {m: 0}}\n"),
+            "test.yaml: rate_limit_options.output_tokens.m: expected a value > 0, got 0");
+  EXPECT_EQ(error_with_provider("rate_limit_options: {instance: 2}\n"),
+            "test.yaml: rate_limit_options.instance: expected one of the keys instances, "
+            "default_output_tokens, output_tokens, cache_hits_consume_tokens, got unknown key "
+            "'instance' (did you mean 'instances'?)");
+}
+
 TEST(ConfigLoader, Logging) {
   const Config c = load_with_provider(
                        "logging: {level: DEBUG, access_log: false, access_log_path: /tmp/a.log}\n")
@@ -727,7 +769,7 @@ TEST(StructureErrors, WrongTypes) {
 TEST(StructureErrors, UnknownKeyInAListItem) {
   EXPECT_EQ(error_with_provider("keys:\n  - {key: a, tennant: x}\n"),
             "test.yaml: keys[0].tennant: expected one of the keys key, key_sha256, name, tenant, "
-            "models, cache, got unknown key 'tennant' (did you mean 'tenant'?)");
+            "models, cache, rate_limits, got unknown key 'tennant' (did you mean 'tenant'?)");
   EXPECT_EQ(error_with_provider("rate_limits:\n  - {requests: 1, limit: 2}\n"),
             "test.yaml: rate_limits[0].limit: expected one of the keys scope, algorithm, requests, "
             "tokens, window, burst, fail_mode, got unknown key 'limit'");
