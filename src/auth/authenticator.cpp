@@ -86,6 +86,7 @@ AuthResult Authenticator::authenticate(std::string_view authorization,
   result.identity.key_id = to_hex(digest.data(), 6);
   result.identity.models = &entry.config->models;
   result.identity.cache = entry.config->cache;
+  result.identity.rate_limits = &entry.config->rate_limits;
   return result;
 }
 

@@ -21,6 +21,7 @@ struct Identity {
   std::string key_id;               // first 12 hex chars of the key hash; "" when open
   const std::vector<std::string>* models = nullptr;  // allowed models; null/empty = all
   bool cache = true;                // false: the key opted out of the response cache
+  const std::vector<config::RateLimitPolicy>* rate_limits = nullptr;  // the key's own policies
   bool model_allowed(std::string_view model) const;
 };
 

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <random>
 
+#include "redis/config_options.h"
 #include "redis/script.h"
 #include "redline_scripts.h"
 
@@ -145,17 +146,7 @@ redis::Client& CacheStore::client(std::size_t thread) {
 
 void CacheStore::start() {
   for (auto& w : workers_) {
-    redis::ClientOptions o;
-    o.mode = redis_config_.mode == config::RedisMode::kCluster
-                 ? redis::ClientOptions::Mode::kCluster
-                 : redis::ClientOptions::Mode::kStandalone;
-    o.urls = redis_config_.urls;
-    o.read_from_replicas = redis_config_.read_from_replicas;
-    o.connection.connect_timeout = redis_config_.connect_timeout;
-    o.connection.command_timeout = redis_config_.command_timeout;
-    o.connection.ca_file = redis_config_.ca_file;
-    o.connection.client_name = "redline-cache";
-    o.connection.stall_reset = std::max(redis_config_.command_timeout * 4, milliseconds(1000));
+    redis::ClientOptions o = redis::client_options(redis_config_, "redline-cache");
     const bool tracker = w->index == 0 && l1_ != nullptr;
     if (tracker) {
       // Thread 0 hears about every change to c:* (entries and generations) on every node.

@@ -58,6 +58,9 @@ std::string AccessLog::format(const RequestContext& ctx) {
     o["upstream_ms"] = ms_between(ctx.upstream_start, ctx.upstream_end);
   }
   if (!ctx.error_code.empty()) o["error"] = ctx.error_code;
+  if (ctx.cacheable) o["cache"] = cache::cache_status_name(ctx.cache_status);
+  if (!ctx.ratelimit_outcome.empty()) o["ratelimit"] = ctx.ratelimit_outcome;
+  if (ctx.usage) o["tokens"] = ctx.usage->total();
   if (!ctx.upstream_failure.empty()) o["upstream_failure"] = ctx.upstream_failure;
   if (ctx.exchange.client_gone()) o["client_gone"] = true;
   return boost::json::serialize(o);

@@ -12,6 +12,8 @@
 #include "cache/cache_store.h"
 #include "http/server.h"
 #include "proxy/router.h"
+#include "proxy/usage.h"
+#include "ratelimit/limiter.h"
 
 namespace redline::proxy {
 
@@ -46,6 +48,13 @@ struct RequestContext : UpstreamOutcome {
 
   bool include_usage = false;  // stream_options.include_usage
   std::optional<double> temperature;
+  std::optional<uint64_t> max_tokens;  // max_tokens / max_completion_tokens / max_output_tokens
+
+  // Rate limits: the tokens reserved before the call, settled with `usage` after it.
+  ratelimit::Reservation reservation;
+  std::string_view ratelimit_outcome;  // "" when no policy applied
+  std::string ratelimit_policy;        // the refusing (or degraded) policy's id
+  std::optional<Usage> usage;          // as the provider (or the cached answer) reported it
 
   // Cache phase.
   cache::CacheStatus cache_status = cache::CacheStatus::kBypass;
@@ -66,6 +75,7 @@ struct Reject {
   std::string message;
   std::string code;
   std::string retry_after;
+  std::string body;  // a complete error body to send instead of one built from the above
 };
 
 }  // namespace redline::proxy

@@ -91,6 +91,7 @@ std::string entry_body(std::string_view model, uint64_t tokens, const json::valu
 
 asio::awaitable<void> respond_embeddings(RequestContext& ctx, json::array& data,
                                          const std::string& model, uint64_t tokens) {
+  ctx.usage = Usage{tokens, 0};
   for (std::size_t i = 0; i < data.size(); ++i) {
     if (data[i].is_object()) data[i].as_object()["index"] = i;
   }

@@ -251,6 +251,12 @@ cache::Entry Flight::to_entry(int64_t created_unix_ms, uint32_t ttl_seconds) con
   return e;
 }
 
+std::optional<Usage> Flight::usage() const {
+  std::lock_guard lock(mu_);
+  if (!finished_ || status_ != 200) return std::nullopt;
+  return streamed_ ? usage_from_events(events_) : usage_from_body(body_);
+}
+
 std::size_t Flight::payload_bytes() const {
   std::lock_guard lock(mu_);
   std::size_t n = body_.size();

@@ -28,6 +28,7 @@
 #include "cache/sse.h"
 #include "proxy/context.h"
 #include "proxy/sink.h"
+#include "proxy/usage.h"
 
 namespace redline::proxy {
 
@@ -56,6 +57,8 @@ class Flight final : public Sink, public std::enable_shared_from_this<Flight> {
   // The answer as a cache entry (call after it finished).
   cache::Entry to_entry(int64_t created_unix_ms, uint32_t ttl_seconds) const;
   std::size_t payload_bytes() const;
+  // The provider's usage in the answer (once finished), for settling token limits.
+  std::optional<Usage> usage() const;
   // The upstream outcome, for the access log; copied by consumers once finished.
   UpstreamOutcome& outcome() { return outcome_; }
 

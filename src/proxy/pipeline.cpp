@@ -6,11 +6,13 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 #include <charconv>
 #include <random>
 
 #include "metrics/standard.h"
+#include "redis/config_options.h"
 
 namespace redline::proxy {
 
@@ -36,12 +38,78 @@ struct ProxyHandler::Worker {
   explicit Worker(asio::io_context& ioc) : client(ioc), forwarder(ioc, client) {}
   upstream::HttpClient client;
   Forwarder forwarder;
+  // Rate limiting (absent when no policy is configured): the state Redis of this thread.
+  std::unique_ptr<redis::Client> state;
+  std::unique_ptr<ratelimit::RateLimiter> limiter;
 };
+
+namespace {
+bool any_rate_limits(const config::Config& c) {
+  if (!c.rate_limits.empty()) return true;
+  return std::any_of(c.keys.begin(), c.keys.end(),
+                     [](const config::KeyConfig& k) { return !k.rate_limits.empty(); });
+}
+
+// Passes the answer to the client and reads the provider's usage on the way (for settling
+// token limits on answers that do not go through the cache).
+class UsageSink final : public Sink {
+ public:
+  explicit UsageSink(http::Exchange& ex) : ex_(ex) {}
+  asio::awaitable<bool> respond(http::Response& response) override {
+    if (response.result_int() == 200) usage_ = usage_from_body(response.body());
+    return ex_.respond(response);
+  }
+  asio::awaitable<bool> respond_error(int status, std::string_view message, std::string_view code,
+                                      std::string_view retry_after = {}) override {
+    return ex_.respond_error(status, message, code, retry_after);
+  }
+  asio::awaitable<bool> begin_stream(http::ResponseHeader& header) override {
+    return ex_.begin_stream(header);
+  }
+  asio::awaitable<bool> write_chunk(std::string_view data) override {
+    const std::size_t before = events_.size();
+    splitter_.feed(data, events_);
+    // Only events that mention usage are kept (the usage chunk, message_start/_delta).
+    std::size_t keep = before;
+    for (std::size_t i = before; i < events_.size(); ++i) {
+      if (events_[i].find("usage") != std::string::npos) events_[keep++] = std::move(events_[i]);
+    }
+    events_.resize(keep);
+    return ex_.write_chunk(data);
+  }
+  asio::awaitable<bool> end_stream() override { return ex_.end_stream(); }
+  bool gone() const override { return ex_.client_gone(); }
+  asio::awaitable<void> wait_gone() override { return ex_.wait_client_gone(); }
+
+  std::optional<Usage> usage() const {
+    if (usage_) return usage_;
+    return usage_from_events(events_);
+  }
+
+ private:
+  http::Exchange& ex_;
+  std::optional<Usage> usage_;
+  cache::SseSplitter splitter_;
+  std::vector<std::string> events_;
+};
+}  // namespace
 
 ProxyHandler::ProxyHandler(const config::Config& config, std::vector<asio::io_context*> contexts,
                            AccessLog& access_log, cache::CacheStore* cache)
     : config_(config), router_(config), auth_(config.keys), access_log_(access_log), cache_(cache) {
   for (auto* c : contexts) workers_.push_back(std::make_unique<Worker>(*c));
+  if (any_rate_limits(config)) {
+    limiter_shared_ = std::make_shared<ratelimit::SharedLimiterState>();
+    const auto options = ratelimit::LimiterOptions::from_config(config.rate_limit_options);
+    const auto client_options = redis::client_options(config.redis, "redline-ratelimit");
+    for (std::size_t i = 0; i < contexts.size(); ++i) {
+      auto made = redis::make_client(contexts[i]->get_executor(), client_options);
+      if (!made.ok()) throw std::runtime_error("state redis: " + made.error().to_string());
+      workers_[i]->state = std::move(*made);
+      workers_[i]->limiter = std::make_unique<ratelimit::RateLimiter>(
+          *workers_[i]->state, config.rate_limits, options, limiter_shared_);
+    }
+  }
 }
 
 ProxyHandler::~ProxyHandler() = default;
@@ -51,7 +119,21 @@ Forwarder& ProxyHandler::forwarder(std::size_t thread) {
 }
 
 void ProxyHandler::shutdown() {
-  for (auto& w : workers_) w->client.shutdown();
+  for (auto& w : workers_) {
+    w->client.shutdown();
+    // The Redis clients' timers and sockets must go while their io_contexts still exist.
+    w->limiter.reset();
+    if (w->state) w->state->stop();
+    w->state.reset();
+  }
+}
+
+std::vector<ratelimit::LimiterStats> ProxyHandler::limiter_stats() const {
+  std::vector<ratelimit::LimiterStats> out;
+  for (const auto& w : workers_) {
+    if (w->limiter) out.push_back(w->limiter->stats());
+  }
+  return out;
 }
 
 std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
@@ -102,6 +184,12 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
   }
   double temperature = 0;
   if (!obj["temperature"].get_double().get(temperature)) ctx.temperature = temperature;
+  uint64_t max_tokens = 0;
+  if (!obj["max_tokens"].get_uint64().get(max_tokens) ||
+      !obj["max_completion_tokens"].get_uint64().get(max_tokens) ||
+      !obj["max_output_tokens"].get_uint64().get(max_tokens)) {
+    ctx.max_tokens = max_tokens;
+  }
   return std::nullopt;
 }
 
@@ -153,20 +241,95 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
   if (!reject) reject = auth_phase(ctx);
   if (!reject) reject = route_phase(ctx);
   if (!reject) reject = co_await cache_key_phase(ctx);
-  if (reject) {
+  std::optional<cache::Lookup> prefetched;
+  if (!reject) reject = co_await rate_limit_phase(ctx, prefetched);
+  if (reject && !reject->body.empty()) {
+    ctx.error_code = reject->code;
+    http::Response res{static_cast<bhttp::status>(reject->status), 11};
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = std::move(reject->body);
+    co_await exchange.respond(res);
+  } else if (reject) {
     ctx.error_code = reject->code;
     co_await exchange.respond_error(reject->status, reject->message, reject->code,
                                     reject->retry_after);
   } else if (ctx.cacheable) {
-    co_await cached_upstream_phase(ctx);
+    co_await cached_upstream_phase(ctx, std::move(prefetched));
+  } else if (!ctx.reservation.empty()) {
+    UsageSink sink(exchange);
+    const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
+                          ctx.model,          ctx.hops,       exchange.request().body()};
+    co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
+    ctx.usage = sink.usage();
   } else {
     ExchangeSink sink(exchange);
     const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
                           ctx.model,          ctx.hops,       exchange.request().body()};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
   }
+  co_await settle_phase(ctx);
   access_log_.write(ctx);
   record_metrics(ctx);
+}
+
+// --- rate limits ---------------------------------------------------------------------------
+
+asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
+    RequestContext& ctx, std::optional<cache::Lookup>& prefetched) {
+  auto& worker = *workers_[ctx.exchange.thread_index()];
+  if (!worker.limiter) co_return std::nullopt;
+  auto& limiter = *worker.limiter;
+  ratelimit::RequestFacts facts;
+  facts.key_id = ctx.identity.key_id;
+  facts.tenant = ctx.identity.tenant;
+  facts.model = ctx.model;
+  facts.ip = ctx.exchange.peer_ip();
+  facts.estimated_tokens = ratelimit::estimate_tokens(ctx.exchange.request().body(), ctx.max_tokens,
+                                                      limiter.options().output_cap(ctx.model));
+  static const std::vector<config::RateLimitPolicy> kNone;
+  const std::span<const config::RateLimitPolicy> own(
+      ctx.identity.rate_limits ? *ctx.identity.rate_limits : kNone);
+  ratelimit::Decision decision;
+  const bool lookup_too =
+      ctx.cacheable && !ctx.cache_refresh && ctx.endpoint != Endpoint::kEmbeddings;
+  if (lookup_too) {
+    // The decision and the cache lookup share one round trip of latency.
+    using namespace boost::asio::experimental::awaitable_operators;
+    auto both = co_await (limiter.check(facts, own) &&
+                          cache_->lookup(ctx.exchange.thread_index(), ctx.cache_key));
+    decision = std::move(std::get<0>(both));
+    prefetched = std::move(std::get<1>(both));
+  } else {
+    decision = co_await limiter.check(facts, own);
+  }
+  for (auto& h : decision.headers) ctx.exchange.add_response_header(h.name, h.value);
+  ctx.ratelimit_outcome = ratelimit::outcome_name(decision.outcome);
+  ctx.ratelimit_policy = decision.policy_id;
+  if (!decision.admitted()) {
+    prefetched.reset();
+    Reject r{decision.status(), decision.message,
+             decision.status() == 429 ? "rate_limit_exceeded" : "rate_limiter_unavailable"};
+    r.body = decision.error_body();
+    co_return r;
+  }
+  ctx.reservation = std::move(decision.reservation);
+  co_return std::nullopt;
+}
+
+asio::awaitable<void> ProxyHandler::settle_phase(RequestContext& ctx) {
+  if (ctx.reservation.empty() || ctx.reservation.settled) co_return;
+  auto& limiter = *workers_[ctx.exchange.thread_index()]->limiter;
+  const bool from_cache = ctx.cache_status == cache::CacheStatus::kHit ||
+                          ctx.cache_status == cache::CacheStatus::kCoalesced;
+  const uint64_t used = ctx.usage ? ctx.usage->total() : 0;
+  if (from_cache) {
+    co_await limiter.settle_cache_hit(ctx.reservation, used);
+  } else if (ctx.exchange.status() != 200) {
+    co_await limiter.settle(ctx.reservation, 0);  // no answer, no tokens
+  } else if (ctx.usage) {
+    co_await limiter.settle(ctx.reservation, used);
+  }
+  // Otherwise (a stream cut short, usage unknown) the estimate stands.
 }
 
 void ProxyHandler::record_metrics(const RequestContext& ctx) {
@@ -190,6 +353,14 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
   }
   if (now - ctx.start >= upstream) {
     standard::gateway_overhead().labels(route).observe(now - ctx.start - upstream);
+  }
+  if (!ctx.ratelimit_outcome.empty() && ctx.ratelimit_outcome != "unlimited") {
+    // policy: the one that refused (or that was decided without Redis); "all" when admitted.
+    standard::ratelimit_decisions()
+        .labels(ctx.ratelimit_policy.empty() ? std::string_view("all")
+                                             : std::string_view(ctx.ratelimit_policy),
+                ctx.ratelimit_outcome)
+        .inc();
   }
   if (ctx.cacheable || ctx.cache_status != cache::CacheStatus::kBypass) {
     standard::cache_results()
@@ -360,7 +531,8 @@ std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestCon
   return job;
 }
 
-asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx) {
+asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
+                                                          std::optional<cache::Lookup> prefetched) {
   if (ctx.endpoint == Endpoint::kEmbeddings) {
     co_await embeddings_phase(ctx);
     co_return;
@@ -368,8 +540,11 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx) {
   auto& ex = ctx.exchange;
   const std::size_t thread = ex.thread_index();
   if (!ctx.cache_refresh) {
-    auto found = co_await cache_->lookup(thread, ctx.cache_key);
+    cache::Lookup found =
+        prefetched ? std::move(*prefetched) : co_await cache_->lookup(thread, ctx.cache_key);
     if (found.entry) {
+      ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)
+                                        : usage_from_body(found.entry->body);
       ex.add_response_header("x-redline-cache", "hit");
       const int64_t now = now_unix_ms();
       const int64_t age_s = std::max<int64_t>(0, (now - found.entry->created_unix_ms) / 1000);
@@ -416,6 +591,7 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx) {
     cache_->stats().coalesced_local.fetch_add(1, std::memory_order_relaxed);
     co_await flight->serve(ex, Flight::ServeOptions{ctx.stream, ctx.include_usage}, ctx);
   }
+  ctx.usage = flight->usage();
 }
 
 asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,

@@ -18,6 +18,7 @@
 #include "proxy/flight.h"
 #include "proxy/forwarder.h"
 #include "proxy/router.h"
+#include "ratelimit/limiter.h"
 
 namespace redline::proxy {
 
@@ -34,6 +35,8 @@ class ProxyHandler : public http::Handler {
   const Router& router() const { return router_; }
   // Drops pooled upstream connections; call before the io_contexts are destroyed.
   void shutdown();
+  // Each thread's rate-limiter counters (empty when no policy is configured).
+  std::vector<ratelimit::LimiterStats> limiter_stats() const;
 
  private:
   struct Worker;  // per-thread state: upstream client and forwarder
@@ -47,7 +50,13 @@ class ProxyHandler : public http::Handler {
   // Decides whether the request uses the cache and computes its key; may reject (400).
   asio::awaitable<std::optional<Reject>> cache_key_phase(RequestContext& ctx);
   // Serves the request: from the cache, or through a (possibly shared) provider call.
-  asio::awaitable<void> cached_upstream_phase(RequestContext& ctx);
+  asio::awaitable<void> cached_upstream_phase(RequestContext& ctx,
+                                              std::optional<cache::Lookup> prefetched);
+  // Decides the rate limits (sharing the round trip with the cache lookup when both apply).
+  asio::awaitable<std::optional<Reject>> rate_limit_phase(RequestContext& ctx,
+                                                          std::optional<cache::Lookup>& prefetched);
+  // Settles reserved tokens with the provider's usage once the answer is out.
+  asio::awaitable<void> settle_phase(RequestContext& ctx);
   // Embeddings are cached per input (embeddings.cpp).
   asio::awaitable<void> embeddings_phase(RequestContext& ctx);
   struct FlightJob;
@@ -59,6 +68,7 @@ class ProxyHandler : public http::Handler {
   auth::Authenticator auth_;
   AccessLog& access_log_;
   cache::CacheStore* cache_;
+  std::shared_ptr<ratelimit::SharedLimiterState> limiter_shared_;
   FlightTable flights_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
