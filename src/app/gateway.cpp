@@ -3,6 +3,8 @@
 // destroyed (which frees any coroutine still parked on them) before the servers.
 #include "app/gateway.h"
 
+#include "cache/cache_metrics.h"
+
 #include <spdlog/spdlog.h>
 
 #include "metrics/process.h"
@@ -65,7 +67,10 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   }
   access_log_ = std::make_unique<proxy::AccessLog>(config_.logging.access_log,
                                                    config_.logging.access_log_path);
-  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_);
+  if (config_.cache.enabled) {
+    cache_ = std::make_unique<cache::CacheStore>(config_.cache, config_.redis, raw);
+  }
+  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_, cache_.get());
   metrics::standard::declare_all();
   metrics::export_process_metrics();
   restrict_model_label(config_);
@@ -79,6 +84,9 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
       admin::export_server_stats("proxy", proxy_server_->stats(), metrics::registry());
   for (auto& r : admin::export_server_stats("admin", admin_server_->stats(), metrics::registry())) {
     metric_sources_.push_back(std::move(r));
+  }
+  if (cache_) {
+    for (auto& r : cache::export_cache_metrics(*cache_)) metric_sources_.push_back(std::move(r));
   }
   redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
                                                          redis_health_options(config_));
@@ -95,10 +103,15 @@ Gateway::~Gateway() {
   admin_server_->close_io();
   proxy_handler_->shutdown();
   redis_health_->stop();
+  if (cache_) cache_->stop();
+  metric_sources_.clear();  // some read the cache's stats
+  // The Redis clients' timers and sockets must go while their io_contexts still exist.
+  cache_.reset();
   contexts_.clear();
 }
 
 void Gateway::start() {
+  if (cache_) cache_->start();
   proxy_server_->start();
   admin_server_->start();
   for (auto& c : contexts_) guards_.emplace_back(c->get_executor());
@@ -130,6 +143,14 @@ bool Gateway::drain_and_stop(std::chrono::milliseconds deadline) {
     }
     clean = proxy_server_->stats().requests_in_flight.load() == 0;
     if (!clean) spdlog::warn("drain deadline passed with requests in flight; closing them");
+    // Write-behind entries still queued go to Redis before the threads stop.
+    while (cache_ && cache_->pending_writes() > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (cache_ && cache_->pending_writes() > 0) {
+      spdlog::warn("drain deadline passed with {} cache writes queued; dropping them",
+                   cache_->pending_writes());
+    }
     for (auto& c : contexts_) c->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();

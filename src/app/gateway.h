@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "admin/admin_handler.h"
+#include "cache/cache_store.h"
 #include "config/config.h"
 #include "http/server.h"
 #include "metrics/redis_health.h"
@@ -50,6 +51,7 @@ class Gateway {
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
   std::unique_ptr<proxy::AccessLog> access_log_;
+  std::unique_ptr<cache::CacheStore> cache_;
   std::unique_ptr<proxy::ProxyHandler> proxy_handler_;
   std::unique_ptr<admin::AdminHandler> admin_handler_;
   std::unique_ptr<http::Server> proxy_server_;

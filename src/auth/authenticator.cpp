@@ -85,6 +85,7 @@ AuthResult Authenticator::authenticate(std::string_view authorization,
   result.identity.key_name = entry.config->name;
   result.identity.key_id = to_hex(digest.data(), 6);
   result.identity.models = &entry.config->models;
+  result.identity.cache = entry.config->cache;
   return result;
 }
 

@@ -20,6 +20,7 @@ struct Identity {
   std::string key_name;             // label from config, never the key
   std::string key_id;               // first 12 hex chars of the key hash; "" when open
   const std::vector<std::string>* models = nullptr;  // allowed models; null/empty = all
+  bool cache = true;                // false: the key opted out of the response cache
   bool model_allowed(std::string_view model) const;
 };
 

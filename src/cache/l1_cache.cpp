@@ -126,6 +126,12 @@ void L1Cache::invalidate_all_shards(const KeyDigest& key) {
   for (auto& s : shards_) s->post_invalidate(key);
 }
 
+void L1Cache::invalidate_other_shards(const KeyDigest& key, std::size_t except) {
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    if (i != except) shards_[i]->post_invalidate(key);
+  }
+}
+
 void L1Cache::clear_all() {
   for (auto& s : shards_) s->post_clear();
 }

@@ -27,6 +27,14 @@ namespace redline::cache {
 
 using KeyDigest = std::array<unsigned char, 16>;
 
+struct L1DigestHash {
+  std::size_t operator()(const KeyDigest& k) const {
+    std::size_t h;
+    std::memcpy(&h, k.data(), sizeof h);  // the digest is already a good hash
+    return h;
+  }
+};
+
 // Charged per stored entry on top of key and value bytes: list node, hash node and bucket,
 // std::string header (a rough, deliberately generous estimate).
 inline constexpr std::size_t kL1NodeOverheadBytes = 128;
@@ -77,13 +85,7 @@ class L1Shard {
     std::string value;
     int64_t expires_at_ms;
   };
-  struct DigestHash {
-    std::size_t operator()(const KeyDigest& k) const {
-      std::size_t h;
-      std::memcpy(&h, k.data(), sizeof h);  // the digest is already a good hash
-      return h;
-    }
-  };
+  using DigestHash = L1DigestHash;
   using List = std::list<Node>;
 
   void drain_inbox();
@@ -111,6 +113,8 @@ class L1Cache {
 
   // Any thread: evicts `key` from every shard before each owner's next call.
   void invalidate_all_shards(const KeyDigest& key);
+  // Any thread: the same for every shard but `except` (the caller's, which it updates itself).
+  void invalidate_other_shards(const KeyDigest& key, std::size_t except);
   // Any thread: empties every shard before each owner's next call (e.g. tracking link lost).
   void clear_all();
 

@@ -89,11 +89,15 @@ struct ModelRoute {
   std::vector<std::string> fallbacks;  // model names tried in order after this one fails
 };
 
+struct RateLimitPolicy;  // below
+
 struct KeyConfig {
   std::string name;          // label for logs (never the key)
   std::string sha256_hex;    // lower-case hex SHA-256 of the plaintext key
   std::string tenant = "default";
   std::vector<std::string> models;  // allowed models; empty = all
+  bool cache = true;                // false: this key's requests never read or write the cache
+  std::vector<RateLimitPolicy> rate_limits;  // this key's own policies, on top of rate_limits
 };
 
 enum class CacheMode { kCacheAside, kWriteThrough, kWriteBehind, kRefreshAhead };
@@ -108,6 +112,20 @@ struct CacheConfig {
   std::size_t max_entry_bytes = 4 * 1024 * 1024;
   bool cache_nonzero_temperature = true;
   std::optional<RedisConfig> redis;  // separate cache Redis; default: the state Redis
+  Millis lookup_timeout{5};          // a slower lookup counts as a miss
+  Millis store_timeout{250};         // write-through waits at most this for the store
+  Seconds max_ttl{30 * 86400};       // bound for x-redline-cache-ttl
+  // Request coalescing: identical misses share one provider call per process, and a Redis
+  // lock (c:lock:<key>) keeps other instances waiting up to `coalesce_wait` for the answer.
+  bool coalesce = true;
+  Millis coalesce_wait{10'000};
+  Millis coalesce_lock_ttl{60'000};
+  // write-behind
+  std::size_t write_behind_queue = 10'000;  // entries per thread; beyond: dropped, counted
+  std::size_t write_behind_batch = 64;      // entries per pipelined write
+  // refresh-ahead
+  uint32_t refresh_min_hits = 2;     // an entry hit this often (per thread) is hot
+  double refresh_ttl_fraction = 0.2; // hot and under this fraction of its TTL left: refresh
 };
 
 enum class RateLimitScope { kKey, kTenant, kModel, kIp, kGlobal };
@@ -122,6 +140,14 @@ struct RateLimitPolicy {
   Seconds window{60};
   std::optional<uint64_t> burst;  // token-bucket only; default = the limit
   FailMode fail_mode = FailMode::kOpen;
+};
+
+// `rate_limit_options`: how the limiter behaves beyond the policies themselves.
+struct RateLimitOptions {
+  std::size_t instances = 1;              // gateway instances sharing the limits (fail_mode local)
+  uint64_t default_output_tokens = 4096;  // reserved when a request sets no max_tokens
+  std::map<std::string, uint64_t> output_tokens;  // per model; overrides the default
+  bool cache_hits_consume_tokens = false;         // charge answers served from the cache
 };
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kOff };
@@ -145,6 +171,7 @@ struct Config {
   std::vector<KeyConfig> keys;
   CacheConfig cache;
   std::vector<RateLimitPolicy> rate_limits;
+  RateLimitOptions rate_limit_options;
   LoggingConfig logging;
 
   const ProviderConfig* find_provider(const std::string& name) const {

@@ -458,6 +458,20 @@ uint64_t as_u64(const Value& v) {
 int as_int(const Value& v) {
   return v.parse("an integer", parse_integer<int>);
 }
+uint32_t as_count_u32(const Value& v) {
+  return v.parse("a non-negative integer below 2^32", parse_integer<uint32_t>);
+}
+// A number in [0, 1].
+double as_fraction(const Value& v) {
+  return v.parse("a number between 0 and 1", [](std::string_view t) -> std::optional<double> {
+    double d = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), d);
+    if (ec != std::errc() || p != t.data() + t.size() || !(d >= 0.0 && d <= 1.0)) {
+      return std::nullopt;
+    }
+    return d;
+  });
+}
 HostPort as_host_port(const Value& v) {
   return parse_host_port(v.scalar(kHostPortWhat), v.where());
 }
@@ -486,6 +500,14 @@ auto one_or_list(Read read) {
   return [read](const Value& v) {
     return v.is_list() ? list_of(read)(v) : std::vector<decltype(read(v))>{read(v)};
   };
+}
+
+std::map<std::string, uint64_t> as_u64_map(const Value& v) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [key, value] : Map(v).entries()) {
+    out[key] = as_u64(value);
+  }
+  return out;
 }
 
 std::map<std::string, std::string> as_string_map(const Value& v) {
@@ -572,6 +594,8 @@ std::string lower(std::string text) {
   return text;
 }
 
+RateLimitPolicy read_rate_limit(const Value& v);  // below; keys carry their own policies too
+
 KeyConfig read_key(const Value& v) {
   KeyConfig k;
   std::optional<std::string> plain;
@@ -586,6 +610,8 @@ KeyConfig read_key(const Value& v) {
     m.read("name", k.name, as_string);
     m.read("tenant", k.tenant, as_string);
     m.read("models", k.models, one_or_list(as_string));
+    m.read("cache", k.cache, as_bool);
+    m.read("rate_limits", k.rate_limits, list_of(read_rate_limit));
   });
   if (plain.has_value() == hashed.has_value()) {
     v.fail("exactly one of key or key_sha256", plain ? "both" : "neither");
@@ -656,8 +682,30 @@ Config read_config(const Value& root) {
       k.read("max_entry_bytes", c.cache.max_entry_bytes, as_size);
       k.read("cache_nonzero_temperature", c.cache.cache_nonzero_temperature, as_bool);
       k.read("redis", c.cache.redis, as_redis);
+      k.read("lookup_timeout", c.cache.lookup_timeout, as_duration);
+      k.read("store_timeout", c.cache.store_timeout, as_duration);
+      k.read("max_ttl", c.cache.max_ttl, as_seconds);
+      k.section("coalesce", [&](Map& co) {
+        co.read("enabled", c.cache.coalesce, as_bool);
+        co.read("wait", c.cache.coalesce_wait, as_duration);
+        co.read("lock_ttl", c.cache.coalesce_lock_ttl, as_duration);
+      });
+      k.section("write_behind", [&](Map& wb) {
+        wb.read("queue", c.cache.write_behind_queue, as_count);
+        wb.read("batch", c.cache.write_behind_batch, as_count);
+      });
+      k.section("refresh_ahead", [&](Map& ra) {
+        ra.read("min_hits", c.cache.refresh_min_hits, as_count_u32);
+        ra.read("ttl_fraction", c.cache.refresh_ttl_fraction, as_fraction);
+      });
     });
     m.read("rate_limits", c.rate_limits, list_of(read_rate_limit));
+    m.section("rate_limit_options", [&](Map& o) {
+      o.read("instances", c.rate_limit_options.instances, as_count);
+      o.read("default_output_tokens", c.rate_limit_options.default_output_tokens, as_u64);
+      o.read("output_tokens", c.rate_limit_options.output_tokens, as_u64_map);
+      o.read("cache_hits_consume_tokens", c.rate_limit_options.cache_hits_consume_tokens, as_bool);
+    });
     m.section("logging", [&](Map& l) {
       l.read("level", c.logging.level, as_enum(kLogLevels));
       l.read("access_log", c.logging.access_log, as_bool);

@@ -270,32 +270,53 @@ void check_cache(const Checker& check, const CacheConfig& cache) {
     check.positive(cache.l1_max_bytes, "cache.l1.max_bytes");
   }
   check.positive(cache.max_entry_bytes, "cache.max_entry_bytes");
+  check.positive(cache.lookup_timeout, "cache.lookup_timeout");
+  check.positive(cache.store_timeout, "cache.store_timeout");
+  check.positive(cache.max_ttl, "cache.max_ttl");
+  check.positive(cache.coalesce_lock_ttl, "cache.coalesce.lock_ttl");
+  check.positive(cache.write_behind_queue, "cache.write_behind.queue");
+  check.positive(cache.write_behind_batch, "cache.write_behind.batch");
   if (cache.redis) {
     check_redis(check, *cache.redis, "cache.redis");
   }
 }
 
+void check_rate_limit(const Checker& check, const RateLimitPolicy& p, const std::string& path) {
+  check.expect(!p.scopes.empty(), path + ".scope", "at least one scope", "none");
+  const std::set<RateLimitScope> unique(p.scopes.begin(), p.scopes.end());
+  check.expect(unique.size() == p.scopes.size(), path + ".scope", "each scope once",
+               "a repeated scope");
+  check.expect(p.requests || p.tokens, path, "requests or tokens (or both)", "neither");
+  if (p.requests) {
+    check.positive(*p.requests, path + ".requests");
+  }
+  if (p.tokens) {
+    check.positive(*p.tokens, path + ".tokens");
+  }
+  check.positive(p.window, path + ".window");
+  if (p.burst) {
+    check.expect(p.algorithm == RateLimitAlgorithm::kTokenBucket, path + ".burst",
+                 "burst only with algorithm token-bucket", show(*p.burst));
+    check.positive(*p.burst, path + ".burst");
+  }
+}
+
 void check_rate_limits(const Checker& check, const Config& config) {
   for (std::size_t i = 0; i < config.rate_limits.size(); ++i) {
-    const RateLimitPolicy& p = config.rate_limits[i];
-    const std::string path = "rate_limits[" + std::to_string(i) + "]";
-    check.expect(!p.scopes.empty(), path + ".scope", "at least one scope", "none");
-    const std::set<RateLimitScope> unique(p.scopes.begin(), p.scopes.end());
-    check.expect(unique.size() == p.scopes.size(), path + ".scope", "each scope once",
-                 "a repeated scope");
-    check.expect(p.requests || p.tokens, path, "requests or tokens (or both)", "neither");
-    if (p.requests) {
-      check.positive(*p.requests, path + ".requests");
+    check_rate_limit(check, config.rate_limits[i], "rate_limits[" + std::to_string(i) + "]");
+  }
+  for (std::size_t i = 0; i < config.keys.size(); ++i) {
+    const auto& own = config.keys[i].rate_limits;
+    for (std::size_t j = 0; j < own.size(); ++j) {
+      check_rate_limit(check, own[j],
+                       "keys[" + std::to_string(i) + "].rate_limits[" + std::to_string(j) + "]");
     }
-    if (p.tokens) {
-      check.positive(*p.tokens, path + ".tokens");
-    }
-    check.positive(p.window, path + ".window");
-    if (p.burst) {
-      check.expect(p.algorithm == RateLimitAlgorithm::kTokenBucket, path + ".burst",
-                   "burst only with algorithm token-bucket", show(*p.burst));
-      check.positive(*p.burst, path + ".burst");
-    }
+  }
+  const RateLimitOptions& o = config.rate_limit_options;
+  check.positive(o.instances, "rate_limit_options.instances");
+  check.positive(o.default_output_tokens, "rate_limit_options.default_output_tokens");
+  for (const auto& [model, cap] : o.output_tokens) {
+    check.positive(cap, "rate_limit_options.output_tokens." + model);
   }
 }
 

@@ -2,10 +2,11 @@
 // "%v" pattern so each line is exactly one JSON object.
 #include "proxy/access_log.h"
 
-#include <boost/json.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
 
 namespace redline::proxy {
 
@@ -19,8 +20,8 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 AccessLog::AccessLog(bool enabled, const std::string& path) : enabled_(enabled) {
   if (!enabled_) return;
   if (path.empty()) {
-    logger_ = std::make_shared<spdlog::logger>(
-        "access", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    logger_ = std::make_shared<spdlog::logger>("access",
+                                               std::make_shared<spdlog::sinks::stdout_sink_mt>());
   } else {
     // Throws spdlog::spdlog_ex naming the path when it cannot be opened.
     logger_ = std::make_shared<spdlog::logger>(

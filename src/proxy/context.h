@@ -3,10 +3,13 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "cache/cache_key.h"
+#include "cache/cache_store.h"
 #include "http/server.h"
 #include "proxy/router.h"
 
@@ -16,7 +19,19 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
-struct RequestContext {
+// What the upstream phase did: filled by the Forwarder (for a shared call, on the flight's
+// copy and then copied to each client's context).
+struct UpstreamOutcome {
+  const Provider* provider = nullptr;  // the one that answered
+  int attempts = 0;
+  std::string upstream_failure;  // last transport failure name, if any
+  std::string error_code;        // our error code when the gateway answered itself
+  Clock::time_point upstream_start{};
+  Clock::time_point upstream_first_byte{};
+  Clock::time_point upstream_end{};
+};
+
+struct RequestContext : UpstreamOutcome {
   explicit RequestContext(http::Exchange& ex) : exchange(ex) {}
 
   http::Exchange& exchange;
@@ -29,14 +44,18 @@ struct RequestContext {
   bool stream = false;
   std::vector<Hop> hops;
 
-  // Outcome, filled as phases run.
-  const Provider* provider = nullptr;  // the one that answered
-  int attempts = 0;
-  std::string upstream_failure;  // last transport failure name, if any
-  std::string error_code;        // our error code when the gateway answered itself
-  Clock::time_point upstream_start{};
-  Clock::time_point upstream_first_byte{};
-  Clock::time_point upstream_end{};
+  bool include_usage = false;  // stream_options.include_usage
+  std::optional<double> temperature;
+
+  // Cache phase.
+  cache::CacheStatus cache_status = cache::CacheStatus::kBypass;
+  cache::Tier cache_tier = cache::Tier::kNone;
+  bool cacheable = false;      // a cache key was computed
+  bool cache_refresh = false;  // cache-control: no-cache
+  uint32_t cache_ttl = 0;
+  std::string cache_namespace;
+  uint64_t cache_generation = 0;
+  cache::CacheKey cache_key;
 };
 
 // A phase's decision to answer the request itself.

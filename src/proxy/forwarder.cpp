@@ -3,11 +3,11 @@
 // error event in the caller's API shape, and the stream is closed cleanly.
 #include "proxy/forwarder.h"
 
-#include <boost/json.hpp>
-#include <charconv>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json.hpp>
+#include <charconv>
 
 #include "common/error_body.h"
 
@@ -16,9 +16,13 @@ namespace redline::proxy {
 namespace {
 constexpr std::size_t kMaxResponseBody = 64 * 1024 * 1024;
 
-bool iequal(std::string_view a, std::string_view b) { return boost::beast::iequals(a, b); }
+bool iequal(std::string_view a, std::string_view b) {
+  return boost::beast::iequals(a, b);
+}
 
-bool retryable_status(int status) { return status == 429 || status >= 500; }
+bool retryable_status(int status) {
+  return status == 429 || status >= 500;
+}
 
 // Transport failures worth another attempt at the same provider.
 bool retryable_failure(upstream::Failure f) {
@@ -29,8 +33,8 @@ bool retryable_failure(upstream::Failure f) {
 
 bool is_timeout(upstream::Failure f) {
   using upstream::Failure;
-  return f == Failure::kFirstByteTimeout || f == Failure::kIdleTimeout ||
-         f == Failure::kDeadline || f == Failure::kConnectTimeout;
+  return f == Failure::kFirstByteTimeout || f == Failure::kIdleTimeout || f == Failure::kDeadline ||
+         f == Failure::kConnectTimeout;
 }
 
 // retry-after as seconds (integer form only; an HTTP date counts as absent).
@@ -60,19 +64,30 @@ std::string stream_error_event(Endpoint e, std::string_view message) {
 }
 // Runs `op` unless the client leaves first; then `op` is cancelled and nullopt returned.
 template <class T>
-asio::awaitable<std::optional<T>> unless_client_leaves(http::Exchange& ex, asio::awaitable<T> op) {
+asio::awaitable<std::optional<T>> unless_client_leaves(Sink& sink, asio::awaitable<T> op) {
   using namespace boost::asio::experimental::awaitable_operators;
-  auto r = co_await (std::move(op) || ex.wait_client_gone());
+  auto r = co_await (std::move(op) || sink.wait_gone());
   if (r.index() == 0) co_return std::get<0>(std::move(r));
   co_return std::nullopt;
 }
 }  // namespace
 
 bool is_dropped_request_header(std::string_view n) {
-  static constexpr std::string_view kDropped[] = {
-      "host", "connection", "keep-alive", "proxy-connection", "proxy-authorization",
-      "te", "trailer", "transfer-encoding", "upgrade", "content-length", "authorization",
-      "x-api-key", "accept-encoding", "expect", "cookie"};
+  static constexpr std::string_view kDropped[] = {"host",
+                                                  "connection",
+                                                  "keep-alive",
+                                                  "proxy-connection",
+                                                  "proxy-authorization",
+                                                  "te",
+                                                  "trailer",
+                                                  "transfer-encoding",
+                                                  "upgrade",
+                                                  "content-length",
+                                                  "authorization",
+                                                  "x-api-key",
+                                                  "accept-encoding",
+                                                  "expect",
+                                                  "cookie"};
   for (auto d : kDropped) {
     if (iequal(n, d)) return true;
   }
@@ -81,30 +96,30 @@ bool is_dropped_request_header(std::string_view n) {
 
 bool is_dropped_response_header(std::string_view n) {
   static constexpr std::string_view kDropped[] = {
-      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-      "upgrade", "content-length", "set-cookie", "x-request-id"};
+      "connection",        "keep-alive", "proxy-connection", "te",         "trailer",
+      "transfer-encoding", "upgrade",    "content-length",   "set-cookie", "x-request-id"};
   for (auto d : kDropped) {
     if (iequal(n, d)) return true;
   }
   return false;
 }
 
-upstream::UpstreamRequest Forwarder::build_request(const RequestContext& ctx, const Hop& hop,
-                                                   const std::string& body) const {
+upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const Hop& hop) const {
   const auto& cfg = *hop.provider->config;
-  auto& client_req = ctx.exchange.request();
+  const auto& client_req = in.request;
   upstream::UpstreamRequest req;
   req.method = client_req.method();
   std::string_view path = client_req.target();
   // OpenAI base URLs include /v1; Anthropic base URLs are the root.
-  if (cfg.type == config::ProviderType::kOpenAI && path.substr(0, 3) == "/v1") path.remove_prefix(3);
+  if (cfg.type == config::ProviderType::kOpenAI && path.substr(0, 3) == "/v1")
+    path.remove_prefix(3);
   req.target = hop.provider->target.endpoint.base_path;
   req.target += path;
 
   for (const auto& f : client_req) {
     if (!is_dropped_request_header(f.name_string())) req.headers.insert(f.name_string(), f.value());
   }
-  req.headers.set("x-request-id", ctx.request_id);
+  req.headers.set("x-request-id", in.request_id);
   if (cfg.type == config::ProviderType::kAnthropic) {
     if (!cfg.api_key.empty()) req.headers.set("x-api-key", cfg.api_key);
     if (req.headers["anthropic-version"].empty()) {
@@ -114,14 +129,15 @@ upstream::UpstreamRequest Forwarder::build_request(const RequestContext& ctx, co
     req.headers.set(boost::beast::http::field::authorization, "Bearer " + cfg.api_key);
   }
   for (const auto& [k, v] : cfg.headers) req.headers.set(k, v);
-  req.body = (!ctx.model.empty() && hop.model != ctx.model) ? rewrite_model(body, hop.model) : body;
+  req.body =
+      (!in.model.empty() && hop.model != in.model) ? rewrite_model(in.body, hop.model) : in.body;
   return req;
 }
 
 std::chrono::milliseconds Forwarder::backoff(const config::RetryPolicy& p, int attempt) {
   // Full jitter: uniform in [0, min(max, base * 2^(attempt-1))].
-  const auto cap = std::min<long long>(p.max_backoff.count(),
-                                       p.base_backoff.count() << std::min(attempt - 1, 20));
+  const auto cap = std::min<long long>(p.max_backoff.count(), p.base_backoff.count()
+                                                                  << std::min(attempt - 1, 20));
   std::uniform_int_distribution<long long> dist(0, std::max<long long>(cap, 1));
   return std::chrono::milliseconds(dist(rng_));
 }
@@ -131,55 +147,54 @@ asio::awaitable<void> Forwarder::sleep(std::chrono::milliseconds d) {
   co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
-asio::awaitable<void> Forwarder::forward(RequestContext& ctx, const std::string& body) {
-  auto& ex = ctx.exchange;
-  if (ctx.hops.empty()) {
-    ctx.error_code = "no_provider";
-    co_await ex.respond_error(503, "no enabled provider serves this request", "no_provider");
+asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome& out, Sink& sink) {
+  if (in.hops.empty()) {
+    out.error_code = "no_provider";
+    co_await sink.respond_error(503, "no enabled provider serves this request", "no_provider");
     co_return;
   }
-  const auto deadline = Clock::now() + ctx.hops.front().provider->config->timeouts.total;
-  ctx.upstream_start = Clock::now();
+  const auto deadline = Clock::now() + in.hops.front().provider->config->timeouts.total;
+  out.upstream_start = Clock::now();
 
   std::unique_ptr<upstream::Exchange> last;  // last retryable HTTP answer, kept to relay
   upstream::Failure last_failure = upstream::Failure::kNone;
   std::string last_detail;
 
-  for (const auto& hop : ctx.hops) {
+  for (const auto& hop : in.hops) {
     const auto& retry = hop.provider->config->retry;
     for (int attempt = 1; attempt <= retry.max_attempts; ++attempt) {
-      if (Clock::now() >= deadline || ex.client_gone()) break;
-      auto req = build_request(ctx, hop, body);
-      ++ctx.attempts;
-      auto sent = co_await unless_client_leaves(
-          ex, client_.send(hop.provider->target, req, deadline));
+      if (Clock::now() >= deadline || sink.gone()) break;
+      auto req = build_request(in, hop);
+      ++out.attempts;
+      auto sent =
+          co_await unless_client_leaves(sink, client_.send(hop.provider->target, req, deadline));
       if (!sent) {
-        ctx.upstream_failure = "client_gone";
+        out.upstream_failure = "client_gone";
         co_return;  // the provider's request was cancelled with the client's
       }
       auto result = std::move(*sent);
       if (!result.exchange) {
         last_failure = result.failure;
         last_detail = std::move(result.detail);
-        ctx.upstream_failure = std::string(upstream::failure_name(last_failure));
-        spdlog::debug("request {}: provider {} attempt {} failed: {}", ctx.request_id,
+        out.upstream_failure = std::string(upstream::failure_name(last_failure));
+        spdlog::debug("request {}: provider {} attempt {} failed: {}", in.request_id,
                       hop.provider->config->name, attempt, last_detail);
         if (!retryable_failure(last_failure)) break;  // timeouts: next hop, not again
         if (attempt < retry.max_attempts) co_await sleep(backoff(retry, attempt));
         continue;
       }
       auto& up = *result.exchange;
-      ctx.upstream_first_byte = Clock::now();
+      out.upstream_first_byte = Clock::now();
       if (!retryable_status(up.status())) {
-        ctx.provider = hop.provider;
-        co_await relay(ctx, up);
+        out.provider = hop.provider;
+        co_await relay(in, out, sink, up);
         co_return;
       }
       last_failure = upstream::Failure::kNone;
       auto wait = backoff(retry, attempt);
       auto ra = parse_retry_after(up.headers()[boost::beast::http::field::retry_after]);
       last = std::move(result.exchange);
-      ctx.provider = hop.provider;
+      out.provider = hop.provider;
       if (ra && *ra > retry.max_retry_after) break;  // too long: move on to the fallback
       if (ra) wait = std::max(wait, *ra);
       if (attempt < retry.max_attempts) {
@@ -193,21 +208,21 @@ asio::awaitable<void> Forwarder::forward(RequestContext& ctx, const std::string&
   }
 
   if (last) {  // every hop answered 429/5xx: the client sees the last answer as it was
-    co_await relay(ctx, *last);
+    co_await relay(in, out, sink, *last);
     co_return;
   }
-  ctx.upstream_end = Clock::now();
-  if (ex.client_gone()) co_return;
+  out.upstream_end = Clock::now();
+  if (sink.gone()) co_return;
   const int status = is_timeout(last_failure) ? 504 : 502;
-  ctx.error_code = status == 504 ? "upstream_timeout" : "upstream_unavailable";
-  std::string message = status == 504 ? "the provider did not answer in time"
-                                      : "the provider could not be reached";
+  out.error_code = status == 504 ? "upstream_timeout" : "upstream_unavailable";
+  std::string message =
+      status == 504 ? "the provider did not answer in time" : "the provider could not be reached";
   if (!last_detail.empty()) message += " (" + last_detail + ")";
-  co_await ex.respond_error(status, message, ctx.error_code);
+  co_await sink.respond_error(status, message, out.error_code);
 }
 
-asio::awaitable<void> Forwarder::relay(RequestContext& ctx, upstream::Exchange& up) {
-  auto& ex = ctx.exchange;
+asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& out, Sink& sink,
+                                       upstream::Exchange& up) {
   http::ResponseHeader header;
   header.result(static_cast<unsigned>(up.status()));
   for (const auto& f : up.headers()) {
@@ -216,50 +231,49 @@ asio::awaitable<void> Forwarder::relay(RequestContext& ctx, upstream::Exchange& 
 
   if (!up.is_event_stream()) {
     http::Response res(std::move(header));
-    auto complete = co_await unless_client_leaves(ex, up.read_all(res.body(), kMaxResponseBody));
+    auto complete = co_await unless_client_leaves(sink, up.read_all(res.body(), kMaxResponseBody));
     if (!complete) {
       up.abort();
-      ctx.upstream_end = Clock::now();
-      ctx.upstream_failure = "client_gone";
+      out.upstream_end = Clock::now();
+      out.upstream_failure = "client_gone";
       co_return;
     }
     if (!*complete) {
-      ctx.upstream_end = Clock::now();
-      ctx.upstream_failure = std::string(upstream::failure_name(up.failure()));
+      out.upstream_end = Clock::now();
+      out.upstream_failure = std::string(upstream::failure_name(up.failure()));
       const bool timeout = is_timeout(up.failure());
-      ctx.error_code = timeout ? "upstream_timeout" : "upstream_bad_response";
-      co_await ex.respond_error(timeout ? 504 : 502,
-                                "the provider's answer was cut short or too large",
-                                ctx.error_code);
+      out.error_code = timeout ? "upstream_timeout" : "upstream_bad_response";
+      co_await sink.respond_error(
+          timeout ? 504 : 502, "the provider's answer was cut short or too large", out.error_code);
       co_return;
     }
-    ctx.upstream_end = Clock::now();
-    co_await ex.respond(res);
+    out.upstream_end = Clock::now();
+    co_await sink.respond(res);
     co_return;
   }
 
-  if (!co_await ex.begin_stream(header)) {
+  if (!co_await sink.begin_stream(header)) {
     up.abort();
     co_return;
   }
   while (!up.done()) {
     auto chunk = co_await up.next_chunk();
     if (up.failure() != upstream::Failure::kNone) break;
-    if (!co_await ex.write_chunk(chunk)) {
+    if (!co_await sink.write_chunk(chunk)) {
       up.abort();  // the client left: stop the provider's work too
-      ctx.upstream_end = Clock::now();
+      out.upstream_end = Clock::now();
       co_return;
     }
   }
-  ctx.upstream_end = Clock::now();
+  out.upstream_end = Clock::now();
   if (up.failure() != upstream::Failure::kNone) {
-    ctx.upstream_failure = std::string(upstream::failure_name(up.failure()));
-    ctx.error_code = "upstream_stream_error";
-    auto event = stream_error_event(
-        ctx.endpoint, "the provider's stream failed: " + ctx.upstream_failure);
-    co_await ex.write_chunk(event);
+    out.upstream_failure = std::string(upstream::failure_name(up.failure()));
+    out.error_code = "upstream_stream_error";
+    auto event =
+        stream_error_event(in.endpoint, "the provider's stream failed: " + out.upstream_failure);
+    co_await sink.write_chunk(event);
   }
-  co_await ex.end_stream();
+  co_await sink.end_stream();
 }
 
 }  // namespace redline::proxy

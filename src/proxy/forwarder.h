@@ -9,22 +9,34 @@
 #include <string>
 
 #include "proxy/context.h"
+#include "proxy/sink.h"
 #include "upstream/http_client.h"
 
 namespace redline::proxy {
+
+// Everything the upstream phase needs about the request, independent of the client's
+// connection (a shared call outlives the client that started it).
+struct ForwardInput {
+  const http::Request& request;  // method, target and headers as the client sent them
+  std::string_view request_id;
+  Endpoint endpoint = Endpoint::kNotFound;
+  std::string_view model;  // as the client asked ("" when the endpoint has none)
+  const std::vector<Hop>& hops;
+  const std::string& body;  // the body to send (may differ from the client's)
+};
 
 class Forwarder {
  public:
   Forwarder(asio::io_context& ioc, upstream::HttpClient& client)
       : ioc_(ioc), client_(client), rng_(std::random_device{}()) {}
 
-  // Answers the client (always, success or error). `body` is the client's request body.
-  asio::awaitable<void> forward(RequestContext& ctx, const std::string& body);
+  // Answers into `sink` (always, success or error) and records what happened in `out`.
+  asio::awaitable<void> forward(const ForwardInput& in, UpstreamOutcome& out, Sink& sink);
 
  private:
-  upstream::UpstreamRequest build_request(const RequestContext& ctx, const Hop& hop,
-                                          const std::string& body) const;
-  asio::awaitable<void> relay(RequestContext& ctx, upstream::Exchange& ex);
+  upstream::UpstreamRequest build_request(const ForwardInput& in, const Hop& hop) const;
+  asio::awaitable<void> relay(const ForwardInput& in, UpstreamOutcome& out, Sink& sink,
+                              upstream::Exchange& ex);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
   std::chrono::milliseconds backoff(const config::RetryPolicy& p, int attempt);
 

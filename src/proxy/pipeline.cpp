@@ -4,8 +4,13 @@
 #include "proxy/pipeline.h"
 
 #include <simdjson.h>
+#include <spdlog/spdlog.h>
 
+#include <boost/json.hpp>
+#include <charconv>
 #include <random>
+
+#include "metrics/standard.h"
 
 namespace redline::proxy {
 
@@ -34,12 +39,16 @@ struct ProxyHandler::Worker {
 };
 
 ProxyHandler::ProxyHandler(const config::Config& config, std::vector<asio::io_context*> contexts,
-                           AccessLog& access_log)
-    : router_(config), auth_(config.keys), access_log_(access_log) {
+                           AccessLog& access_log, cache::CacheStore* cache)
+    : config_(config), router_(config), auth_(config.keys), access_log_(access_log), cache_(cache) {
   for (auto* c : contexts) workers_.push_back(std::make_unique<Worker>(*c));
 }
 
 ProxyHandler::~ProxyHandler() = default;
+
+Forwarder& ProxyHandler::forwarder(std::size_t thread) {
+  return workers_[thread]->forwarder;
+}
 
 void ProxyHandler::shutdown() {
   for (auto& w : workers_) w->client.shutdown();
@@ -53,7 +62,8 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
                   "not_found"};
   }
   if (ctx.endpoint == Endpoint::kModels) {
-    if (req.method() != bhttp::verb::get) return Reject{405, "use GET /v1/models", "method_not_allowed"};
+    if (req.method() != bhttp::verb::get)
+      return Reject{405, "use GET /v1/models", "method_not_allowed"};
     return std::nullopt;
   }
   const bool needs_model = endpoint_has_model(ctx.endpoint);
@@ -83,6 +93,15 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
   ctx.model = std::string(model);
   bool stream = false;
   if (!obj["stream"].get_bool().get(stream)) ctx.stream = stream;
+  // (Not at_pointer: it trips a g++ 12 -Wstringop-overflow false positive.)
+  simdjson::dom::object stream_options;
+  bool include_usage = false;
+  if (!obj["stream_options"].get_object().get(stream_options) &&
+      !stream_options["include_usage"].get_bool().get(include_usage)) {
+    ctx.include_usage = include_usage;
+  }
+  double temperature = 0;
+  if (!obj["temperature"].get_double().get(temperature)) ctx.temperature = temperature;
   return std::nullopt;
 }
 
@@ -118,8 +137,8 @@ std::optional<Reject> ProxyHandler::route_phase(RequestContext& ctx) {
   if (ctx.hops.empty() && mismatch != nullptr) {
     return Reject{400,
                   "model " + ctx.model + " is served by provider " + mismatch->config->name +
-                      ", which speaks a different API than " + std::string(endpoint_name(ctx.endpoint)) +
-                      "; call it through its own API",
+                      ", which speaks a different API than " +
+                      std::string(endpoint_name(ctx.endpoint)) + "; call it through its own API",
                   "api_mismatch"};
   }
   return std::nullopt;
@@ -133,14 +152,352 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
   std::optional<Reject> reject = parse_phase(ctx);
   if (!reject) reject = auth_phase(ctx);
   if (!reject) reject = route_phase(ctx);
+  if (!reject) reject = co_await cache_key_phase(ctx);
   if (reject) {
     ctx.error_code = reject->code;
     co_await exchange.respond_error(reject->status, reject->message, reject->code,
                                     reject->retry_after);
+  } else if (ctx.cacheable) {
+    co_await cached_upstream_phase(ctx);
   } else {
-    co_await workers_[exchange.thread_index()]->forwarder.forward(ctx, exchange.request().body());
+    ExchangeSink sink(exchange);
+    const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
+                          ctx.model,          ctx.hops,       exchange.request().body()};
+    co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
   }
   access_log_.write(ctx);
+  record_metrics(ctx);
+}
+
+void ProxyHandler::record_metrics(const RequestContext& ctx) {
+  namespace standard = metrics::standard;
+  const auto now = Clock::now();
+  const std::string_view route = endpoint_name(ctx.endpoint);
+  const std::string status = std::to_string(ctx.exchange.status());
+  const std::string_view model = ctx.model.empty() ? std::string_view("none") : ctx.model;
+  standard::requests().labels(route, model, status).inc();
+  standard::request_duration().labels(route).observe(now - ctx.start);
+  Clock::duration upstream{};
+  if (ctx.upstream_start != Clock::time_point{} && ctx.upstream_end >= ctx.upstream_start) {
+    upstream = ctx.upstream_end - ctx.upstream_start;
+    const std::string_view provider =
+        ctx.provider ? std::string_view(ctx.provider->config->name) : std::string_view("none");
+    standard::upstream_duration().labels(provider).observe(upstream);
+    if (ctx.upstream_first_byte >= ctx.upstream_start) {
+      standard::upstream_ttfb().labels(provider).observe(ctx.upstream_first_byte -
+                                                         ctx.upstream_start);
+    }
+  }
+  if (now - ctx.start >= upstream) {
+    standard::gateway_overhead().labels(route).observe(now - ctx.start - upstream);
+  }
+  if (ctx.cacheable || ctx.cache_status != cache::CacheStatus::kBypass) {
+    standard::cache_results()
+        .labels(cache::cache_status_name(ctx.cache_status), cache::tier_name(ctx.cache_tier))
+        .inc();
+  }
+}
+
+// --- cache ---------------------------------------------------------------------------------
+
+namespace {
+bool cacheable_endpoint(Endpoint e) {
+  return e == Endpoint::kChatCompletions || e == Endpoint::kCompletions ||
+         e == Endpoint::kMessages || e == Endpoint::kEmbeddings;
+}
+
+// cache-control directives we honour: no-store (neither read nor write), no-cache (do not
+// read, store the fresh answer).
+void parse_cache_control(std::string_view v, bool& no_store, bool& no_cache) {
+  while (!v.empty()) {
+    auto comma = v.find(',');
+    auto item = v.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (boost::beast::iequals(item, "no-store")) no_store = true;
+    if (boost::beast::iequals(item, "no-cache")) no_cache = true;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+}
+
+bool valid_namespace(std::string_view ns) {
+  if (ns.empty() || ns.size() > 64) return false;
+  return std::all_of(ns.begin(), ns.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' ||
+           c == ':';
+  });
+}
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// OpenAI streams carry usage only when asked; the gateway always asks (the cache entry then
+// serves clients that want usage, and limits can settle) and strips it for clients that did not.
+std::string with_stream_usage(const std::string& body) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) return body;
+  auto& o = v.as_object();
+  auto* so = o.if_contains("stream_options");
+  if (so != nullptr && so->is_object()) {
+    so->as_object()["include_usage"] = true;
+  } else {
+    o["stream_options"] = boost::json::object{{"include_usage", true}};
+  }
+  return boost::json::serialize(v);
+}
+}  // namespace
+
+struct ProxyHandler::FlightJob {
+  http::Request request;  // a copy: the call may outlive the client that started it
+  std::string request_id;
+  Endpoint endpoint = Endpoint::kNotFound;
+  std::string model;
+  std::vector<Hop> hops;
+  std::string body;  // sent upstream
+  cache::CacheKey key;
+  uint32_t ttl_seconds = 0;
+  std::size_t thread = 0;
+  bool registered = false;  // in flights_ (coalescing); refresh and no-cache calls are not
+  bool use_lock = false;    // take the cross-instance coalescing lock first
+  bool refresh_ahead = false;
+  bool refresh = false;  // cache-control: no-cache
+  std::string refresh_token;
+};
+
+asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestContext& ctx) {
+  if (cache_ == nullptr || !cacheable_endpoint(ctx.endpoint) || ctx.hops.empty()) {
+    co_return std::nullopt;
+  }
+  auto& req = ctx.exchange.request();
+  bool no_store = false, no_cache = false;
+  parse_cache_control(req[bhttp::field::cache_control], no_store, no_cache);
+  if (no_store || !ctx.identity.cache) co_return std::nullopt;
+  const auto& cfg = cache_->config();
+  if (!cfg.cache_nonzero_temperature && ctx.temperature && *ctx.temperature > 0) {
+    co_return std::nullopt;
+  }
+  ctx.cache_ttl = static_cast<uint32_t>(cfg.ttl.count());
+  if (auto ttl_header = req["x-redline-cache-ttl"]; !ttl_header.empty()) {
+    uint64_t ttl = 0;
+    auto [p, ec] = std::from_chars(ttl_header.data(), ttl_header.data() + ttl_header.size(), ttl);
+    if (ec != std::errc() || p != ttl_header.data() + ttl_header.size() || ttl == 0 ||
+        ttl > static_cast<uint64_t>(cfg.max_ttl.count())) {
+      co_return Reject{400,
+                       "x-redline-cache-ttl must be whole seconds from 1 to " +
+                           std::to_string(cfg.max_ttl.count()),
+                       "invalid_cache_ttl"};
+    }
+    ctx.cache_ttl = static_cast<uint32_t>(ttl);
+  }
+  std::string_view ns = req["x-redline-cache-namespace"];
+  if (!ns.empty() && !valid_namespace(ns)) {
+    co_return Reject{400,
+                     "x-redline-cache-namespace must be 1-64 characters of letters, digits and "
+                     "- _ . :",
+                     "invalid_cache_namespace"};
+  }
+  ctx.cache_refresh = no_cache;
+  const std::size_t thread = ctx.exchange.thread_index();
+  auto generation = co_await cache_->generation(thread, ctx.identity.tenant, ns);
+  if (!generation) {
+    // Redis cannot say which generation is current: answer without the cache.
+    ctx.cache_status = cache::CacheStatus::kMiss;
+    ctx.exchange.add_response_header("x-redline-cache", "miss");
+    co_return std::nullopt;
+  }
+  const Hop& hop = ctx.hops.front();
+  cache::KeyRequest kr;
+  kr.tenant = ctx.identity.tenant;
+  kr.cache_namespace = ns;
+  kr.generation = *generation;
+  kr.endpoint = endpoint_name(ctx.endpoint);
+  kr.provider = hop.provider->config->name;
+  kr.model = hop.model;
+  kr.anthropic_version = req["anthropic-version"];
+  kr.anthropic_beta = req["anthropic-beta"];
+  kr.openai_beta = req["openai-beta"];
+  kr.body = req.body();
+  auto key = cache::compute_cache_key(kr);
+  if (key.error != cache::KeyError::kNone) {
+    co_return Reject{
+        400,
+        std::string(cache::key_error_message(key.error)) +
+            (key.detail.empty() ? "" : ": " + key.detail),
+        key.error == cache::KeyError::kDuplicateKey ? "duplicate_key" : "invalid_json"};
+  }
+  ctx.cache_key = key.key;
+  ctx.cache_namespace = std::string(ns);
+  ctx.cache_generation = *generation;
+  ctx.cacheable = true;
+  ctx.exchange.add_response_header("x-redline-cache-key", key.key.hex());
+  co_return std::nullopt;
+}
+
+std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestContext& ctx,
+                                                                bool registered) {
+  auto job = std::make_shared<FlightJob>();
+  job->request = ctx.exchange.request();
+  job->request.body().clear();
+  job->request_id = ctx.request_id;
+  job->endpoint = ctx.endpoint;
+  job->model = ctx.model;
+  job->hops = ctx.hops;
+  const auto& body = ctx.exchange.request().body();
+  const bool openai_stream = ctx.stream && (ctx.endpoint == Endpoint::kChatCompletions ||
+                                            ctx.endpoint == Endpoint::kCompletions);
+  job->body = openai_stream && !ctx.include_usage ? with_stream_usage(body) : body;
+  job->key = ctx.cache_key;
+  job->ttl_seconds = ctx.cache_ttl;
+  job->thread = ctx.exchange.thread_index();
+  job->registered = registered;
+  job->use_lock = registered && cache_->config().coalesce;
+  job->refresh = ctx.cache_refresh;
+  return job;
+}
+
+asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx) {
+  if (ctx.endpoint == Endpoint::kEmbeddings) {
+    co_await embeddings_phase(ctx);
+    co_return;
+  }
+  auto& ex = ctx.exchange;
+  const std::size_t thread = ex.thread_index();
+  if (!ctx.cache_refresh) {
+    auto found = co_await cache_->lookup(thread, ctx.cache_key);
+    if (found.entry) {
+      ex.add_response_header("x-redline-cache", "hit");
+      const int64_t now = now_unix_ms();
+      const int64_t age_s = std::max<int64_t>(0, (now - found.entry->created_unix_ms) / 1000);
+      ex.add_response_header("age", std::to_string(age_s));
+      if (co_await serve_entry(ex, ctx.endpoint, *found.entry, ctx.stream, ctx.include_usage)) {
+        ctx.cache_status = cache::CacheStatus::kHit;
+        ctx.cache_tier = found.tier;
+        if (cache_->config().mode == config::CacheMode::kRefreshAhead &&
+            cache_->should_refresh(thread, ctx.cache_key, *found.entry, now)) {
+          auto job = make_job(ctx, false);
+          job->refresh_ahead = true;
+          auto flight = std::make_shared<Flight>(ctx.endpoint, false);
+          auto exec = co_await asio::this_coro::executor;
+          asio::co_spawn(exec, run_flight(flight, job), asio::detached);
+        }
+        co_return;
+      }
+      // An entry that cannot be served in this form (e.g. embeddings asked as a stream):
+      // answer from the provider and store the fresh answer.
+    }
+  }
+  std::shared_ptr<Flight> flight;
+  bool leader = true;
+  const bool coalesce = !ctx.cache_refresh && cache_->config().coalesce;
+  if (coalesce) {
+    std::tie(flight, leader) = flights_.join_or_create(ctx.cache_key.digest, ctx.endpoint);
+  } else {
+    flight = std::make_shared<Flight>(ctx.endpoint, true);
+  }
+  ctx.cache_status = !leader             ? cache::CacheStatus::kCoalesced
+                     : ctx.cache_refresh ? cache::CacheStatus::kRefresh
+                                         : cache::CacheStatus::kMiss;
+  ex.add_response_header("x-redline-cache",
+                         std::string(cache::cache_status_name(ctx.cache_status)));
+  if (leader) {
+    auto job = make_job(ctx, coalesce);
+    // Attach before the call starts, so it is not cancelled for want of listeners.
+    flight->attach();
+    auto exec = co_await asio::this_coro::executor;
+    asio::co_spawn(exec, run_flight(flight, job), asio::detached);
+    co_await flight->serve(ex, Flight::ServeOptions{ctx.stream, ctx.include_usage}, ctx);
+    flight->detach();
+  } else {
+    cache_->stats().coalesced_local.fetch_add(1, std::memory_order_relaxed);
+    co_await flight->serve(ex, Flight::ServeOptions{ctx.stream, ctx.include_usage}, ctx);
+  }
+}
+
+asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
+                                               std::shared_ptr<FlightJob> job) {
+  auto& stats = cache_->stats();
+  const auto& cfg = cache_->config();
+  std::optional<std::string> lock_token;
+  struct Cleanup {  // whatever happens, consumers are released and the flight unlisted
+    ProxyHandler* self;
+    Flight* flight;
+    FlightJob* job;
+    ~Cleanup() {
+      flight->release();
+      if (job->registered) self->flights_.remove(job->key.digest, flight);
+    }
+  } cleanup{this, flight.get(), job.get()};
+
+  if (job->refresh_ahead) {
+    auto token = co_await cache_->try_lock(job->thread, cache::CacheStore::LockKind::kRefresh,
+                                           job->key, cfg.coalesce_lock_ttl);
+    if (!token) co_return;  // another instance refreshes it
+    job->refresh_token = *token;
+    stats.refreshes.fetch_add(1, std::memory_order_relaxed);
+  } else if (job->use_lock) {
+    lock_token = co_await cache_->try_lock(job->thread, cache::CacheStore::LockKind::kCoalesce,
+                                           job->key, cfg.coalesce_lock_ttl);
+    if (!lock_token) {
+      // Another instance is asking the provider the same question: wait for its answer.
+      auto entry = co_await cache_->wait_for_entry(job->thread, job->key, cfg.coalesce_wait);
+      if (entry) {
+        flight->publish_entry(*entry);
+        co_return;
+      }
+    }
+  }
+
+  const ForwardInput in{job->request, job->request_id, job->endpoint,
+                        job->model,   job->hops,       job->body};
+  co_await workers_[job->thread]->forwarder.forward(in, flight->outcome(), *flight);
+
+  // An answer that will not be stored must not be shared with requests that arrive after it
+  // finished: unlist the flight before its clients are let go.
+  const bool complete = flight->complete();
+  const bool too_large = complete && flight->payload_bytes() > cfg.max_entry_bytes;
+  if (!complete || too_large) {
+    if (job->registered) flights_.remove(job->key.digest, flight.get());
+    (complete ? stats.not_stored_too_large : stats.not_stored_incomplete)
+        .fetch_add(1, std::memory_order_relaxed);
+  } else {
+    const cache::Entry entry = flight->to_entry(now_unix_ms(), job->ttl_seconds);
+    // An explicit refresh (no-cache) is stored before its answer goes out, so the caller's
+    // next request sees the fresh answer whatever the mode.
+    const auto mode = job->refresh ? config::CacheMode::kWriteThrough : cfg.mode;
+    switch (mode) {
+      case config::CacheMode::kWriteThrough: {
+        auto stored = co_await cache_->store(job->thread, job->key, entry);
+        (void)stored;  // a failed store is counted; the answer goes out regardless
+        flight->release();
+        break;
+      }
+      case config::CacheMode::kWriteBehind:
+        cache_->enqueue_store(job->thread, job->key, entry);
+        flight->release();
+        break;
+      case config::CacheMode::kCacheAside:
+      case config::CacheMode::kRefreshAhead: {
+        flight->release();
+        auto stored = co_await cache_->store(job->thread, job->key, entry);
+        (void)stored;
+        break;
+      }
+    }
+  }
+  flight->release();
+  if (lock_token) {
+    co_await cache_->unlock(job->thread, cache::CacheStore::LockKind::kCoalesce, job->key,
+                            *lock_token);
+  }
+  if (!job->refresh_token.empty()) {
+    co_await cache_->unlock(job->thread, cache::CacheStore::LockKind::kRefresh, job->key,
+                            job->refresh_token);
+  }
 }
 
 }  // namespace redline::proxy

@@ -7,14 +7,22 @@ namespace redline::proxy {
 
 std::string_view endpoint_name(Endpoint e) {
   switch (e) {
-    case Endpoint::kChatCompletions: return "chat_completions";
-    case Endpoint::kCompletions: return "completions";
-    case Endpoint::kEmbeddings: return "embeddings";
-    case Endpoint::kModels: return "models";
-    case Endpoint::kResponses: return "responses";
-    case Endpoint::kMessages: return "messages";
-    case Endpoint::kPassthrough: return "passthrough";
-    case Endpoint::kNotFound: return "not_found";
+    case Endpoint::kChatCompletions:
+      return "chat_completions";
+    case Endpoint::kCompletions:
+      return "completions";
+    case Endpoint::kEmbeddings:
+      return "embeddings";
+    case Endpoint::kModels:
+      return "models";
+    case Endpoint::kResponses:
+      return "responses";
+    case Endpoint::kMessages:
+      return "messages";
+    case Endpoint::kPassthrough:
+      return "passthrough";
+    case Endpoint::kNotFound:
+      return "not_found";
   }
   return "unknown";
 }

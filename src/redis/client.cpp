@@ -21,6 +21,10 @@ Awaitable<Result<Reply>> StandaloneClient::execute(const Command& cmd) {
   return conn_->execute(cmd);
 }
 
+Awaitable<Result<Reply>> StandaloneClient::execute(const Command& cmd, Millis timeout) {
+  return conn_->execute(cmd, timeout);
+}
+
 Awaitable<std::vector<Result<Reply>>> StandaloneClient::batch(std::span<const Command> cmds) {
   return conn_->batch(cmds);
 }

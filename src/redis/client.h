@@ -31,6 +31,9 @@ struct ClientOptions {
   int max_redirects = 5;            // MOVED/ASK hops per command
   int max_retries = 8;              // TRYAGAIN / CLUSTERDOWN retries per command
   Millis retry_backoff{10};         // doubles per retry, capped at 200 ms
+  // Open a connection to every master after each topology refresh, not only on first use,
+  // so that push-based features (CLIENT TRACKING BCAST) hear from every node.
+  bool connect_all_masters = false;
 };
 
 class Client {
@@ -38,6 +41,9 @@ class Client {
   virtual ~Client() = default;
   // One command; an error reply is a kServerError. Cluster: routed by the command's key.
   virtual Awaitable<Result<Reply>> execute(const Command& cmd) = 0;
+  // The same with its own deadline instead of the connection's command_timeout (a cache
+  // lookup that must give up after a few milliseconds).
+  virtual Awaitable<Result<Reply>> execute(const Command& cmd, Millis timeout) = 0;
   // Many commands, one result each, in input order. Cluster: split per node, sent in parallel
   // (one pipelined write per node); standalone: one pipelined write.
   virtual Awaitable<std::vector<Result<Reply>>> batch(std::span<const Command> cmds) = 0;
@@ -64,6 +70,7 @@ class StandaloneClient : public Client {
   StandaloneClient(Connection::Executor ex, ConnectionOptions options);
   ~StandaloneClient() override;
   Awaitable<Result<Reply>> execute(const Command& cmd) override;
+  Awaitable<Result<Reply>> execute(const Command& cmd, Millis timeout) override;
   Awaitable<std::vector<Result<Reply>>> batch(std::span<const Command> cmds) override;
   Awaitable<Result<void>> connect() override;
   ClientStats stats() const override { return conn_->stats(); }

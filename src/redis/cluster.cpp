@@ -600,6 +600,14 @@ Awaitable<Result<void>> ClusterClient::refresh() {
         ++it;
       }
     }
+    if (options_.connect_all_masters) {
+      for (const auto& shard : map_.shards) {
+        auto conn = connection(shard.master);
+        if (conn->state() == Connection::State::kIdle) {
+          asio::co_spawn(ex_, conn->connect(), [conn](const std::exception_ptr&, Result<void>) {});
+        }
+      }
+    }
   } else {
     last_refresh_error_ = outcome.error();
     spdlog::warn("redis cluster: {}", outcome.error().to_string());
@@ -643,8 +651,12 @@ Awaitable<Result<Reply>> ClusterClient::execute(const Command& cmd) {
   return execute_from(cmd, std::nullopt);
 }
 
+Awaitable<Result<Reply>> ClusterClient::execute(const Command& cmd, Millis timeout) {
+  return execute_from(cmd, std::nullopt, timeout);
+}
+
 Awaitable<Result<Reply>> ClusterClient::execute_from(const Command& cmd,
-                                                     std::optional<Target> target) {
+                                                     std::optional<Target> target, Millis timeout) {
   if (stopped_) {
     co_return Error{ErrorKind::kStopped, "cluster client stopped"};
   }
@@ -681,8 +693,12 @@ Awaitable<Result<Reply>> ClusterClient::execute_from(const Command& cmd,
       std::vector<Command> two;
       two.emplace_back("ASKING");
       two.push_back(cmd);
-      auto rs = co_await conn->batch(two);
+      const Millis t = timeout.count() > 0 ? timeout : conn->options().command_timeout;
+      const std::span<const Command> view(two);
+      auto rs = co_await conn->batch(view, t);
       r = std::move(rs[1]);
+    } else if (timeout.count() > 0) {
+      r = co_await conn->execute(cmd, timeout);
     } else {
       r = co_await conn->execute(cmd);
     }

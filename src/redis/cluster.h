@@ -47,6 +47,7 @@ class ClusterClient : public Client {
   ~ClusterClient() override;
 
   Awaitable<Result<Reply>> execute(const Command& cmd) override;
+  Awaitable<Result<Reply>> execute(const Command& cmd, Millis timeout) override;
   Awaitable<std::vector<Result<Reply>>> batch(std::span<const Command> cmds) override;
   Awaitable<Result<void>> connect() override;
   ClientStats stats() const override;
@@ -75,7 +76,9 @@ class ClusterClient : public Client {
   std::optional<std::string> route(const Command& cmd, std::optional<uint16_t> slot,
                                    bool master_only);
   // Runs a command through redirects/retries starting at `first`.
-  Awaitable<Result<Reply>> execute_from(const Command& cmd, std::optional<Target> first);
+  // timeout 0: the connection's command_timeout.
+  Awaitable<Result<Reply>> execute_from(const Command& cmd, std::optional<Target> first,
+                                        Millis timeout = Millis(0));
   void request_refresh();  // rate-limited, in the background
   Awaitable<void> periodic_refresh();
   void apply_moved(uint16_t slot, const std::string& address);

@@ -50,6 +50,7 @@ std::string gateway_yaml(int port, int admin_port, int mock_port, const std::str
          std::to_string(admin_port) +
          "\"}\n"
          "drain_timeout: 10s\n"
+         "cache: {enabled: false}\n"
          "providers:\n"
          "  - {name: openai, type: openai, base_url: \"http://127.0.0.1:" +
          std::to_string(mock_port) + "/v1\", api_key: sk-upstream-secret}\n" + extra;

@@ -417,6 +417,45 @@ TEST(ConfigLoader, CacheModes) {
             "cache-aside|write-through|write-behind|refresh-ahead, got 'lazy'");
 }
 
+TEST(ConfigLoader, CacheCoalescingModesAndTimeouts) {
+  const Config c = load_with_provider(R"(
+keys:
+  - {key: abc, cache: false}
+cache:
+  lookup_timeout: 20ms
+  store_timeout: 1s
+  max_ttl: 24h
+  coalesce: {enabled: false, wait: 2s, lock_ttl: 30s}
+  write_behind: {queue: 100, batch: 8}
+  refresh_ahead: {min_hits: 5, ttl_fraction: 0.5}
+)")
+                       .config;
+  EXPECT_FALSE(c.keys.at(0).cache);
+  EXPECT_EQ(c.cache.lookup_timeout, Millis(20));
+  EXPECT_EQ(c.cache.store_timeout, Millis(1000));
+  EXPECT_EQ(c.cache.max_ttl, Seconds(86400));
+  EXPECT_FALSE(c.cache.coalesce);
+  EXPECT_EQ(c.cache.coalesce_wait, Millis(2000));
+  EXPECT_EQ(c.cache.coalesce_lock_ttl, Millis(30000));
+  EXPECT_EQ(c.cache.write_behind_queue, 100u);
+  EXPECT_EQ(c.cache.write_behind_batch, 8u);
+  EXPECT_EQ(c.cache.refresh_min_hits, 5u);
+  EXPECT_DOUBLE_EQ(c.cache.refresh_ttl_fraction, 0.5);
+  // Defaults.
+  const Config d = load_with_provider("").config;
+  EXPECT_TRUE(d.cache.coalesce);
+  EXPECT_EQ(d.cache.lookup_timeout, Millis(5));
+  EXPECT_DOUBLE_EQ(d.cache.refresh_ttl_fraction, 0.2);
+}
+
+TEST(ConfigLoader, CacheBadFractionAndZeroBatchFail) {
+  EXPECT_EQ(error_with_provider("cache: {refresh_ahead: {ttl_fraction: 1.5}}\n"),
+            "test.yaml: cache.refresh_ahead.ttl_fraction: expected a number between 0 and 1, "
+            "got '1.5'");
+  EXPECT_NE(error_with_provider("cache: {write_behind: {batch: 0}}\n").find("cache.write_behind.batch"),
+            std::string::npos);
+}
+
 TEST(ConfigLoader, CacheTtlMustBeWholeSeconds) {
   EXPECT_EQ(error_with_provider("cache: {ttl: 1500ms}\n"),
             "test.yaml: cache.ttl: expected a whole number of seconds like 60, 60s or 5m, got "
@@ -479,6 +518,48 @@ TEST(ConfigLoader, RateLimitFailures) {
             "test.yaml: rate_limits[0].fail_mode: expected one of open|closed|local, got 'maybe'");
   EXPECT_EQ(error_with_provider("rate_limits:\n  - {requests: -5}\n"),
             "test.yaml: rate_limits[0].requests: expected a non-negative integer, got '-5'");
+}
+
+TEST(ConfigLoader, KeyRateLimitsAndRateLimitOptions) {
+  const Config c = load_with_provider(R"(
+keys:
+  - key_sha256: "0000000000000000000000000000000000000000000000000000000000000001"
+    rate_limits:
+      - {requests: 5, window: 10s, algorithm: fixed-window}
+  - key_sha256: "0000000000000000000000000000000000000000000000000000000000000002"
+rate_limit_options:
+  instances: 3
+  default_output_tokens: 1000
+  output_tokens: {gpt-4o: 16384}
+  cache_hits_consume_tokens: true
+)")
+                       .config;
+  ASSERT_EQ(c.keys.size(), 2u);
+  ASSERT_EQ(c.keys[0].rate_limits.size(), 1u);
+  EXPECT_EQ(c.keys[0].rate_limits[0].requests, 5u);
+  EXPECT_EQ(c.keys[0].rate_limits[0].algorithm, RateLimitAlgorithm::kFixedWindow);
+  EXPECT_TRUE(c.keys[1].rate_limits.empty());
+  EXPECT_EQ(c.rate_limit_options.instances, 3u);
+  EXPECT_EQ(c.rate_limit_options.default_output_tokens, 1000u);
+  EXPECT_EQ(c.rate_limit_options.output_tokens.at("gpt-4o"), 16384u);
+  EXPECT_TRUE(c.rate_limit_options.cache_hits_consume_tokens);
+
+  const Config d = load_with_provider("").config;
+  EXPECT_EQ(d.rate_limit_options.instances, 1u);
+  EXPECT_EQ(d.rate_limit_options.default_output_tokens, 4096u);
+  EXPECT_FALSE(d.rate_limit_options.cache_hits_consume_tokens);
+
+  EXPECT_EQ(error_with_provider("keys:\n  - key: a\n    rate_limits: [{window: 5}]\n"),
+            "test.yaml: keys[0].rate_limits[0]: expected requests or tokens (or both), got "
+            "neither");
+  EXPECT_EQ(error_with_provider("rate_limit_options: {instances: 0}\n"),
+            "test.yaml: rate_limit_options.instances: expected a value > 0, got 0");
+  EXPECT_EQ(error_with_provider("rate_limit_options: {output_tokens: {m: 0}}\n"),
+            "test.yaml: rate_limit_options.output_tokens.m: expected a value > 0, got 0");
+  EXPECT_EQ(error_with_provider("rate_limit_options: {instance: 2}\n"),
+            "test.yaml: rate_limit_options.instance: expected one of the keys instances, "
+            "default_output_tokens, output_tokens, cache_hits_consume_tokens, got unknown key "
+            "'instance' (did you mean 'instances'?)");
 }
 
 TEST(ConfigLoader, Logging) {
@@ -688,7 +769,7 @@ TEST(StructureErrors, WrongTypes) {
 TEST(StructureErrors, UnknownKeyInAListItem) {
   EXPECT_EQ(error_with_provider("keys:\n  - {key: a, tennant: x}\n"),
             "test.yaml: keys[0].tennant: expected one of the keys key, key_sha256, name, tenant, "
-            "models, got unknown key 'tennant' (did you mean 'tenant'?)");
+            "models, cache, rate_limits, got unknown key 'tennant' (did you mean 'tenant'?)");
   EXPECT_EQ(error_with_provider("rate_limits:\n  - {requests: 1, limit: 2}\n"),
             "test.yaml: rate_limits[0].limit: expected one of the keys scope, algorithm, requests, "
             "tokens, window, burst, fail_mode, got unknown key 'limit'");

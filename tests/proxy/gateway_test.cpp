@@ -57,6 +57,7 @@ std::string base_yaml(const std::string& openai_url, const std::string& anthropi
          "threads: 2\n"
          "admin: {listen: \"127.0.0.1:0\"}\n"
          "logging: {access_log: false, level: warn}\n"
+         "cache: {enabled: false}\n"  // the proxy path alone; cache_test.cpp covers the cache
          "providers:\n"
          "  - name: openai\n"
          "    type: openai\n"

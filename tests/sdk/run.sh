@@ -10,7 +10,10 @@ if [[ ! -d node_modules/openai || ! -d node_modules/@anthropic-ai/sdk ]]; then
 fi
 source ../../scripts/lib.sh
 
-mock_port=$(free_port); gw_port=$(free_port); admin_port=$(free_port)
+mock_port=$(free_port); gw_port=$(free_port); admin_port=$(free_port); redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
+  >"$tmp/redis.log" 2>&1 &
+track $!
 "$build/redline-mock" --listen "127.0.0.1:$mock_port" --stream-delay-ms 5 >"$tmp/mock.log" 2>&1 &
 track $!
 cat >"$tmp/redline.yaml" <<YAML
@@ -18,6 +21,8 @@ listen: "127.0.0.1:$gw_port"
 threads: 2
 admin: {listen: "127.0.0.1:$admin_port"}
 logging: {access_log: false}
+redis: {urls: ["redis://127.0.0.1:$redis_port"]}
+cache: {lookup_timeout: 200ms}
 providers:
   - {name: openai, type: openai, base_url: "http://127.0.0.1:$mock_port/v1", api_key: sk-upstream}
   - {name: claude, type: anthropic, base_url: "http://127.0.0.1:$mock_port", api_key: sk-upstream}
@@ -28,5 +33,5 @@ keys:
 YAML
 "$build/redline" --config "$tmp/redline.yaml" >"$tmp/redline.log" 2>&1 &
 track $!
-wait_port "$mock_port" && wait_port "$gw_port" || { cat "$tmp"/*.log; exit 1; }
+wait_port "$redis_port" && wait_port "$mock_port" && wait_port "$gw_port" || { cat "$tmp"/*.log; exit 1; }
 REDLINE_URL="http://127.0.0.1:$gw_port" REDLINE_KEY=sk-sdk-test node sdk_test.mjs || { cat "$tmp"/*.log; exit 1; }

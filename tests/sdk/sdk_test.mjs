@@ -81,4 +81,81 @@ await check('anthropic messages.stream', async () => {
   assert.equal(final.stop_reason, 'end_turn');
 });
 
+// --- the response cache: one entry serves both forms, and the SDKs cannot tell ---
+
+async function openaiStreamText(params) {
+  const { data: stream, response } = await openai.chat.completions
+    .create({ ...params, stream: true, stream_options: { include_usage: true } }).withResponse();
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.choices.length) {
+      text += chunk.choices[0].delta.content ?? '';
+      finish = chunk.choices[0].finish_reason ?? finish;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  return { text, finish, usage, cache: response.headers.get('x-redline-cache') };
+}
+
+async function openaiJson(params) {
+  const { data, response } = await openai.chat.completions.create(params).withResponse();
+  return {
+    text: data.choices[0].message.content, finish: data.choices[0].finish_reason,
+    usage: data.usage, cache: response.headers.get('x-redline-cache'),
+  };
+}
+
+await check('openai: a JSON answer replayed as a stream (cache hit)', async () => {
+  const params = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'cache json first' }] };
+  const first = await openaiJson(params);
+  const replay = await openaiStreamText(params);
+  assert.equal(first.cache, 'miss');
+  assert.equal(replay.cache, 'hit');
+  assert.equal(replay.text, first.text);
+  assert.equal(replay.finish, first.finish);
+  assert.deepEqual(replay.usage, first.usage);
+});
+
+await check('openai: a streamed answer replayed as JSON (cache hit)', async () => {
+  const params = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'cache stream first' }] };
+  const first = await openaiStreamText(params);
+  const replay = await openaiJson(params);
+  assert.equal(first.cache, 'miss');
+  assert.equal(replay.cache, 'hit');
+  assert.equal(replay.text, first.text);
+  assert.equal(replay.finish, first.finish);
+  assert.deepEqual(replay.usage, first.usage);
+  const again = await openaiStreamText(params);
+  assert.equal(again.cache, 'hit');
+  assert.equal(again.text, first.text);
+});
+
+async function anthropicStream(params) {
+  const stream = anthropic.messages.stream(params);
+  const final = await stream.finalMessage();
+  return final;
+}
+
+await check('anthropic: JSON and stream answers replay in the other form (cache hits)', async () => {
+  const p1 = { model: 'claude-3-5-haiku-latest', max_tokens: 64,
+    messages: [{ role: 'user', content: 'cache claude json first' }] };
+  const { data: j1, response: r1 } = await anthropic.messages.create(p1).withResponse();
+  assert.equal(r1.headers.get('x-redline-cache'), 'miss');
+  const s1 = await anthropicStream(p1);
+  assert.deepEqual(s1.content, j1.content);
+  assert.equal(s1.stop_reason, j1.stop_reason);
+  assert.equal(s1.usage.output_tokens, j1.usage.output_tokens);
+
+  const p2 = { ...p1, messages: [{ role: 'user', content: 'cache claude stream first' }] };
+  const s2 = await anthropicStream(p2);
+  const { data: j2, response: r2 } = await anthropic.messages.create(p2).withResponse();
+  assert.equal(r2.headers.get('x-redline-cache'), 'hit');
+  assert.deepEqual(j2.content, s2.content);
+  assert.equal(j2.stop_reason, s2.stop_reason);
+  assert.equal(j2.id, s2.id);
+  assert.equal(j2.usage.output_tokens, s2.usage.output_tokens);
+});
+
 console.log(`sdk: ${passed} checks passed`);

@@ -1,0 +1,598 @@
+// The cache's storage tiers (see cache_store.h).
+#include "cache/cache_store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <random>
+
+#include "redis/script.h"
+#include "redline_scripts.h"
+
+namespace redline::cache {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+namespace {
+// Generations cached per thread before the map is simply cleared (tenants x namespaces).
+constexpr std::size_t kMaxGenerations = 100'000;
+// Refresh-ahead hit counters kept per thread before they are cleared.
+constexpr std::size_t kMaxHitCounters = 100'000;
+// Own writes remembered before the set is cleared (pushes lost meanwhile only cost L1 hits).
+constexpr std::size_t kMaxOwnWrites = 100'000;
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t expires_at_ms(const Entry& e) {
+  return e.created_unix_ms + static_cast<int64_t>(e.ttl_seconds) * 1000;
+}
+
+std::optional<KeyDigest> digest_from_hex(std::string_view hex) {
+  if (hex.size() != 32) return std::nullopt;
+  KeyDigest d{};
+  for (std::size_t i = 0; i < 16; ++i) {
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
+    if (ec != std::errc() || p != hex.data() + 2 * i + 2) return std::nullopt;
+    d[i] = static_cast<unsigned char>(v);
+  }
+  return d;
+}
+
+std::string random_token() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return std::to_string(rng()) + "-" + std::to_string(rng());
+}
+
+const redis::Script& release_script() {
+  static const redis::Script s(scripts::compare_and_delete);
+  return s;
+}
+}  // namespace
+
+std::string_view cache_status_name(CacheStatus s) {
+  switch (s) {
+    case CacheStatus::kHit:
+      return "hit";
+    case CacheStatus::kMiss:
+      return "miss";
+    case CacheStatus::kBypass:
+      return "bypass";
+    case CacheStatus::kRefresh:
+      return "refresh";
+    case CacheStatus::kCoalesced:
+      return "coalesced";
+    case CacheStatus::kPartial:
+      return "partial";
+  }
+  return "miss";
+}
+
+std::string_view tier_name(Tier t) {
+  switch (t) {
+    case Tier::kNone:
+      return "none";
+    case Tier::kL1:
+      return "l1";
+    case Tier::kL2:
+      return "l2";
+  }
+  return "none";
+}
+
+struct CacheStore::Worker {
+  std::size_t index = 0;
+  asio::io_context* ioc = nullptr;
+  std::unique_ptr<redis::Client> client;
+  // tenant + '\0' + namespace -> combined generation, valid while epoch matches.
+  std::unordered_map<std::string, uint64_t> generations;
+  uint64_t generations_epoch = 0;
+  std::unordered_map<KeyDigest, uint32_t, L1DigestHash> hit_counts;
+  struct Pending {
+    std::string key;
+    std::string value;
+    int64_t ttl_ms;
+  };
+  std::deque<Pending> queue;
+  std::unique_ptr<asio::steady_timer> queue_signal;
+  bool stopping = false;
+};
+
+CacheStore::CacheStore(const config::CacheConfig& config, const config::RedisConfig& redis,
+                       std::vector<asio::io_context*> contexts)
+    : config_(config),
+      redis_config_(config.redis ? *config.redis : redis),
+      contexts_(std::move(contexts)) {
+  if (config_.l1_enabled) {
+    l1_ = std::make_unique<L1Cache>(config_.l1_max_bytes, contexts_.size());
+  }
+  for (std::size_t i = 0; i < contexts_.size(); ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index = i;
+    w->ioc = contexts_[i];
+    workers_.push_back(std::move(w));
+  }
+}
+
+CacheStore::~CacheStore() = default;
+
+std::string CacheStore::entry_key(const CacheKey& key) {
+  return "c:" + key.hex();
+}
+
+std::string CacheStore::tenant_generation_key(std::string_view tenant) {
+  std::string k = "c:g:{";
+  k += tenant;
+  k += '}';
+  return k;
+}
+
+std::string CacheStore::generation_key(std::string_view tenant, std::string_view ns) {
+  std::string k = tenant_generation_key(tenant);
+  k += ":ns:";
+  k += ns;
+  return k;
+}
+
+redis::Client& CacheStore::client(std::size_t thread) {
+  return *workers_[thread]->client;
+}
+
+void CacheStore::start() {
+  for (auto& w : workers_) {
+    redis::ClientOptions o;
+    o.mode = redis_config_.mode == config::RedisMode::kCluster
+                 ? redis::ClientOptions::Mode::kCluster
+                 : redis::ClientOptions::Mode::kStandalone;
+    o.urls = redis_config_.urls;
+    o.read_from_replicas = redis_config_.read_from_replicas;
+    o.connection.connect_timeout = redis_config_.connect_timeout;
+    o.connection.command_timeout = redis_config_.command_timeout;
+    o.connection.ca_file = redis_config_.ca_file;
+    o.connection.client_name = "redline-cache";
+    o.connection.stall_reset = std::max(redis_config_.command_timeout * 4, milliseconds(1000));
+    const bool tracker = w->index == 0 && l1_ != nullptr;
+    if (tracker) {
+      // Thread 0 hears about every change to c:* (entries and generations) on every node.
+      o.connection.init_commands.emplace_back("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c:");
+      o.connect_all_masters = true;
+    }
+    auto made = redis::make_client(w->ioc->get_executor(), o);
+    if (!made.ok()) {
+      throw std::runtime_error("cache redis: " + made.error().to_string());
+    }
+    w->client = std::move(*made);
+    if (tracker) {
+      w->client->on_push([this](const redis::Reply& r) { on_push(r); });
+      w->client->on_disconnect([this](const redis::Error&) { on_tracking_lost(); });
+    }
+    w->queue_signal = std::make_unique<asio::steady_timer>(*w->ioc);
+    Worker* raw = w.get();
+    asio::co_spawn(
+        *w->ioc,
+        [raw]() -> asio::awaitable<void> {
+          auto r = co_await raw->client->connect();
+          if (!r.ok()) spdlog::warn("cache redis: {} (will keep trying)", r.error().to_string());
+        },
+        asio::detached);
+    asio::co_spawn(*w->ioc, write_behind_loop(*w), asio::detached);
+  }
+}
+
+void CacheStore::stop() {
+  for (auto& w : workers_) {
+    w->stopping = true;
+    if (w->queue_signal) w->queue_signal->cancel();
+    if (w->client) w->client->stop();
+  }
+}
+
+// --- tracking ---------------------------------------------------------------------------
+
+void CacheStore::on_push(const redis::Reply& push) {
+  if (push.size() < 2 || push[0].str() != "invalidate") return;
+  const auto& keys = push[1];
+  if (keys.is_null()) {  // FLUSHALL / FLUSHDB: everything may be gone
+    on_tracking_lost();
+    return;
+  }
+  for (const auto& k : keys.elements()) {
+    std::string_view name = k.str();
+    if (name.starts_with("c:g:")) {
+      generation_epoch_.fetch_add(1);
+      continue;
+    }
+    if (!name.starts_with("c:")) continue;
+    auto digest = digest_from_hex(name.substr(2));
+    if (!digest || consume_own_write(*digest)) continue;
+    if (l1_) l1_->invalidate_all_shards(*digest);
+    stats_.invalidations.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void CacheStore::on_tracking_lost() {
+  // Invalidations may have been missed while the link was down: trust nothing local.
+  if (l1_) l1_->clear_all();
+  generation_epoch_.fetch_add(1);
+  stats_.tracking_resets.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(own_mu_);
+  own_writes_.clear();
+}
+
+void CacheStore::note_own_write(const KeyDigest& key) {
+  if (!l1_) return;
+  std::lock_guard lock(own_mu_);
+  if (own_writes_.size() >= kMaxOwnWrites) own_writes_.clear();
+  ++own_writes_[key];
+}
+
+bool CacheStore::consume_own_write(const KeyDigest& key) {
+  std::lock_guard lock(own_mu_);
+  auto it = own_writes_.find(key);
+  if (it == own_writes_.end()) return false;
+  if (--it->second == 0) own_writes_.erase(it);
+  return true;
+}
+
+// --- generations ------------------------------------------------------------------------
+
+asio::awaitable<std::optional<uint64_t>> CacheStore::generation(std::size_t thread,
+                                                                std::string_view tenant,
+                                                                std::string_view ns) {
+  Worker& w = *workers_[thread];
+  const uint64_t epoch = generation_epoch_.load();
+  if (w.generations_epoch != epoch || w.generations.size() >= kMaxGenerations) {
+    w.generations.clear();
+    w.generations_epoch = epoch;
+  }
+  std::string map_key;
+  map_key.reserve(tenant.size() + ns.size() + 1);
+  map_key.append(tenant).push_back('\0');
+  map_key.append(ns);
+  if (auto it = w.generations.find(map_key); it != w.generations.end()) co_return it->second;
+
+  const std::string tenant_key = tenant_generation_key(tenant);
+  const std::string ns_key = generation_key(tenant, ns);
+  redis::Command mget("MGET", tenant_key, ns_key);
+  auto r = co_await w.client->execute(mget, config_.lookup_timeout);
+  if (!r.ok() || r->size() != 2) {
+    stats_.lookup_errors.fetch_add(1, std::memory_order_relaxed);
+    co_return std::nullopt;
+  }
+  auto as_u64 = [](const redis::Reply& v) -> uint64_t {
+    if (!v.is_string()) return 0;
+    uint64_t n = 0;
+    std::from_chars(v.str().data(), v.str().data() + v.str().size(), n);
+    return n;
+  };
+  // Both counters in one number: the tenant's in the high half, the namespace's in the low.
+  const uint64_t combined = (as_u64((*r)[0]) << 32) ^ as_u64((*r)[1]);
+  // Only remember it if no invalidation arrived while we asked (else ask again next time).
+  if (generation_epoch_.load() == epoch) w.generations.emplace(std::move(map_key), combined);
+  co_return combined;
+}
+
+// --- lookup and store -------------------------------------------------------------------
+
+asio::awaitable<Lookup> CacheStore::lookup(std::size_t thread, const CacheKey& key) {
+  Worker& w = *workers_[thread];
+  Lookup out;
+  const int64_t now = now_unix_ms();
+  if (l1_) {
+    if (const std::string* enc = l1_->shard(thread).get(key.digest, now)) {
+      Entry e;
+      if (decode_entry(*enc, e) == DecodeError::kNone) {
+        out.entry = std::move(e);
+        out.tier = Tier::kL1;
+        stats_.hits_l1.fetch_add(1, std::memory_order_relaxed);
+        co_return out;
+      }
+      l1_->shard(thread).erase(key.digest);
+    }
+  }
+  const std::string rkey = entry_key(key);
+  redis::Command get("GET", rkey);
+  auto r = co_await w.client->execute(get, config_.lookup_timeout);
+  if (!r.ok()) {
+    out.error = true;
+    stats_.lookup_errors.fetch_add(1, std::memory_order_relaxed);
+    stats_.misses.fetch_add(1, std::memory_order_relaxed);
+    co_return out;
+  }
+  if (r->is_null() || !r->is_string()) {
+    stats_.misses.fetch_add(1, std::memory_order_relaxed);
+    co_return out;
+  }
+  Entry e;
+  if (auto err = decode_entry(r->str(), e); err != DecodeError::kNone) {
+    spdlog::warn("cache: dropping corrupt entry {}: {}", rkey, decode_error_message(err));
+    stats_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+    stats_.misses.fetch_add(1, std::memory_order_relaxed);
+    redis::Command del("DEL", rkey);
+    auto deleted = co_await w.client->execute(del);
+    (void)deleted;  // best effort: the next store overwrites it anyway
+    co_return out;
+  }
+  if (l1_ && expires_at_ms(e) > now) {
+    l1_->shard(thread).put(key.digest, std::move(r->mutable_str()), expires_at_ms(e));
+  }
+  out.entry = std::move(e);
+  out.tier = Tier::kL2;
+  stats_.hits_l2.fetch_add(1, std::memory_order_relaxed);
+  co_return out;
+}
+
+asio::awaitable<std::vector<std::optional<Entry>>> CacheStore::lookup_many(
+    std::size_t thread, const std::vector<CacheKey>& keys) {
+  Worker& w = *workers_[thread];
+  std::vector<std::optional<Entry>> out(keys.size());
+  const int64_t now = now_unix_ms();
+  std::vector<std::size_t> remote;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (l1_) {
+      if (const std::string* enc = l1_->shard(thread).get(keys[i].digest, now)) {
+        Entry e;
+        if (decode_entry(*enc, e) == DecodeError::kNone) {
+          out[i] = std::move(e);
+          stats_.hits_l1.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+      }
+    }
+    remote.push_back(i);
+  }
+  if (remote.empty()) co_return out;
+  std::vector<redis::Command> gets;
+  gets.reserve(remote.size());
+  for (std::size_t i : remote) gets.emplace_back("GET", entry_key(keys[i]));
+  const std::span<const redis::Command> view(gets);
+  auto replies = co_await w.client->batch(view);
+  for (std::size_t j = 0; j < remote.size(); ++j) {
+    auto& r = replies[j];
+    const std::size_t i = remote[j];
+    if (!r.ok()) {
+      stats_.lookup_errors.fetch_add(1, std::memory_order_relaxed);
+      stats_.misses.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    Entry e;
+    if (!r->is_string() || decode_entry(r->str(), e) != DecodeError::kNone) {
+      stats_.misses.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (l1_ && expires_at_ms(e) > now) {
+      l1_->shard(thread).put(keys[i].digest, std::move(r->mutable_str()), expires_at_ms(e));
+    }
+    out[i] = std::move(e);
+    stats_.hits_l2.fetch_add(1, std::memory_order_relaxed);
+  }
+  co_return out;
+}
+
+std::string CacheStore::encode(const Entry& entry) {
+  EncodeOptions opts;
+  opts.compress_min_bytes = config_.compress_min_bytes;
+  std::string enc = encode_entry(entry, opts);
+  std::size_t raw = entry.body.size();
+  for (const auto& ev : entry.events) raw += ev.size();
+  stats_.bytes_raw.fetch_add(raw, std::memory_order_relaxed);
+  stats_.bytes_stored.fetch_add(enc.size(), std::memory_order_relaxed);
+  return enc;
+}
+
+asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,
+                                        const Entry& entry) {
+  Worker& w = *workers_[thread];
+  std::string enc = encode(entry);
+  const int64_t ttl_ms = static_cast<int64_t>(entry.ttl_seconds) * 1000;
+  note_own_write(key.digest);
+  redis::Command set("SET", entry_key(key), enc, "PX", ttl_ms);
+  if (l1_) {
+    // This instance's other threads may hold an older answer; the tracking push for our own
+    // write is ignored, so tell them here.
+    l1_->invalidate_other_shards(key.digest, thread);
+    l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
+  }
+  auto r = co_await w.client->execute(set, config_.store_timeout);
+  if (!r.ok()) {
+    consume_own_write(key.digest);  // no push will come for a write that did not happen
+    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("cache: store failed: {}", r.error().to_string());
+    co_return false;
+  }
+  stats_.stores.fetch_add(1, std::memory_order_relaxed);
+  co_return true;
+}
+
+asio::awaitable<std::size_t> CacheStore::store_many(
+    std::size_t thread, std::span<const std::pair<CacheKey, Entry>> entries) {
+  Worker& w = *workers_[thread];
+  std::vector<redis::Command> sets;
+  sets.reserve(entries.size());
+  for (const auto& [key, entry] : entries) {
+    std::string enc = encode(entry);
+    note_own_write(key.digest);
+    sets.emplace_back("SET", entry_key(key), enc, "PX",
+                      static_cast<int64_t>(entry.ttl_seconds) * 1000);
+    if (l1_) {
+      l1_->invalidate_other_shards(key.digest, thread);
+      l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
+    }
+  }
+  const std::span<const redis::Command> view(sets);
+  auto results = co_await w.client->batch(view);
+  std::size_t ok = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) {
+      ++ok;
+      stats_.stores.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      consume_own_write(entries[i].first.digest);
+      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  co_return ok;
+}
+
+bool CacheStore::enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry) {
+  Worker& w = *workers_[thread];
+  if (w.queue.size() >= config_.write_behind_queue || w.stopping) {
+    stats_.write_behind_dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  std::string enc = encode(entry);
+  if (l1_) {
+    l1_->invalidate_other_shards(key.digest, thread);
+    l1_->shard(thread).put(key.digest, enc, expires_at_ms(entry));
+  }
+  note_own_write(key.digest);
+  w.queue.push_back(
+      {entry_key(key), std::move(enc), static_cast<int64_t>(entry.ttl_seconds) * 1000});
+  pending_writes_.fetch_add(1);
+  w.queue_signal->cancel();
+  return true;
+}
+
+asio::awaitable<void> CacheStore::write_behind_loop(Worker& w) {
+  while (!w.stopping) {
+    if (w.queue.empty()) {
+      w.queue_signal->expires_at(asio::steady_timer::time_point::max());
+      co_await w.queue_signal->async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    const std::size_t n = std::min(w.queue.size(), config_.write_behind_batch);
+    std::vector<redis::Command> cmds;
+    cmds.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto& p = w.queue[i];
+      cmds.emplace_back("SET", p.key, p.value, "PX", p.ttl_ms);
+    }
+    w.queue.erase(w.queue.begin(), w.queue.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::span<const redis::Command> view(cmds);
+    auto results = co_await w.client->batch(view);
+    for (const auto& r : results) {
+      if (r.ok()) {
+        stats_.write_behind_written.fetch_add(1, std::memory_order_relaxed);
+        stats_.stores.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    pending_writes_.fetch_sub(n);
+  }
+  // Stopping: whatever is left is dropped (and no longer pending).
+  pending_writes_.fetch_sub(w.queue.size());
+  stats_.write_behind_dropped.fetch_add(w.queue.size(), std::memory_order_relaxed);
+  w.queue.clear();
+}
+
+// --- locks -------------------------------------------------------------------------------
+
+namespace {
+std::string lock_key(CacheStore::LockKind kind, const CacheKey& key) {
+  return (kind == CacheStore::LockKind::kCoalesce ? "cl:" : "cr:") + key.hex();
+}
+}  // namespace
+
+asio::awaitable<std::optional<std::string>> CacheStore::try_lock(std::size_t thread, LockKind kind,
+                                                                 const CacheKey& key,
+                                                                 milliseconds ttl) {
+  Worker& w = *workers_[thread];
+  std::string token = random_token();
+  redis::Command set("SET", lock_key(kind, key), token, "NX", "PX", ttl.count());
+  auto r = co_await w.client->execute(set, config_.lookup_timeout);
+  if (!r.ok()) co_return token;  // Redis trouble: do not make anyone wait on it
+  if (r->is_null()) co_return std::nullopt;
+  co_return token;
+}
+
+asio::awaitable<void> CacheStore::unlock(std::size_t thread, LockKind kind, const CacheKey& key,
+                                         const std::string& token) {
+  Worker& w = *workers_[thread];
+  const std::string k = lock_key(kind, key);
+  redis::Command call = release_script().call({std::string_view(k)}, {std::string_view(token)});
+  auto released = co_await release_script().run(*w.client, call);
+  (void)released;  // the lock expires on its own if this fails
+}
+
+asio::awaitable<std::optional<Entry>> CacheStore::wait_for_entry(std::size_t thread,
+                                                                 const CacheKey& key,
+                                                                 milliseconds wait) {
+  Worker& w = *workers_[thread];
+  const auto until = std::chrono::steady_clock::now() + wait;
+  milliseconds pause(10);
+  asio::steady_timer timer(*w.ioc);
+  while (std::chrono::steady_clock::now() < until && !w.stopping) {
+    timer.expires_after(std::min<std::chrono::steady_clock::duration>(
+        pause, until - std::chrono::steady_clock::now()));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto found = co_await lookup(thread, key);
+    if (found.entry) {
+      stats_.coalesced_remote.fetch_add(1, std::memory_order_relaxed);
+      co_return std::move(found.entry);
+    }
+    // Is anyone still working on it? If the lock is gone and no entry, stop waiting.
+    redis::Command exists("EXISTS", lock_key(LockKind::kCoalesce, key));
+    auto held = co_await w.client->execute(exists, config_.lookup_timeout);
+    if (!held.ok() || held->integer() == 0) {
+      // One last look: the holder may have stored just before releasing.
+      auto last = co_await lookup(thread, key);
+      if (last.entry) stats_.coalesced_remote.fetch_add(1, std::memory_order_relaxed);
+      co_return std::move(last.entry);
+    }
+    pause = std::min(pause * 2, milliseconds(100));
+  }
+  co_return std::nullopt;
+}
+
+bool CacheStore::should_refresh(std::size_t thread, const CacheKey& key, const Entry& entry,
+                                int64_t now_ms) {
+  Worker& w = *workers_[thread];
+  if (w.hit_counts.size() >= kMaxHitCounters) w.hit_counts.clear();
+  const uint32_t hits = ++w.hit_counts[key.digest];
+  if (hits < config_.refresh_min_hits || entry.ttl_seconds == 0) return false;
+  const double left = static_cast<double>(expires_at_ms(entry) - now_ms);
+  if (left > config_.refresh_ttl_fraction * entry.ttl_seconds * 1000.0) return false;
+  w.hit_counts.erase(key.digest);  // the refreshed entry starts counting again
+  return true;
+}
+
+// --- admin -------------------------------------------------------------------------------
+
+asio::awaitable<std::optional<uint64_t>> CacheStore::purge_namespace(std::size_t thread,
+                                                                     std::string_view tenant,
+                                                                     std::string_view ns) {
+  Worker& w = *workers_[thread];
+  redis::Command incr("INCR", generation_key(tenant, ns));
+  auto r = co_await w.client->execute(incr);
+  generation_epoch_.fetch_add(1);  // this instance forgets at once, others on the push
+  if (!r.ok()) co_return std::nullopt;
+  co_return static_cast<uint64_t>(r->integer());
+}
+
+asio::awaitable<std::optional<uint64_t>> CacheStore::purge_tenant(std::size_t thread,
+                                                                  std::string_view tenant) {
+  Worker& w = *workers_[thread];
+  redis::Command incr("INCR", tenant_generation_key(tenant));
+  auto r = co_await w.client->execute(incr);
+  generation_epoch_.fetch_add(1);
+  if (!r.ok()) co_return std::nullopt;
+  co_return static_cast<uint64_t>(r->integer());
+}
+
+asio::awaitable<bool> CacheStore::purge_key(std::size_t thread, const std::string& hex_key) {
+  Worker& w = *workers_[thread];
+  auto digest = digest_from_hex(hex_key);
+  if (!digest) co_return false;
+  if (l1_) l1_->invalidate_all_shards(*digest);
+  redis::Command del("DEL", "c:" + hex_key);
+  auto r = co_await w.client->execute(del);
+  co_return r.ok() && r->integer() > 0;
+}
+
+}  // namespace redline::cache

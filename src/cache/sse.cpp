@@ -1,0 +1,174 @@
+// The incremental SSE splitter and the event field helpers declared in sse.h. Line and field
+// rules follow the WHATWG "event stream interpretation"; nothing here allocates more than one
+// event's worth of bytes, and nothing interprets the data beyond the Anthropic stop check.
+#include "cache/sse.h"
+
+#include <boost/json.hpp>
+
+namespace redline::cache {
+namespace {
+
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+
+// Calls f(name, value) for each field line of a stored event ("\n"-separated lines), skipping
+// comments and empty lines. A line without a colon is a field with an empty value; one space
+// after the colon is not part of the value.
+template <class F>
+void for_each_field(std::string_view event, F&& f) {
+  while (!event.empty()) {
+    const std::size_t nl = event.find('\n');
+    std::string_view line = event.substr(0, nl);
+    event = nl == std::string_view::npos ? std::string_view{} : event.substr(nl + 1);
+    if (line.empty() || line.front() == ':') continue;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) {
+      f(line, std::string_view{});
+      continue;
+    }
+    std::string_view value = line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    f(line.substr(0, colon), value);
+  }
+}
+
+}  // namespace
+
+SseSplitter::SseSplitter(std::size_t max_event_bytes) : max_event_bytes_(max_event_bytes) {}
+
+void SseSplitter::feed(std::string_view bytes, std::vector<std::string>& out_events) {
+  if (overflow_) return;
+  std::size_t i = 0;
+  while (!bom_done_ && i < bytes.size()) {
+    if (bytes[i] == kBom[bom_matched_]) {
+      ++i;
+      bom_done_ = ++bom_matched_ == kBom.size();
+    } else {
+      bom_done_ = true;  // not a BOM: the bytes matched so far are ordinary text
+      if (!append(kBom.substr(0, bom_matched_))) return;
+    }
+  }
+  while (i < bytes.size()) {
+    if (after_cr_) {
+      after_cr_ = false;
+      if (bytes[i] == '\n') {
+        ++i;
+        continue;
+      }
+    }
+    const std::size_t end = bytes.find_first_of("\r\n", i);
+    const std::size_t stop = end == std::string_view::npos ? bytes.size() : end;
+    if (stop > i && !append(bytes.substr(i, stop - i))) return;
+    if (end == std::string_view::npos) break;
+    after_cr_ = bytes[end] == '\r';
+    end_line(out_events);
+    i = end + 1;
+  }
+}
+
+std::size_t SseSplitter::pending_bytes() const {
+  return event_.size() + (bom_done_ ? 0 : bom_matched_);
+}
+
+void SseSplitter::reset() {
+  event_.clear();
+  event_.shrink_to_fit();
+  line_start_ = 0;
+  after_cr_ = false;
+  bom_matched_ = 0;
+  bom_done_ = false;
+  overflow_ = false;
+}
+
+bool SseSplitter::append(std::string_view bytes) {
+  // event_ holds at most max_event_bytes_ + 1 bytes: the line separators of completed lines
+  // count towards the limit, and a line's final separator is only added after its text.
+  if (bytes.size() > max_event_bytes_ || event_.size() > max_event_bytes_ - bytes.size()) {
+    fail();
+    return false;
+  }
+  event_.append(bytes);
+  return true;
+}
+
+void SseSplitter::end_line(std::vector<std::string>& out_events) {
+  if (event_.size() != line_start_) {  // a non-empty line: keep it, start the next one
+    event_.push_back('\n');
+    line_start_ = event_.size();
+    return;
+  }
+  if (!event_.empty()) {  // a blank line ends the event (the last '\n' is not part of it)
+    out_events.emplace_back(event_.data(), event_.size() - 1);
+    event_.clear();
+  }
+  line_start_ = 0;
+}
+
+void SseSplitter::fail() {
+  overflow_ = true;
+  event_.clear();
+  event_.shrink_to_fit();
+  line_start_ = 0;
+}
+
+std::string event_data(std::string_view event) {
+  std::string data;
+  bool first = true;
+  for_each_field(event, [&](std::string_view name, std::string_view value) {
+    if (name != "data") return;
+    if (!first) data.push_back('\n');
+    first = false;
+    data.append(value);
+  });
+  return data;
+}
+
+std::string_view event_type(std::string_view event) {
+  std::string_view type;
+  for_each_field(event, [&](std::string_view name, std::string_view value) {
+    if (name == "event") type = value;
+  });
+  return type;
+}
+
+bool is_comment_only(std::string_view event) {
+  bool any = false;
+  for_each_field(event, [&](std::string_view, std::string_view) { any = true; });
+  return !any;
+}
+
+bool is_openai_done(std::string_view event) {
+  return event_data(event) == "[DONE]";
+}
+
+bool is_anthropic_stop(std::string_view event) {
+  if (event_type(event) == "message_stop") return true;
+  const std::string data = event_data(event);
+  if (data.find("message_stop") == std::string::npos) return false;
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(data, ec);
+  if (ec || !v.is_object()) return false;
+  const boost::json::value* type = v.get_object().if_contains("type");
+  return type != nullptr && type->is_string() && type->get_string() == "message_stop";
+}
+
+std::string frame_event(std::string_view event) {
+  std::string out;
+  out.reserve(event.size() + 2);
+  out.append(event);
+  out.append("\n\n");
+  return out;
+}
+
+std::string frame_events(std::span<const std::string> events) {
+  std::size_t n = 0;
+  for (const auto& e : events) n += e.size() + 2;
+  std::string out;
+  out.reserve(n);
+  for (const auto& e : events) {
+    out.append(e);
+    out.append("\n\n");
+  }
+  return out;
+}
+
+}  // namespace redline::cache

@@ -1,0 +1,84 @@
+// Server-sent events as the response cache sees them: an incremental splitter that cuts a byte
+// stream (arriving in arbitrary chunks) into complete events, and small helpers that read an
+// event's fields and frame it again for the wire. It follows the WHATWG SSE parsing rules for
+// lines and fields; it does not know what the events mean (see replay.h) and does no I/O.
+//
+// An "event" here is the text of one event block: its lines (comments and fields) joined with
+// "\n", without the blank line that terminated it, e.g. "event: message_stop\ndata: {...}".
+// The cache stores events in this form and frame_event() turns one back into wire bytes.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace redline::cache {
+
+inline constexpr std::size_t kDefaultMaxSseEventBytes = std::size_t{1} << 20;  // 1 MiB
+
+// Splits an SSE byte stream into complete events. Lines may end in "\n", "\r\n" or "\r" (a
+// stored event always uses "\n"), a chunk boundary may fall anywhere (also between "\r" and
+// "\n"), and one leading UTF-8 byte order mark is dropped, as the spec says. Runs of blank
+// lines produce no empty events. Comment lines (": ping") are kept in their event; an event
+// made only of comments is emitted too, so a replay can be byte-faithful (is_comment_only()).
+//
+// Memory is bounded: an event longer than max_event_bytes puts the splitter in the overflow
+// state, which drops what it held and ignores all further input (the stream cannot be cached).
+class SseSplitter {
+ public:
+  explicit SseSplitter(std::size_t max_event_bytes = kDefaultMaxSseEventBytes);
+
+  // Appends to `out_events` every event that `bytes` completes. A no-op after overflow().
+  void feed(std::string_view bytes, std::vector<std::string>& out_events);
+
+  // True once an event grew past max_event_bytes; stays true until reset().
+  bool overflow() const { return overflow_; }
+  // Bytes held for the event (and byte order mark) not yet complete. Non-zero when a stream
+  // ends here means it ended inside an event.
+  std::size_t pending_bytes() const;
+  std::size_t max_event_bytes() const { return max_event_bytes_; }
+  // Back to the state of a new stream (same limit).
+  void reset();
+
+ private:
+  bool append(std::string_view bytes);
+  void end_line(std::vector<std::string>& out_events);
+  void fail();
+
+  std::size_t max_event_bytes_;
+  std::string event_;            // completed lines of the current event, each followed by '\n',
+                                 // then the current line so far
+  std::size_t line_start_ = 0;   // where the current line starts in event_
+  bool after_cr_ = false;        // the last byte seen was '\r': a following '\n' belongs to it
+  std::size_t bom_matched_ = 0;  // leading bytes matching the UTF-8 BOM so far
+  bool bom_done_ = false;        // past the point where a BOM could appear
+  bool overflow_ = false;
+};
+
+// The event's data: its "data" field values joined with "\n" (one space after the colon is
+// dropped, as for every field). Empty when it has no data lines.
+std::string event_data(std::string_view event);
+
+// The event's "event" field (the last one when repeated), or "" when it has none. A view into
+// `event`.
+std::string_view event_type(std::string_view event);
+
+// True when the event has no field at all, only comment lines (keep-alives such as ": ping").
+bool is_comment_only(std::string_view event);
+
+// OpenAI's end of stream: data is exactly "[DONE]".
+bool is_openai_done(std::string_view event);
+
+// Anthropic's end of stream: event type message_stop, or data that is a JSON object whose
+// "type" is "message_stop".
+bool is_anthropic_stop(std::string_view event);
+
+// The event as wire bytes: the event followed by the blank line that ends it ("\n\n").
+std::string frame_event(std::string_view event);
+
+// Every event framed, concatenated: a whole replayed stream body.
+std::string frame_events(std::span<const std::string> events);
+
+}  // namespace redline::cache

@@ -1,0 +1,100 @@
+-- Entry point of the rate-limit script: decides or settles several limiter states at once.
+-- All KEYS of one call share a hash tag (one slot), so it runs on Redis Cluster.
+--
+-- ARGV[1]  'check' or 'settle'
+-- ARGV[2]  fixed time in us for tests; '' (production) reads redis.call('TIME'), so every
+--          gateway instance sees the same clock
+-- ARGV[3]  n, the number of items; then 7 fields per item:
+--          algorithm (fw | swl | swc | tb), limit, window (ms), burst, cost, handle, new_cost
+-- KEYS     each item's keys in item order (swl: 2, others: 1)
+--
+-- check: every item is decided first; only when all admit are they all consumed, so a
+-- refused request consumes nothing here. Reply: {all_admitted, then per item: admitted,
+-- remaining, reset_ms, next_ms, retry_ms (-1: never fits), handle}. Remaining, reset and next
+-- describe the state after this call (consumed or not).
+-- settle: per item, turns the reservation `handle` of `cost` into `new_cost` (0 = refund),
+-- never below zero. Reply: the number of items still found and adjusted.
+local algorithms = {
+  fw = fixed_window,
+  swl = sliding_window_log,
+  swc = sliding_window_counter,
+  tb = token_bucket,
+}
+
+local now
+if ARGV[2] ~= '' then
+  now = tonumber(ARGV[2])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function ms(us)
+  if us <= 0 then
+    return 0
+  end
+  return math.ceil(us / 1000)
+end
+
+local n = tonumber(ARGV[3])
+local items = {}
+local k = 1
+for i = 1, n do
+  local a = 3 + (i - 1) * 7
+  local alg = algorithms[ARGV[a + 1]]
+  if not alg then
+    return redis.error_reply('ERR ratelimit: unknown algorithm ' .. tostring(ARGV[a + 1]))
+  end
+  local it = {
+    alg = alg,
+    limit = tonumber(ARGV[a + 2]),
+    window = tonumber(ARGV[a + 3]) * 1000,
+    burst = tonumber(ARGV[a + 4]),
+    cost = tonumber(ARGV[a + 5]),
+    handle = tonumber(ARGV[a + 6]),
+    new_cost = tonumber(ARGV[a + 7]),
+    keys = {},
+  }
+  for j = 1, alg.nkeys do
+    it.keys[j] = KEYS[k]
+    k = k + 1
+  end
+  items[i] = it
+end
+
+if ARGV[1] == 'settle' then
+  local done = 0
+  for _, it in ipairs(items) do
+    done = done + it.alg.adjust(it.keys, now, it)
+  end
+  return done
+end
+
+local states, all = {}, true
+for i, it in ipairs(items) do
+  states[i] = it.alg.peek(it.keys, now, it)
+  if not states[i].ok then
+    all = false
+  end
+end
+local out = { all and 1 or 0 }
+for i, it in ipairs(items) do
+  local st = states[i]
+  local handle = 0
+  local remaining, reset, nxt = st.b_remaining, st.b_reset, st.b_next
+  if all then
+    handle = it.alg.commit(it.keys, now, it, st)
+    remaining, reset, nxt = st.a_remaining, st.a_reset, st.a_next
+  end
+  local retry = st.retry
+  if retry > 0 then
+    retry = ms(retry)
+  end
+  out[#out + 1] = st.ok and 1 or 0
+  out[#out + 1] = remaining
+  out[#out + 1] = ms(reset)
+  out[#out + 1] = ms(nxt)
+  out[#out + 1] = retry
+  out[#out + 1] = handle
+end
+return out

@@ -1,0 +1,693 @@
+// End-to-end tests of the response cache: real Gateways (in-process, ephemeral ports) in
+// front of the mock provider, with real redis-server processes (standalone and a 3+3
+// cluster) as the Redis tier. Covers hits and misses for every cacheable API and both
+// forms (stream / JSON), tenant isolation, what is never stored, the per-request controls,
+// the four modes, coalescing within and across instances, L1 coherence through tracking,
+// and Redis trouble.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "app/gateway.h"
+#include "config/config_loader.h"
+#include "mock/mock_server.h"
+#include "redis/cluster.h"
+#include "support/http_client.h"
+#include "support/redis_server.h"
+
+namespace redline {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Headers;
+
+const std::string kChat =
+    R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello there"}]})";
+const std::string kChatStream =
+    R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello there"}]})";
+const std::string kMessages =
+    R"({"model":"claude-3-5-haiku-latest","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]})";
+const std::string kMessagesStream =
+    R"({"model":"claude-3-5-haiku-latest","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi"}]})";
+const std::string kEmbeddings = R"({"model":"text-embedding-3-small","input":["a","b"]})";
+
+config::Config load(const std::string& yaml) {
+  auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  return config::load_config_string(yaml, "test.yaml", env).config;
+}
+
+std::unique_ptr<mock::MockServer> start_mock(int latency_ms = 0, int stall_after = -1,
+                                             int fail_first = 0, int fail_status = 0) {
+  mock::MockOptions o;
+  o.latency_ms = latency_ms;
+  o.stall_after = stall_after;
+  o.fail_first = fail_first;
+  o.fail_status = fail_status;
+  auto m = std::make_unique<mock::MockServer>(std::move(o));
+  m->start();
+  return m;
+}
+
+std::string yaml(int mock_port, const std::string& redis_block, const std::string& cache_extra,
+                 const std::string& extra = "") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(mock_port);
+  return "listen: \"127.0.0.1:0\"\n"
+         "threads: 2\n"
+         "admin: {listen: \"127.0.0.1:0\"}\n"
+         "logging: {access_log: false, level: warn}\n" +
+         redis_block +
+         "providers:\n"
+         "  - {name: openai, type: openai, base_url: \"" +
+         url +
+         "/v1\", api_key: sk-p, timeouts: {first_byte: 3s, idle: 1s},"
+         " retry: {max_attempts: 1}}\n"
+         "  - {name: claude, type: anthropic, base_url: \"" +
+         url +
+         "\", api_key: sk-a}\n"
+         "models:\n"
+         "  claude-3-5-haiku-latest: claude\n"
+         "keys:\n"
+         "  - {key: sk-a1, tenant: a}\n"
+         "  - {key: sk-a2, tenant: a}\n"
+         "  - {key: sk-b, tenant: b}\n"
+         "  - {key: sk-nocache, tenant: a, cache: false}\n"
+         "cache:\n"
+         "  lookup_timeout: 200ms\n"  // generous: sanitizer builds on a busy 2-core machine
+         "  store_timeout: 2s\n" +
+         cache_extra + extra;
+}
+
+std::string standalone(const test::RedisServer& r) {
+  return "redis: {urls: [\"" + r.url() + "\"]}\n";
+}
+
+struct Gw {
+  explicit Gw(const std::string& y) : gw(load(y)) { gw.start(); }
+  int port() const { return gw.port(); }
+  app::Gateway gw;
+};
+
+Headers auth(const std::string& key, Headers more = {}) {
+  more.emplace_back("authorization", "Bearer " + key);
+  return more;
+}
+
+boost::json::value json(const std::string& s) {
+  return boost::json::parse(s);
+}
+
+uint64_t mock_count(const mock::MockServer& m, const char* counter) {
+  auto r = test::http_request(m.port(), "GET", "/mock/stats");
+  return json(r.body).at(counter).to_number<uint64_t>();
+}
+
+test::HttpResponse post(int port, const std::string& path, const std::string& body,
+                        const std::string& key = "sk-a1", Headers h = {}) {
+  return test::http_request(port, "POST", path, body, auth(key, std::move(h)));
+}
+
+// The data payloads of an SSE body, in order.
+std::vector<std::string> sse_data(const std::string& body) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    auto end = body.find('\n', pos);
+    out.push_back(body.substr(pos + 6, end - pos - 6));
+    pos = end;
+  }
+  return out;
+}
+
+// Content of a chat answer, streamed or not.
+std::string chat_text(const test::HttpResponse& r) {
+  if (r.header("content-type").starts_with("text/event-stream")) {
+    std::string text;
+    for (const auto& d : sse_data(r.body)) {
+      if (d == "[DONE]") continue;
+      auto v = json(d);
+      for (const auto& c : v.at("choices").as_array()) {
+        const auto* content = c.at("delta").as_object().if_contains("content");
+        if (content && content->is_string()) text += content->as_string();
+      }
+    }
+    return text;
+  }
+  auto v = json(r.body);
+  return std::string(v.at("choices").at(0).at("message").at("content").as_string());
+}
+
+class CacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis_ = std::make_unique<test::RedisServer>();
+    mock_ = start_mock();
+  }
+  void start_gw(const std::string& cache_extra = "", const std::string& extra = "") {
+    gw_ = std::make_unique<Gw>(yaml(mock_->port(), standalone(*redis_), cache_extra, extra));
+  }
+  int port() const { return gw_->port(); }
+  std::unique_ptr<test::RedisServer> redis_;
+  std::unique_ptr<mock::MockServer> mock_;
+  std::unique_ptr<Gw> gw_;
+};
+
+TEST_F(CacheTest, SecondIdenticalChatIsAHit) {
+  start_gw();
+  auto first = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-redline-cache"), "miss");
+  const std::string key = first.header("x-redline-cache-key");
+  EXPECT_EQ(key.size(), 32u);
+  auto second = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.header("x-redline-cache"), "hit");
+  EXPECT_EQ(second.header("x-redline-cache-key"), key);
+  EXPECT_EQ(second.body, first.body);  // the mock's ids are unique: this is the stored answer
+  EXPECT_EQ(mock_count(*mock_, "chat"), 1u);
+  // The entry is in Redis under c:<key>, with a TTL.
+  const auto ttl = std::stoll(redis_->cli("PTTL", "c:" + key));
+  EXPECT_GT(ttl, 3'500'000);
+  EXPECT_LE(ttl, 3'600'000);
+}
+
+TEST_F(CacheTest, EquivalentBodiesShareTheKeyAndDifferentOnesDoNot) {
+  start_gw();
+  auto first = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(first.status, 200);
+  // Reordered keys, whitespace, an escaped character, an ignored field: the same request.
+  const std::string same =
+      R"({ "messages" : [ {"content":"Hello th\u0065re", "role":"user"} ], "user":"x", "model":"gpt-4o-mini" })";
+  auto again = post(port(), "/v1/chat/completions", same);
+  EXPECT_EQ(again.header("x-redline-cache"), "hit");
+  EXPECT_EQ(again.header("x-redline-cache-key"), first.header("x-redline-cache-key"));
+  // Each answer-changing field or header makes another key.
+  const std::vector<std::pair<std::string, Headers>> different = {
+      {R"({"model":"gpt-4o-mini","temperature":0.5,"messages":[{"role":"user","content":"Hello there"}]})",
+       {}},
+      {R"({"model":"gpt-4o-mini","seed":9007199254740993,"messages":[{"role":"user","content":"Hello there"}]})",
+       {}},
+      {R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello There"}]})", {}},
+      {kChat, {{"openai-beta", "assistants=v2"}}},
+  };
+  std::set<std::string> keys = {first.header("x-redline-cache-key")};
+  for (const auto& [body, headers] : different) {
+    auto r = post(port(), "/v1/chat/completions", body, "sk-a1", headers);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-redline-cache"), "miss") << body;
+    keys.insert(r.header("x-redline-cache-key"));
+  }
+  EXPECT_EQ(keys.size(), different.size() + 1);
+}
+
+TEST_F(CacheTest, DuplicateJsonKeyIs400) {
+  start_gw();
+  auto r =
+      post(port(), "/v1/chat/completions",
+           R"({"model":"gpt-4o-mini","messages":[],"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json(r.body).at("error").at("code").as_string(), "duplicate_key");
+  EXPECT_EQ(mock_count(*mock_, "chat"), 0u);
+}
+
+TEST_F(CacheTest, TenantsNeverShareAnswersButKeysOfOneTenantDo) {
+  start_gw();
+  auto a1 = post(port(), "/v1/chat/completions", kChat, "sk-a1");
+  auto a2 = post(port(), "/v1/chat/completions", kChat, "sk-a2");
+  auto b = post(port(), "/v1/chat/completions", kChat, "sk-b");
+  EXPECT_EQ(a1.header("x-redline-cache"), "miss");
+  EXPECT_EQ(a2.header("x-redline-cache"), "hit");
+  EXPECT_EQ(a2.body, a1.body);
+  EXPECT_EQ(b.header("x-redline-cache"), "miss");
+  EXPECT_NE(b.header("x-redline-cache-key"), a1.header("x-redline-cache-key"));
+  EXPECT_NE(json(b.body).at("id"), json(a1.body).at("id"));
+  EXPECT_EQ(mock_count(*mock_, "chat"), 2u);
+}
+
+TEST_F(CacheTest, StreamingMissIsRecordedAndReplayedEventForEvent) {
+  start_gw();
+  auto first = post(port(), "/v1/chat/completions", kChatStream);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-redline-cache"), "miss");
+  auto second = post(port(), "/v1/chat/completions", kChatStream);
+  ASSERT_EQ(second.status, 200);
+  EXPECT_EQ(second.header("x-redline-cache"), "hit");
+  EXPECT_TRUE(second.header("content-type").starts_with("text/event-stream"));
+  EXPECT_EQ(second.body, first.body);
+  auto events = sse_data(first.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  // The gateway asked the provider for usage, but this client did not: no usage chunk.
+  for (const auto& e : events) EXPECT_EQ(e.find("\"usage\":{"), std::string::npos) << e;
+  // A client that asks for usage gets it from the same entry.
+  const std::string with_usage =
+      R"({"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello there"}]})";
+  auto third = post(port(), "/v1/chat/completions", with_usage);
+  EXPECT_EQ(third.header("x-redline-cache"), "hit");
+  auto e3 = sse_data(third.body);
+  ASSERT_GE(e3.size(), 2u);
+  EXPECT_NE(e3[e3.size() - 2].find("\"usage\":{"), std::string::npos) << third.body;
+  EXPECT_EQ(mock_count(*mock_, "chat_stream"), 1u);
+}
+
+TEST_F(CacheTest, OneEntryServesBothFormsOfChat) {
+  start_gw();
+  auto json_first = post(port(), "/v1/chat/completions", kChat);
+  auto as_stream = post(port(), "/v1/chat/completions", kChatStream);
+  EXPECT_EQ(as_stream.header("x-redline-cache"), "hit");
+  EXPECT_TRUE(as_stream.header("content-type").starts_with("text/event-stream"));
+  EXPECT_EQ(chat_text(as_stream), chat_text(json_first));
+  EXPECT_EQ(sse_data(as_stream.body).back(), "[DONE]");
+
+  // And the other way round, with another question.
+  const std::string q2s =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Second"}]})";
+  const std::string q2 =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Second"}]})";
+  auto stream_first = post(port(), "/v1/chat/completions", q2s);
+  auto as_json = post(port(), "/v1/chat/completions", q2);
+  EXPECT_EQ(as_json.header("x-redline-cache"), "hit");
+  auto v = json(as_json.body);
+  EXPECT_EQ(v.at("object").as_string(), "chat.completion");
+  EXPECT_EQ(chat_text(as_json), chat_text(stream_first));
+  EXPECT_EQ(v.at("choices").at(0).at("finish_reason").as_string(), "stop");
+  EXPECT_TRUE(v.at("usage").at("total_tokens").is_number()) << as_json.body;
+  EXPECT_EQ(mock_count(*mock_, "chat") + mock_count(*mock_, "chat_stream"), 2u);
+}
+
+TEST_F(CacheTest, AnthropicMessagesHitInBothForms) {
+  start_gw();
+  auto first = post(port(), "/v1/messages", kMessages);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-redline-cache"), "miss");
+  auto again = post(port(), "/v1/messages", kMessages);
+  EXPECT_EQ(again.header("x-redline-cache"), "hit");
+  EXPECT_EQ(again.body, first.body);
+  auto streamed = post(port(), "/v1/messages", kMessagesStream);
+  EXPECT_EQ(streamed.header("x-redline-cache"), "hit");
+  EXPECT_NE(streamed.body.find("event: message_start"), std::string::npos);
+  EXPECT_NE(streamed.body.find("event: message_stop"), std::string::npos);
+  // A streamed answer recorded first, served as JSON.
+  const std::string other =
+      R"({"model":"claude-3-5-haiku-latest","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Other"}]})";
+  auto s1 = post(port(), "/v1/messages", other);
+  EXPECT_EQ(s1.header("x-redline-cache"), "miss");
+  auto other_json = other;
+  other_json.replace(other_json.find("\"stream\":true,"), 14, "");
+  auto j = post(port(), "/v1/messages", other_json);
+  EXPECT_EQ(j.header("x-redline-cache"), "hit");
+  auto v = json(j.body);
+  EXPECT_EQ(v.at("type").as_string(), "message");
+  EXPECT_EQ(v.at("stop_reason").as_string(), "end_turn");
+  EXPECT_TRUE(v.at("usage").at("output_tokens").is_number());
+  EXPECT_EQ(mock_count(*mock_, "messages") + mock_count(*mock_, "messages_stream"), 2u);
+}
+
+TEST_F(CacheTest, EmbeddingsAreCached) {
+  start_gw();
+  auto first = post(port(), "/v1/embeddings", kEmbeddings);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-redline-cache"), "miss");
+  auto second = post(port(), "/v1/embeddings", kEmbeddings);
+  EXPECT_EQ(second.header("x-redline-cache"), "hit");
+  EXPECT_EQ(json(second.body).at("data"), json(first.body).at("data"));
+  EXPECT_EQ(mock_count(*mock_, "embeddings"), 1u);
+}
+
+TEST_F(CacheTest, EmbeddingsAreCachedPerInput) {
+  start_gw();
+  auto embed = [&](const std::string& input) {
+    return post(port(), "/v1/embeddings",
+                R"({"model":"text-embedding-3-small","input":)" + input + "}");
+  };
+  ASSERT_EQ(embed(R"(["alpha","beta"])").header("x-redline-cache"), "miss");
+  // A batch with one known and one new input: only the new one goes to the provider.
+  auto partial = embed(R"(["beta","gamma"])");
+  ASSERT_EQ(partial.status, 200) << partial.body;
+  EXPECT_EQ(partial.header("x-redline-cache"), "partial");
+  auto last = json(test::http_request(mock_->port(), "GET", "/mock/last-request").body);
+  EXPECT_EQ(json(std::string(last.at("body").as_string())).at("input"), json(R"(["gamma"])"))
+      << last;
+  // Every input seen before, in any batch or alone: a hit, in the caller's order.
+  auto single = embed(R"("alpha")");
+  EXPECT_EQ(single.header("x-redline-cache"), "hit");
+  auto all = embed(R"(["gamma","alpha","beta"])");
+  EXPECT_EQ(all.header("x-redline-cache"), "hit");
+  EXPECT_EQ(mock_count(*mock_, "embeddings"), 2u);
+  // The assembled answer equals what the provider says for the same batch.
+  auto direct =
+      test::http_request(mock_->port(), "POST", "/v1/embeddings",
+                         R"({"model":"text-embedding-3-small","input":["gamma","alpha","beta"]})",
+                         {{"authorization", "Bearer sk-p"}});
+  auto got = json(all.body);
+  auto want = json(direct.body);
+  ASSERT_EQ(got.at("data").as_array().size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(got.at("data").at(i).at("index").to_number<int>(), static_cast<int>(i));
+    EXPECT_EQ(got.at("data").at(i).at("embedding"), want.at("data").at(i).at("embedding")) << i;
+  }
+  EXPECT_EQ(got.at("object").as_string(), "list");
+  EXPECT_TRUE(got.at("usage").at("prompt_tokens").is_number());
+}
+
+TEST_F(CacheTest, ErrorsAreNotStored) {
+  mock_ = start_mock(0, -1, /*fail_first=*/1, /*fail_status=*/500);
+  start_gw();
+  auto failed = post(port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(failed.status, 500);
+  auto ok = post(port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.header("x-redline-cache"), "miss");
+  auto hit = post(port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(hit.header("x-redline-cache"), "hit");
+}
+
+TEST_F(CacheTest, InterruptedStreamsAreNotStored) {
+  mock_ = start_mock(0, /*stall_after=*/2);
+  start_gw();
+  auto cut = post(port(), "/v1/chat/completions", kChatStream);
+  EXPECT_EQ(cut.status, 200);
+  EXPECT_EQ(sse_data(cut.body).back().find("[DONE]"), std::string::npos) << cut.body;
+  EXPECT_NE(cut.body.find("upstream_stream_error"), std::string::npos) << cut.body;
+  auto again = post(port(), "/v1/chat/completions", kChatStream);
+  EXPECT_EQ(again.header("x-redline-cache"), "miss");
+  EXPECT_EQ(redis_->cli("DBSIZE"), "0");
+}
+
+TEST_F(CacheTest, OversizedAnswersPassThroughUncached) {
+  start_gw("  max_entry_bytes: 64\n");
+  auto first = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(first.status, 200);
+  auto second = post(port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.header("x-redline-cache"), "miss");
+  EXPECT_EQ(mock_count(*mock_, "chat"), 2u);
+}
+
+TEST_F(CacheTest, LargeAnswersAreStoredCompressed) {
+  start_gw("  compress_min_bytes: 256\n");
+  const std::string big =
+      R"({"model":"gpt-4o-mini","max_tokens":2000,"messages":[{"role":"user","content":"long"}]})";
+  auto first = post(port(), "/v1/chat/completions", big, "sk-a1", {{"x-mock-words", "1500"}});
+  ASSERT_EQ(first.status, 200);
+  auto second = post(port(), "/v1/chat/completions", big, "sk-a1", {{"x-mock-words", "1500"}});
+  EXPECT_EQ(second.header("x-redline-cache"), "hit");
+  EXPECT_EQ(second.body, first.body);
+  const auto stored =
+      std::stoull(redis_->cli("STRLEN", "c:" + first.header("x-redline-cache-key")));
+  EXPECT_LT(stored, first.body.size());  // zstd made it smaller than the answer itself
+}
+
+TEST_F(CacheTest, RequestControls) {
+  start_gw();
+  // no-store: neither read nor write.
+  auto ns1 = post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"cache-control", "no-store"}});
+  EXPECT_EQ(ns1.status, 200);
+  EXPECT_EQ(ns1.header("x-redline-cache"), "");
+  EXPECT_EQ(redis_->cli("DBSIZE"), "0");
+  // A key configured never to use the cache.
+  auto off = post(port(), "/v1/chat/completions", kChat, "sk-nocache");
+  EXPECT_EQ(off.header("x-redline-cache"), "");
+  // no-cache: skips the lookup, stores the fresh answer.
+  auto m = post(port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(m.header("x-redline-cache"), "miss");
+  auto fresh =
+      post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"cache-control", "no-cache"}});
+  EXPECT_EQ(fresh.header("x-redline-cache"), "refresh");
+  EXPECT_NE(fresh.body, m.body);
+  auto hit = post(port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(hit.header("x-redline-cache"), "hit");
+  EXPECT_EQ(hit.body, fresh.body);
+  // Namespaces partition inside the tenant.
+  auto nsa = post(port(), "/v1/chat/completions", kChat, "sk-a1",
+                  {{"x-redline-cache-namespace", "exp-1"}});
+  EXPECT_EQ(nsa.header("x-redline-cache"), "miss");
+  auto nsb = post(port(), "/v1/chat/completions", kChat, "sk-a1",
+                  {{"x-redline-cache-namespace", "exp-1"}});
+  EXPECT_EQ(nsb.header("x-redline-cache"), "hit");
+  EXPECT_EQ(post(port(), "/v1/chat/completions", kChat, "sk-a1",
+                 {{"x-redline-cache-namespace", "bad name!"}})
+                .status,
+            400);
+  // TTL per request.
+  auto t = post(port(), "/v1/chat/completions", kChat, "sk-a1",
+                {{"x-redline-cache-ttl", "7"}, {"cache-control", "no-cache"}});
+  const auto ttl = std::stoll(redis_->cli("PTTL", "c:" + t.header("x-redline-cache-key")));
+  EXPECT_GT(ttl, 5000);
+  EXPECT_LE(ttl, 7000);
+  EXPECT_EQ(
+      post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-ttl", "0"}}).status,
+      400);
+  EXPECT_EQ(
+      post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"x-redline-cache-ttl", "abc"}}).status,
+      400);
+}
+
+TEST_F(CacheTest, NonzeroTemperatureCanBeLeftUncached) {
+  start_gw("  cache_nonzero_temperature: false\n");
+  const std::string hot =
+      R"({"model":"gpt-4o-mini","temperature":0.7,"messages":[{"role":"user","content":"x"}]})";
+  auto a = post(port(), "/v1/chat/completions", hot);
+  auto b = post(port(), "/v1/chat/completions", hot);
+  EXPECT_EQ(b.header("x-redline-cache"), "");
+  EXPECT_EQ(mock_count(*mock_, "chat"), 2u);
+  const std::string cold =
+      R"({"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"x"}]})";
+  post(port(), "/v1/chat/completions", cold);
+  EXPECT_EQ(post(port(), "/v1/chat/completions", cold).header("x-redline-cache"), "hit");
+}
+
+TEST_F(CacheTest, WriteThroughStoresBeforeAnswering) {
+  start_gw("  mode: write-through\n");
+  for (int i = 0; i < 5; ++i) {
+    const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"q)" +
+                             std::to_string(i) + R"("}]})";
+    auto r = post(port(), "/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200);
+    // Acknowledged by Redis before the answer left: it is there the moment we look.
+    EXPECT_EQ(redis_->cli("EXISTS", "c:" + r.header("x-redline-cache-key")), "1");
+  }
+}
+
+TEST_F(CacheTest, WriteBehindIsDrainedOnShutdown) {
+  start_gw("  mode: write-behind\n  write_behind: {batch: 4}\n", "drain_timeout: 10s\n");
+  std::vector<std::future<test::HttpResponse>> all;
+  for (int i = 0; i < 40; ++i) {
+    all.push_back(std::async(std::launch::async, [this, i] {
+      const std::string body =
+          R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"wb)" + std::to_string(i) +
+          R"("}]})";
+      return post(port(), "/v1/chat/completions", body);
+    }));
+  }
+  std::vector<std::string> keys;
+  for (auto& f : all) {
+    auto r = f.get();
+    ASSERT_EQ(r.status, 200);
+    keys.push_back(r.header("x-redline-cache-key"));
+  }
+  EXPECT_TRUE(gw_->gw.drain_and_stop(10s));
+  for (const auto& k : keys) EXPECT_EQ(redis_->cli("EXISTS", "c:" + k), "1") << k;
+}
+
+TEST_F(CacheTest, ConcurrentIdenticalMissesMakeOneProviderCall) {
+  mock_ = start_mock(/*latency_ms=*/400);
+  start_gw();
+  std::vector<std::future<test::HttpResponse>> all;
+  for (int i = 0; i < 100; ++i) {
+    all.push_back(std::async(std::launch::async, [this, i] {
+      return post(port(), "/v1/chat/completions", i % 2 ? kChat : kChatStream);
+    }));
+  }
+  std::map<std::string, int> outcomes;
+  std::set<std::string> texts;
+  for (auto& f : all) {
+    auto r = f.get();
+    ASSERT_EQ(r.status, 200) << r.body;
+    ++outcomes[r.header("x-redline-cache")];
+    texts.insert(chat_text(r));
+  }
+  EXPECT_EQ(mock_count(*mock_, "chat") + mock_count(*mock_, "chat_stream"), 1u);
+  EXPECT_EQ(texts.size(), 1u);  // streamed and JSON followers got the same answer
+  EXPECT_EQ(outcomes["miss"], 1);
+  EXPECT_EQ(outcomes["miss"] + outcomes["coalesced"] + outcomes["hit"], 100);
+}
+
+TEST_F(CacheTest, LeaderLeavingDoesNotCancelTheSharedCall) {
+  mock_ = start_mock(/*latency_ms=*/500);
+  start_gw();
+  // The leader gives up after 100 ms; the follower still gets the answer.
+  std::thread leader([this] {
+    test::RawConn c(port());
+    c.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-a1\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
+    std::this_thread::sleep_for(100ms);
+    c.close();
+  });
+  std::this_thread::sleep_for(30ms);
+  auto follower = post(port(), "/v1/chat/completions", kChat);
+  leader.join();
+  EXPECT_EQ(follower.status, 200) << follower.body;
+  EXPECT_EQ(follower.header("x-redline-cache"), "coalesced");
+  EXPECT_EQ(mock_count(*mock_, "chat"), 1u);
+  EXPECT_EQ(post(port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+}
+
+TEST_F(CacheTest, RedisDownMeansMissesNotFailures) {
+  start_gw();
+  auto warm = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(warm.status, 200);
+  redis_->stop();
+  for (int i = 0; i < 3; ++i) {
+    const std::string body =
+        R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"down)" + std::to_string(i) +
+        R"("}]})";
+    auto r = post(port(), "/v1/chat/completions", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-redline-cache"), "miss");
+  }
+  auto s = post(port(), "/v1/chat/completions", kChatStream);
+  EXPECT_EQ(s.status, 200);
+  redis_->restart();
+}
+
+TEST_F(CacheTest, PausedRedisCostsOnlyTheLookupBound) {
+  start_gw();
+  ASSERT_EQ(post(port(), "/v1/chat/completions", kChat).status, 200);  // generations known
+  redis_->pause();
+  const std::string body =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"paused"}]})";
+  auto r = post(port(), "/v1/chat/completions", body);
+  redis_->resume();
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-redline-cache"), "miss");
+}
+
+// --- two instances ------------------------------------------------------------------------
+
+class TwoInstanceCacheTest : public CacheTest {
+ protected:
+  void start_both(const std::string& cache_extra = "") {
+    const auto y = yaml(mock_->port(), standalone(*redis_), cache_extra);
+    gw_ = std::make_unique<Gw>(y);
+    gw2_ = std::make_unique<Gw>(y);
+  }
+  std::unique_ptr<Gw> gw2_;
+};
+
+TEST_F(TwoInstanceCacheTest, AnswerStoredByOneIsAHitOnTheOther) {
+  start_both();
+  auto a = post(gw_->port(), "/v1/chat/completions", kChat);
+  auto b = post(gw2_->port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(b.header("x-redline-cache"), "hit");
+  EXPECT_EQ(b.body, a.body);
+}
+
+TEST_F(TwoInstanceCacheTest, PurgeAndOverwriteEvictEveryInstancesL1) {
+  start_both();
+  auto a = post(gw_->port(), "/v1/chat/completions", kChat);
+  const std::string key = a.header("x-redline-cache-key");
+  // Instance 2 reads it from Redis into its L1; then it is deleted behind its back.
+  ASSERT_EQ(post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+  ASSERT_EQ(redis_->cli("DEL", "c:" + key), "1");
+  // The invalidation push reaches instance 2 asynchronously; allow it a moment.
+  std::string outcome;
+  for (int i = 0; i < 50 && outcome != "miss"; ++i) {
+    std::this_thread::sleep_for(20ms);
+    // Ask with no-store so the probe itself changes nothing... except it bypasses lookups.
+    // So probe through a lookup: a miss re-stores, hence delete again after each probe.
+    outcome = post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache");
+    if (outcome == "hit") redis_->cli("DEL", "c:" + key);
+  }
+  EXPECT_EQ(outcome, "miss");
+
+  // A tenant purge (generation bump) reaches both instances, too.
+  ASSERT_EQ(post(gw_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+  ASSERT_EQ(post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+  redis_->cli("INCR", "c:g:{a}");
+  std::this_thread::sleep_for(200ms);
+  auto after1 = post(gw_->port(), "/v1/chat/completions", kChat);
+  auto after2 = post(gw2_->port(), "/v1/chat/completions", kChat);
+  EXPECT_NE(after1.header("x-redline-cache-key"), key);
+  EXPECT_EQ(after1.header("x-redline-cache"), "miss");
+  EXPECT_EQ(after2.header("x-redline-cache-key"), after1.header("x-redline-cache-key"));
+}
+
+TEST_F(TwoInstanceCacheTest, BurstAcrossInstancesMakesOneProviderCall) {
+  mock_ = start_mock(/*latency_ms=*/400);
+  start_both();
+  std::vector<std::future<test::HttpResponse>> all;
+  for (int i = 0; i < 40; ++i) {
+    const int p = i % 2 ? gw_->port() : gw2_->port();
+    all.push_back(
+        std::async(std::launch::async, [p] { return post(p, "/v1/chat/completions", kChat); }));
+  }
+  std::set<std::string> bodies;
+  for (auto& f : all) {
+    auto r = f.get();
+    ASSERT_EQ(r.status, 200) << r.body;
+    bodies.insert(r.body);
+  }
+  EXPECT_EQ(mock_count(*mock_, "chat"), 1u);
+  EXPECT_EQ(bodies.size(), 1u);
+}
+
+TEST_F(TwoInstanceCacheTest, RefreshAheadRefreshesOnceAcrossInstances) {
+  start_both(
+      "  mode: refresh-ahead\n  ttl: 10\n  refresh_ahead: {min_hits: 1, ttl_fraction: 0.95}\n");
+  auto first = post(gw_->port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(mock_count(*mock_, "chat"), 1u);
+  std::this_thread::sleep_for(700ms);  // under 95% of the TTL left: due for a refresh
+  auto h1 = std::async(std::launch::async,
+                       [&] { return post(gw_->port(), "/v1/chat/completions", kChat); });
+  auto h2 = std::async(std::launch::async,
+                       [&] { return post(gw2_->port(), "/v1/chat/completions", kChat); });
+  EXPECT_EQ(h1.get().header("x-redline-cache"), "hit");
+  EXPECT_EQ(h2.get().header("x-redline-cache"), "hit");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(mock_count(*mock_, "chat"), 2u);  // one refresh, not one per instance
+  // The refreshed answer replaced the old one.
+  auto later = post(gw2_->port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(later.header("x-redline-cache"), "hit");
+  EXPECT_NE(later.body, first.body);
+}
+
+// --- cluster -------------------------------------------------------------------------------
+
+TEST(ClusterCacheTest, EntriesSpreadOverEveryMasterAndHit) {
+  test::RedisCluster cluster;
+  auto mock = start_mock();
+  std::string block = "redis: {mode: cluster, urls: [";
+  for (const auto& u : cluster.urls()) block += "\"" + u + "\",";
+  block.back() = ']';
+  block += "}\n";
+  Gw gw(yaml(mock->port(), block, ""));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 30; ++i) {
+    const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"c)" +
+                             std::to_string(i) + R"("}]})";
+    auto r = post(gw.port(), "/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-redline-cache"), "miss");
+    keys.push_back(r.header("x-redline-cache-key"));
+    EXPECT_EQ(post(gw.port(), "/v1/chat/completions", body).header("x-redline-cache"), "hit");
+  }
+  std::set<size_t> owners;
+  for (const auto& k : keys) {
+    auto owner = cluster.master_for_slot(redis::key_slot("c:" + k));
+    ASSERT_TRUE(owner.has_value());
+    owners.insert(*owner);
+  }
+  EXPECT_EQ(owners.size(), 3u);
+  int stored = 0;
+  for (size_t m : cluster.masters()) stored += std::stoi(cluster.node(m).cli("DBSIZE"));
+  EXPECT_GE(stored, 30);  // entries (and the generation keys)
+}
+
+}  // namespace
+}  // namespace redline
