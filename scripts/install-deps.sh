@@ -12,6 +12,7 @@ PKGS=(
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools curl python3
   prometheus  # promtool: tests check the /metrics text (the service is disabled below)
+  chromium    # headless: the dashboard test opens the admin page
 )
 if [[ "${1:-}" == "--bench" ]]; then PKGS+=(wrk nginx-light); fi
 

@@ -3,6 +3,8 @@
 
 #include <boost/json.hpp>
 
+#include "admin/dashboard.h"
+
 namespace redline::admin {
 
 namespace bhttp = boost::beast::http;
@@ -52,6 +54,9 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
     res.result(ready ? bhttp::status::ok : bhttp::status::service_unavailable);
     res.body() = ready ? R"({"status":"ready","config":"loaded"})"
                        : R"({"status":"not_ready","config":"loaded"})";
+  } else if (path == "/" || path == "/index.html") {
+    res.set(bhttp::field::content_type, "text/html; charset=utf-8");
+    res.body() = std::string(dashboard_html());
   } else if (path == "/metrics") {
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     res.body() = registry_.render();

@@ -90,10 +90,12 @@ ProcessMetrics::ProcessMetrics(Registry& reg) {
           .track([] { return 1.0; }));
 }
 
+// Reachable from a global, so leak checkers do not report it; lives until exit.
+ProcessMetrics* g_process_metrics = nullptr;
+
 void export_process_metrics() {
   static std::once_flag once;
-  [[maybe_unused]] static ProcessMetrics* process = nullptr;  // lives until exit
-  std::call_once(once, [] { process = new ProcessMetrics(registry()); });
+  std::call_once(once, [] { g_process_metrics = new ProcessMetrics(registry()); });
 }
 
 }  // namespace redline::metrics

@@ -29,6 +29,24 @@ CounterFamily& ratelimit_decisions_in(Registry& r) {
                    "Rate-limit decisions by policy and outcome.", {"policy", "outcome"},
                    capped(32, 256));
 }
+Options micro_dollars() {
+  Options o = capped(32, 64);
+  o.scale = 1e-6;
+  return o;
+}
+CounterFamily& tokens_in(Registry& r) {
+  return r.counter("redline_tokens_total", "LLM tokens by model and kind (prompt, completion).",
+                   {"model", {"kind", {"prompt", "completion"}}}, capped(32, 128));
+}
+CounterFamily& spend_usd_in(Registry& r) {
+  return r.counter("redline_spend_usd_total", "Provider spend in US dollars, by model.", {"model"},
+                   micro_dollars());
+}
+CounterFamily& cache_saved_usd_in(Registry& r) {
+  return r.counter("redline_cache_saved_usd_total",
+                   "What cache hits would have cost at the provider, US dollars, by model.",
+                   {"model"}, micro_dollars());
+}
 HistogramFamily& request_duration_in(Registry& r) {
   return r.histogram("redline_request_duration_seconds",
                      "Whole request through the gateway, first byte in to last byte out.",
@@ -69,6 +87,18 @@ CounterFamily& ratelimit_decisions() {
   static auto& f = ratelimit_decisions_in(registry());
   return f;
 }
+CounterFamily& tokens() {
+  static auto& f = tokens_in(registry());
+  return f;
+}
+CounterFamily& spend_usd() {
+  static auto& f = spend_usd_in(registry());
+  return f;
+}
+CounterFamily& cache_saved_usd() {
+  static auto& f = cache_saved_usd_in(registry());
+  return f;
+}
 HistogramFamily& request_duration() {
   static auto& f = request_duration_in(registry());
   return f;
@@ -94,6 +124,9 @@ void declare_all(Registry& r) {
   requests_in(r);
   cache_results_in(r);
   ratelimit_decisions_in(r);
+  tokens_in(r);
+  spend_usd_in(r);
+  cache_saved_usd_in(r);
   request_duration_in(r);
   gateway_overhead_in(r);
   upstream_ttfb_in(r);

@@ -22,6 +22,14 @@ CounterFamily& cache_results();
 // fail_open | fail_closed | local.
 CounterFamily& ratelimit_decisions();
 
+// redline_tokens_total{model,kind}: LLM tokens by model; kind prompt | completion.
+CounterFamily& tokens();
+// redline_spend_usd_total{model}: provider spend in US dollars (record micro-dollars:
+// inc(cost_usd * 1e6); the family's scale renders dollars).
+CounterFamily& spend_usd();
+// redline_cache_saved_usd_total{model}: what cache hits would have cost (micro-dollars too).
+CounterFamily& cache_saved_usd();
+
 // Latency histograms (seconds; record with .observe(duration)).
 // redline_request_duration_seconds{route}: first request byte to last response byte.
 HistogramFamily& request_duration();

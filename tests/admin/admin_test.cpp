@@ -3,7 +3,9 @@
 // /admin/stats JSON, the admin token rules, and the model label bounded by the config.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
+#include <cctype>
 #include <filesystem>
 #include <thread>
 
@@ -182,6 +184,87 @@ TEST_F(AdminTest, UnknownModelAddsNoLabelValue) {
                    "redline_requests_total{route=\"chat_completions\",model=\"other\","
                    "status=\"200\"}"),
             2);
+}
+
+TEST_F(AdminTest, DashboardIsSelfContained) {
+  start();
+  auto r = admin("/");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_NE(r.body.find("fetch(\"/admin/stats\""), std::string::npos);
+  // No external scripts, styles, fonts or images: nothing is fetched from another origin.
+  EXPECT_EQ(r.body.find("://"), std::string::npos);
+  EXPECT_EQ(r.body.find("<script src"), std::string::npos);
+  EXPECT_EQ(r.body.find("<link"), std::string::npos);
+  EXPECT_EQ(r.body.find("@import"), std::string::npos);
+}
+
+// Opens the dashboard in headless Chromium while traffic runs, checks the numbers are drawn
+// (the DOM after the page's script ran), and saves a screenshot next to the build.
+TEST_F(AdminTest, DashboardDrawsNumbersInHeadlessChromium) {
+  const std::string chromium = "/usr/bin/chromium";
+  if (!std::filesystem::exists(chromium)) {
+    GTEST_SKIP() << "chromium not installed (Debian package chromium)";
+  }
+  // A Redis master with a replica, so the node table has rows to draw.
+  test::RedisServer redis;
+  test::RedisServerOptions ro;
+  ro.extra_config = {"replicaof 127.0.0.1 " + std::to_string(redis.port())};
+  test::RedisServer replica(ro);
+  start("", redis.url());
+  std::atomic<bool> stop{false};
+  std::thread traffic([&] {
+    while (!stop.load()) {
+      test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat);
+      metrics::standard::request_duration()
+          .labels("chat_completions")
+          .observe(std::chrono::microseconds(1500));
+      metrics::standard::cache_results().labels("hit", "l1").inc();
+      metrics::standard::cache_results().labels("miss", "l2").inc(3);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  test::TempDir dir;
+  const std::string url = "http://127.0.0.1:" + std::to_string(gw_->admin_port()) + "/";
+  const std::vector<std::string> common{chromium,
+                                        "--headless",
+                                        "--no-sandbox",
+                                        "--disable-gpu",
+                                        "--disable-dev-shm-usage",
+                                        "--user-data-dir=" + (dir.path() / "profile").string(),
+                                        "--virtual-time-budget=5000",
+                                        "--window-size=1280,900"};
+  auto dom_args = common;
+  dom_args.push_back("--dump-dom");
+  dom_args.push_back(url);
+  test::Process dom(dom_args, dir.path() / "dom.html");
+  const int rc = dom.wait(std::chrono::seconds(60));
+  const std::string png = std::string(REDLINE_BINARY_DIR) + "/dashboard.png";
+  auto shot_args = common;
+  shot_args.push_back("--screenshot=" + png);
+  shot_args.push_back(url);
+  test::Process shot(shot_args, dir.path() / "shot.log");
+  const int shot_rc = shot.wait(std::chrono::seconds(60));
+  stop = true;
+  traffic.join();
+  ASSERT_EQ(rc, 0) << dom.log();
+  const std::string html = dom.log();
+  auto text_of = [&](const std::string& id) {
+    const auto at = html.find("id=\"" + id + "\"");
+    if (at == std::string::npos) return std::string();
+    const auto open = html.find('>', at);
+    return html.substr(open + 1, html.find('<', open) - open - 1);
+  };
+  EXPECT_NE(html.find("live, "), std::string::npos) << html.substr(0, 2000);
+  EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(text_of("rps")[0]))) << text_of("rps");
+  EXPECT_NE(text_of("hit").find('%'), std::string::npos) << text_of("hit");
+  EXPECT_NE(text_of("p99").find("ms"), std::string::npos) << text_of("p99");
+  EXPECT_NE(html.find("<td>request_duration</td>"), std::string::npos);
+  EXPECT_EQ(shot_rc, 0) << shot.log();
+  EXPECT_TRUE(std::filesystem::exists(png));
+  if (std::filesystem::exists(png)) {
+    EXPECT_GT(std::filesystem::file_size(png), 10000u);
+  }
 }
 
 TEST_F(AdminTest, SlowlogAndRedisNodesFromThePoller) {
