@@ -40,7 +40,12 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
   auto& req = ex.request();
   std::string_view path = req.target();
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+  const bool purge = path == "/admin/cache/purge";
+  if (purge && req.method() != bhttp::verb::post) {
+    co_await ex.respond_error(405, "purge with POST /admin/cache/purge", "method_not_allowed");
+    co_return;
+  }
+  if (!purge && req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
     co_await ex.respond_error(405, "admin endpoints are read with GET", "method_not_allowed");
     co_return;
   }
@@ -72,6 +77,10 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
                                 *status == 403 ? "admin_disabled" : "unauthorized");
       co_return;
     }
+    if (path.starts_with("/admin/cache/")) {
+      co_await cache_admin(ex, path);
+      co_return;
+    }
     if (path == "/admin/slowlog") {
       boost::json::object o;
       o["nodes"] = redis_nodes_ ? redis_nodes_(true) : boost::json::array();
@@ -84,6 +93,95 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
     co_await ex.respond_error(404, "unknown admin path " + std::string(path), "not_found");
     co_return;
   }
+  co_await ex.respond(res);
+}
+
+boost::asio::awaitable<void> AdminHandler::cache_admin(http::Exchange& ex, std::string_view path) {
+  if (cache_ == nullptr) {
+    co_await ex.respond_error(404, "the response cache is off (cache.enabled: false)",
+                              "cache_disabled");
+    co_return;
+  }
+  http::Response res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::cache_control, "no-store");
+  if (path == "/admin/cache/stats") {
+    auto& s = cache_->stats();
+    boost::json::object o;
+    auto put = [&](const char* name, const std::atomic<uint64_t>& v) {
+      o[name] = v.load(std::memory_order_relaxed);
+    };
+    put("hits_l1", s.hits_l1);
+    put("hits_l2", s.hits_l2);
+    put("misses", s.misses);
+    put("lookup_errors", s.lookup_errors);
+    put("stores", s.stores);
+    put("store_errors", s.store_errors);
+    put("not_stored_too_large", s.not_stored_too_large);
+    put("not_stored_incomplete", s.not_stored_incomplete);
+    put("coalesced_local", s.coalesced_local);
+    put("coalesced_remote", s.coalesced_remote);
+    put("refreshes", s.refreshes);
+    put("invalidations", s.invalidations);
+    put("tracking_resets", s.tracking_resets);
+    put("write_behind_dropped", s.write_behind_dropped);
+    put("bytes_raw", s.bytes_raw);
+    put("bytes_stored", s.bytes_stored);
+    o["write_behind_pending"] = cache_->pending_writes();
+    const double lookups =
+        static_cast<double>(s.hits_l1.load() + s.hits_l2.load() + s.misses.load());
+    o["hit_ratio"] =
+        lookups > 0 ? static_cast<double>(s.hits_l1.load() + s.hits_l2.load()) / lookups : 0.0;
+    res.body() = boost::json::serialize(o);
+    co_await ex.respond(res);
+    co_return;
+  }
+  if (path != "/admin/cache/purge") {
+    co_await ex.respond_error(404, "unknown admin path " + std::string(path), "not_found");
+    co_return;
+  }
+  // {"key":"<32 hex>"} | {"tenant":"t"} | {"tenant":"t","namespace":"n"}
+  boost::system::error_code ec;
+  auto body = boost::json::parse(ex.request().body(), ec);
+  const boost::json::object* o = ec ? nullptr : body.if_object();
+  auto str = [&](const char* name) -> std::optional<std::string> {
+    if (o == nullptr) return std::nullopt;
+    const auto* v = o->if_contains(name);
+    if (v == nullptr || !v->is_string()) return std::nullopt;
+    return std::string(v->as_string());
+  };
+  auto key = str("key"), tenant = str("tenant"), ns = str("namespace");
+  boost::json::object out;
+  if (key && !tenant && !ns) {
+    if (key->size() != 32) {
+      co_await ex.respond_error(400, "key must be the 32 hex digits of x-redline-cache-key",
+                                "invalid_request");
+      co_return;
+    }
+    const bool deleted = co_await cache_->purge_key(0, *key);
+    out["purged"] = "key";
+    out["key"] = *key;
+    out["deleted"] = deleted;
+  } else if (tenant && !key && !tenant->empty()) {
+    auto generation = ns ? co_await cache_->purge_namespace(0, *tenant, *ns)
+                         : co_await cache_->purge_tenant(0, *tenant);
+    if (!generation) {
+      co_await ex.respond_error(503, "the cache Redis did not answer; nothing was purged",
+                                "redis_unavailable");
+      co_return;
+    }
+    out["purged"] = ns ? "namespace" : "tenant";
+    out["tenant"] = *tenant;
+    if (ns) out["namespace"] = *ns;
+    out["generation"] = *generation;
+  } else {
+    co_await ex.respond_error(
+        400,
+        R"(send {"key":"<32 hex>"}, {"tenant":"<tenant>"} or {"tenant":"<tenant>","namespace":"<name>"})",
+        "invalid_request");
+    co_return;
+  }
+  res.body() = boost::json::serialize(out);
   co_await ex.respond(res);
 }
 

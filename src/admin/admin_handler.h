@@ -3,7 +3,8 @@
 // text format), GET /admin/stats (JSON: latency percentiles over the last minute and since
 // start, counters, gauges, the HTTP servers and every polled Redis node) and the dashboard at
 // /. Everything else under /admin/ needs "Authorization: Bearer <admin.token>" (an empty
-// token refuses them all with 403): today GET /admin/slowlog. Unknown paths are 404.
+// token refuses them all with 403): GET /admin/slowlog, GET /admin/cache/stats and
+// POST /admin/cache/purge. Unknown paths are 404.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <functional>
 #include <string>
 
+#include "cache/cache_store.h"
 #include "config/config.h"
 #include "http/server.h"
 #include "metrics/registry.h"
@@ -28,6 +30,9 @@ class AdminHandler : public http::Handler {
   // start(). Unset: no nodes.
   using RedisNodes = std::function<boost::json::array(bool with_slowlog)>;
   void set_redis_nodes(RedisNodes nodes) { redis_nodes_ = std::move(nodes); }
+  // The response cache, for GET /admin/cache/stats and POST /admin/cache/purge (null: off).
+  // The admin server runs on gateway thread 0, so the cache is used as thread 0.
+  void set_cache(cache::CacheStore* cache) { cache_ = cache; }
 
  private:
   // nullopt when the request carries the admin token; else the status to answer (401/403).
@@ -35,7 +40,10 @@ class AdminHandler : public http::Handler {
 
   std::string token_;
   metrics::Registry& registry_;
+  boost::asio::awaitable<void> cache_admin(http::Exchange& ex, std::string_view path);
+
   RedisNodes redis_nodes_;
+  cache::CacheStore* cache_ = nullptr;
   std::atomic<bool> ready_{false};
 };
 

@@ -90,6 +90,7 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   }
   redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
                                                          redis_health_options(config_));
+  admin_handler_->set_cache(cache_.get());
   admin_handler_->set_redis_nodes([health = redis_health_.get()](bool with_slowlog) {
     return health->nodes_json(with_slowlog);
   });

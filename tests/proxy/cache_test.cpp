@@ -57,7 +57,7 @@ std::string yaml(int mock_port, const std::string& redis_block, const std::strin
   const std::string url = "http://127.0.0.1:" + std::to_string(mock_port);
   return "listen: \"127.0.0.1:0\"\n"
          "threads: 2\n"
-         "admin: {listen: \"127.0.0.1:0\"}\n"
+         "admin: {listen: \"127.0.0.1:0\", token: admin-secret}\n"
          "logging: {access_log: false, level: warn}\n" +
          redis_block +
          "providers:\n"
@@ -616,6 +616,56 @@ TEST_F(TwoInstanceCacheTest, PurgeAndOverwriteEvictEveryInstancesL1) {
   EXPECT_NE(after1.header("x-redline-cache-key"), key);
   EXPECT_EQ(after1.header("x-redline-cache"), "miss");
   EXPECT_EQ(after2.header("x-redline-cache-key"), after1.header("x-redline-cache-key"));
+}
+
+test::HttpResponse admin(const Gw& g, const std::string& method, const std::string& path,
+                         const std::string& body = {}) {
+  return test::http_request(g.gw.admin_port(), method, path, body,
+                            {{"authorization", "Bearer admin-secret"}});
+}
+
+TEST_F(TwoInstanceCacheTest, AdminPurgesReachEveryInstance) {
+  start_both();
+  const std::string q2 = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"two"}]})";
+  auto a = post(gw_->port(), "/v1/chat/completions", kChat);
+  post(gw_->port(), "/v1/chat/completions", q2);
+  // Instance 2 holds both in L1 after one hit each.
+  ASSERT_EQ(post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+  ASSERT_EQ(post(gw2_->port(), "/v1/chat/completions", q2).header("x-redline-cache"), "hit");
+
+  // One key, purged through instance 1's admin API: instance 2 misses it, keeps the other.
+  auto purge = admin(*gw_, "POST", "/admin/cache/purge",
+                     R"({"key":")" + a.header("x-redline-cache-key") + R"("})");
+  ASSERT_EQ(purge.status, 200) << purge.body;
+  EXPECT_EQ(json(purge.body).at("deleted"), true);
+  std::this_thread::sleep_for(200ms);  // the invalidation push travels through Redis
+  EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "miss");
+  EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", q2).header("x-redline-cache"), "hit");
+
+  // The whole tenant, in O(1): every key of tenant a changes on both instances.
+  auto t = admin(*gw_, "POST", "/admin/cache/purge", R"({"tenant":"a"})");
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(json(t.body).at("purged"), "tenant");
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", q2).header("x-redline-cache"), "miss");
+  EXPECT_EQ(post(gw_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "miss");
+  // Tenant b was not touched.
+  post(gw_->port(), "/v1/chat/completions", q2, "sk-b");
+  admin(*gw_, "POST", "/admin/cache/purge", R"({"tenant":"a","namespace":"exp"})");
+  EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", q2, "sk-b").header("x-redline-cache"),
+            "hit");
+
+  // Stats, and the admin rules.
+  auto stats = admin(*gw2_, "GET", "/admin/cache/stats");
+  ASSERT_EQ(stats.status, 200);
+  EXPECT_GE(json(stats.body).at("invalidations").to_number<int>(), 1) << stats.body;
+  EXPECT_GT(json(stats.body).at("hit_ratio").to_number<double>(), 0.0);
+  EXPECT_EQ(
+      test::http_request(gw_->gw.admin_port(), "POST", "/admin/cache/purge", R"({"tenant":"a"})")
+          .status,
+      401);
+  EXPECT_EQ(admin(*gw_, "POST", "/admin/cache/purge", R"({"nothing":1})").status, 400);
+  EXPECT_EQ(admin(*gw_, "GET", "/admin/cache/purge").status, 405);
 }
 
 TEST_F(TwoInstanceCacheTest, BurstAcrossInstancesMakesOneProviderCall) {
