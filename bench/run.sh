@@ -31,7 +31,7 @@ track $!
 #   hit_l1 - every request after the first is an L1 hit
 #   hit_l2 - L1 off: every hit is a Redis GET
 declare -A gw_port
-start_gateway() {  # name cache-yaml
+start_gateway() {  # name cache-yaml [extra-yaml]
   local port admin; port=$(free_port); admin=$(free_port)
   cat >"$tmp/$1.yaml" <<YAML
 listen: "127.0.0.1:$port"
@@ -42,6 +42,7 @@ redis: {urls: ["redis://127.0.0.1:$redis_port"]}
 cache: $2
 providers:
   - {name: mock, type: openai, base_url: "http://127.0.0.1:$mock_port/v1", api_key: bench}
+${3:-}
 YAML
   $pin_sut build/redline --config "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1 &
   track $!
@@ -50,12 +51,16 @@ YAML
 start_gateway miss "{enabled: false}"
 start_gateway hit_l1 "{enabled: true}"
 start_gateway hit_l2 "{enabled: true, l1: {enabled: false}}"
+# miss path again, with a request and a token limit that never refuse (one Redis script call)
+start_gateway miss_rl "{enabled: false}" "rate_limits:
+  - {scope: global, algorithm: sliding-window-counter, requests: 1000000000, tokens: 100000000000, window: 60}"
 wait_port "$mock_port" && wait_port "$redis_port"
 for t in "${!gw_port[@]}"; do wait_port "${gw_port[$t]}"; done
 for t in hit_l1 hit_l2; do  # warm: the first request is the miss that stores the entry
   curl -s -o /dev/null -X POST -H 'content-type: application/json' \
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Benchmark me, please."}]}' \
-    "http://127.0.0.1:${gw_port[$t]}/v1/chat/completions"
+    "http://127.0.0.1:${gw_port[$t]}/v1/chat/completions" ||
+    { echo "warm-up of $t failed"; tail -n 20 "$tmp"/*.log; exit 1; }
 done
 
 run_wrk() {  # target-url conns -> "rps p50 p90 p99" (ms)
@@ -69,7 +74,7 @@ run_wrk() {  # target-url conns -> "rps p50 p90 p99" (ms)
 results="$tmp/rows"
 for c in $CONNS; do
   for rep in $(seq "$REPS"); do
-    for target in mock miss hit_l1 hit_l2; do
+    for target in mock miss miss_rl hit_l1 hit_l2; do
       port=$mock_port; [[ $target != mock ]] && port=${gw_port[$target]}
       echo "$target $c $rep $(run_wrk "http://127.0.0.1:$port" "$c")" | tee -a "$results"
     done
@@ -81,14 +86,15 @@ import json, sys, statistics, platform, subprocess, datetime
 rows = [l.split() for l in open(sys.argv[1])]
 out = {"date": datetime.datetime.utcnow().isoformat() + "Z", "machine": platform.processor() or platform.machine(),
        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(), "scenarios": []}
-names = {"miss": "miss path (cache off, gateway -> mock)", "hit_l1": "cache hit, L1", "hit_l2": "cache hit, Redis (L1 off)"}
+names = {"miss": "miss path (cache off, gateway -> mock)", "miss_rl": "miss path + rate limit (1 script call)",
+         "hit_l1": "cache hit, L1", "hit_l2": "cache hit, Redis (L1 off)"}
 md = ["# Redline benchmark", "",
       f"{out['date']}, {out['cpus']} cores. Medians of the interleaved repetitions. Baseline: the mock provider "
       "answering the same POST directly, measured in the same run.", "",
       "| scenario | conns | mock req/s | gateway req/s | ratio | mock p50/p90/p99 ms | gateway p50/p90/p99 ms | gateway - mock p50 ms |",
       "|---|---:|---:|---:|---:|---:|---:|---:|"]
 def med(t, c, i): return statistics.median(float(r[i]) for r in rows if r[0] == t and int(r[1]) == c)
-for t in ("miss", "hit_l1", "hit_l2"):
+for t in ("miss", "miss_rl", "hit_l1", "hit_l2"):
     for c in sorted({int(r[1]) for r in rows}):
         m = {k: med("mock", c, i) for k, i in (("rps", 3), ("p50", 4), ("p90", 5), ("p99", 6))}
         g = {k: med(t, c, i) for k, i in (("rps", 3), ("p50", 4), ("p90", 5), ("p99", 6))}

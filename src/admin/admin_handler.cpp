@@ -86,11 +86,17 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
       o["nodes"] = redis_nodes_ ? redis_nodes_(true) : boost::json::array();
       res.body() = boost::json::serialize(o);
     } else {
-      co_await ex.respond_error(404, "unknown admin path " + std::string(path), "not_found");
+      {
+        const std::string message = "unknown admin path " + std::string(path);  // named: g++ 12
+        co_await ex.respond_error(404, message, "not_found");
+      }
       co_return;
     }
   } else {
-    co_await ex.respond_error(404, "unknown admin path " + std::string(path), "not_found");
+    {
+      const std::string message = "unknown admin path " + std::string(path);  // named: g++ 12
+      co_await ex.respond_error(404, message, "not_found");
+    }
     co_return;
   }
   co_await ex.respond(res);
@@ -137,7 +143,10 @@ boost::asio::awaitable<void> AdminHandler::cache_admin(http::Exchange& ex, std::
     co_return;
   }
   if (path != "/admin/cache/purge") {
-    co_await ex.respond_error(404, "unknown admin path " + std::string(path), "not_found");
+    {
+      const std::string message = "unknown admin path " + std::string(path);  // named: g++ 12
+      co_await ex.respond_error(404, message, "not_found");
+    }
     co_return;
   }
   // {"key":"<32 hex>"} | {"tenant":"t"} | {"tenant":"t","namespace":"n"}
@@ -163,8 +172,12 @@ boost::asio::awaitable<void> AdminHandler::cache_admin(http::Exchange& ex, std::
     out["key"] = *key;
     out["deleted"] = deleted;
   } else if (tenant && !key && !tenant->empty()) {
-    auto generation = ns ? co_await cache_->purge_namespace(0, *tenant, *ns)
-                         : co_await cache_->purge_tenant(0, *tenant);
+    std::optional<uint64_t> generation;  // (no co_await in a conditional: g++ 12)
+    if (ns) {
+      generation = co_await cache_->purge_namespace(0, *tenant, *ns);
+    } else {
+      generation = co_await cache_->purge_tenant(0, *tenant);
+    }
     if (!generation) {
       co_await ex.respond_error(503, "the cache Redis did not answer; nothing was purged",
                                 "redis_unavailable");

@@ -540,8 +540,13 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
   auto& ex = ctx.exchange;
   const std::size_t thread = ex.thread_index();
   if (!ctx.cache_refresh) {
-    cache::Lookup found =
-        prefetched ? std::move(*prefetched) : co_await cache_->lookup(thread, ctx.cache_key);
+    // (No co_await inside a conditional expression: g++ 12 miscompiles it.)
+    cache::Lookup found;
+    if (prefetched) {
+      found = std::move(*prefetched);
+    } else {
+      found = co_await cache_->lookup(thread, ctx.cache_key);
+    }
     if (found.entry) {
       ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)
                                         : usage_from_body(found.entry->body);
@@ -579,17 +584,18 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
                                          : cache::CacheStatus::kMiss;
   ex.add_response_header("x-redline-cache",
                          std::string(cache::cache_status_name(ctx.cache_status)));
+  const Flight::ServeOptions serve_options{ctx.stream, ctx.include_usage};  // named: g++ 12
   if (leader) {
     auto job = make_job(ctx, coalesce);
     // Attach before the call starts, so it is not cancelled for want of listeners.
     flight->attach();
     auto exec = co_await asio::this_coro::executor;
     asio::co_spawn(exec, run_flight(flight, job), asio::detached);
-    co_await flight->serve(ex, Flight::ServeOptions{ctx.stream, ctx.include_usage}, ctx);
+    co_await flight->serve(ex, serve_options, ctx);
     flight->detach();
   } else {
     cache_->stats().coalesced_local.fetch_add(1, std::memory_order_relaxed);
-    co_await flight->serve(ex, Flight::ServeOptions{ctx.stream, ctx.include_usage}, ctx);
+    co_await flight->serve(ex, serve_options, ctx);
   }
   ctx.usage = flight->usage();
 }
