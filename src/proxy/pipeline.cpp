@@ -362,6 +362,14 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
                 ctx.ratelimit_outcome)
         .inc();
   }
+  // Tokens the provider counted for this request (cache hits and coalesced followers cost
+  // nothing; spend and savings in dollars come with the price table).
+  const bool provider_answered = ctx.cache_status != cache::CacheStatus::kHit &&
+                                 ctx.cache_status != cache::CacheStatus::kCoalesced;
+  if (ctx.usage && provider_answered) {
+    standard::tokens().labels(model, "prompt").inc(ctx.usage->input_tokens);
+    standard::tokens().labels(model, "completion").inc(ctx.usage->output_tokens);
+  }
   if (ctx.cacheable || ctx.cache_status != cache::CacheStatus::kBypass) {
     standard::cache_results()
         .labels(cache::cache_status_name(ctx.cache_status), cache::tier_name(ctx.cache_tier))

@@ -53,10 +53,12 @@ std::unique_ptr<mock::MockServer> start_mock(int latency_ms = 0, int stall_after
 }
 
 std::string yaml(int mock_port, const std::string& redis_block, const std::string& cache_extra,
-                 const std::string& extra = "") {
+                 const std::string& extra = "", int threads = 2) {
   const std::string url = "http://127.0.0.1:" + std::to_string(mock_port);
   return "listen: \"127.0.0.1:0\"\n"
-         "threads: 2\n"
+         "threads: " +
+         std::to_string(threads) +
+         "\n"
          "admin: {listen: \"127.0.0.1:0\", token: admin-secret}\n"
          "logging: {access_log: false, level: warn}\n" +
          redis_block +
@@ -666,6 +668,41 @@ TEST_F(TwoInstanceCacheTest, AdminPurgesReachEveryInstance) {
       401);
   EXPECT_EQ(admin(*gw_, "POST", "/admin/cache/purge", R"({"nothing":1})").status, 400);
   EXPECT_EQ(admin(*gw_, "GET", "/admin/cache/purge").status, 405);
+}
+
+TEST_F(CacheTest, LosingTheTrackingLinkFlushesL1) {
+  // One thread, so every request meets the same L1 shard.
+  gw_ = std::make_unique<Gw>(yaml(mock_->port(), standalone(*redis_), "", "", 1));
+  auto stats = [&] {
+    return json(test::http_request(gw_->gw.admin_port(), "GET", "/admin/cache/stats", "",
+                                   {{"authorization", "Bearer admin-secret"}})
+                    .body);
+  };
+  post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(post(port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+  const auto before = stats();
+  ASSERT_EQ(before.at("hits_l1").to_number<int>(), 1);  // the hit above came from L1
+  // Drop every client connection, the tracking link among them: invalidations sent while it
+  // is down would be lost, so L1 must not be trusted afterwards.
+  redis_->cli("CLIENT", "KILL", "TYPE", "normal");
+  for (int i = 0; i < 100 && stats().at("tracking_resets").to_number<int>() < 1; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(stats().at("tracking_resets").to_number<int>(), 1);
+  // Wait until the cache connection is back (with tracking on again).
+  for (int i = 0; i < 100; ++i) {
+    const auto clients = redis_->cli("CLIENT", "LIST");
+    if (clients.find("name=redline-cache") != std::string::npos &&
+        clients.find("flags=t") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  // Still a hit, but from Redis: L1 was flushed.
+  EXPECT_EQ(post(port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+  const auto after = stats();
+  EXPECT_EQ(after.at("hits_l1").to_number<int>(), 1);
+  EXPECT_EQ(after.at("hits_l2").to_number<int>(), before.at("hits_l2").to_number<int>() + 1);
 }
 
 TEST_F(TwoInstanceCacheTest, BurstAcrossInstancesMakesOneProviderCall) {
