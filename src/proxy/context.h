@@ -59,8 +59,9 @@ struct RequestContext : UpstreamOutcome {
   // Cache phase.
   cache::CacheStatus cache_status = cache::CacheStatus::kBypass;
   cache::Tier cache_tier = cache::Tier::kNone;
-  bool cacheable = false;      // a cache key was computed
-  bool cache_refresh = false;  // cache-control: no-cache
+  bool cacheable = false;       // a cache key was computed
+  bool cache_refresh = false;   // cache-control: no-cache
+  bool cache_bypassed = false;  // cacheable, but no-store / key opt-out / temperature rule
   uint32_t cache_ttl = 0;
   std::string cache_namespace;
   uint64_t cache_generation = 0;

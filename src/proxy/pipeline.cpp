@@ -370,7 +370,7 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
     standard::tokens().labels(model, "prompt").inc(ctx.usage->input_tokens);
     standard::tokens().labels(model, "completion").inc(ctx.usage->output_tokens);
   }
-  if (ctx.cacheable || ctx.cache_status != cache::CacheStatus::kBypass) {
+  if (ctx.cacheable || ctx.cache_bypassed || ctx.cache_status != cache::CacheStatus::kBypass) {
     standard::cache_results()
         .labels(cache::cache_status_name(ctx.cache_status), cache::tier_name(ctx.cache_tier))
         .inc();
@@ -455,9 +455,12 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
   auto& req = ctx.exchange.request();
   bool no_store = false, no_cache = false;
   parse_cache_control(req[bhttp::field::cache_control], no_store, no_cache);
-  if (no_store || !ctx.identity.cache) co_return std::nullopt;
   const auto& cfg = cache_->config();
-  if (!cfg.cache_nonzero_temperature && ctx.temperature && *ctx.temperature > 0) {
+  if (no_store || !ctx.identity.cache ||
+      (!cfg.cache_nonzero_temperature && ctx.temperature && *ctx.temperature > 0)) {
+    // A cacheable request the cache was told to leave alone.
+    ctx.exchange.add_response_header("x-redline-cache", "bypass");
+    ctx.cache_bypassed = true;
     co_return std::nullopt;
   }
   ctx.cache_ttl = static_cast<uint32_t>(cfg.ttl.count());

@@ -408,11 +408,11 @@ TEST_F(CacheTest, RequestControls) {
   // no-store: neither read nor write.
   auto ns1 = post(port(), "/v1/chat/completions", kChat, "sk-a1", {{"cache-control", "no-store"}});
   EXPECT_EQ(ns1.status, 200);
-  EXPECT_EQ(ns1.header("x-redline-cache"), "");
+  EXPECT_EQ(ns1.header("x-redline-cache"), "bypass");
   EXPECT_EQ(redis_->cli("DBSIZE"), "0");
   // A key configured never to use the cache.
   auto off = post(port(), "/v1/chat/completions", kChat, "sk-nocache");
-  EXPECT_EQ(off.header("x-redline-cache"), "");
+  EXPECT_EQ(off.header("x-redline-cache"), "bypass");
   // no-cache: skips the lookup, stores the fresh answer.
   auto m = post(port(), "/v1/chat/completions", kChat);
   EXPECT_EQ(m.header("x-redline-cache"), "miss");
@@ -454,7 +454,7 @@ TEST_F(CacheTest, NonzeroTemperatureCanBeLeftUncached) {
       R"({"model":"gpt-4o-mini","temperature":0.7,"messages":[{"role":"user","content":"x"}]})";
   auto a = post(port(), "/v1/chat/completions", hot);
   auto b = post(port(), "/v1/chat/completions", hot);
-  EXPECT_EQ(b.header("x-redline-cache"), "");
+  EXPECT_EQ(b.header("x-redline-cache"), "bypass");
   EXPECT_EQ(mock_count(*mock_, "chat"), 2u);
   const std::string cold =
       R"({"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"x"}]})";
