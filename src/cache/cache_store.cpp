@@ -541,6 +541,18 @@ asio::awaitable<std::optional<Entry>> CacheStore::wait_for_entry(std::size_t thr
   co_return std::nullopt;
 }
 
+asio::awaitable<std::optional<int64_t>> CacheStore::redis_created_ms(std::size_t thread,
+                                                                     const CacheKey& key) {
+  Worker& w = *workers_[thread];
+  redis::Command get("GET", entry_key(key));
+  auto r = co_await w.client->execute(get, config_.lookup_timeout);
+  Entry e;
+  if (!r.ok() || !r->is_string() || decode_entry(r->str(), e) != DecodeError::kNone) {
+    co_return std::nullopt;
+  }
+  co_return e.created_unix_ms;
+}
+
 bool CacheStore::should_refresh(std::size_t thread, const CacheKey& key, const Entry& entry,
                                 int64_t now_ms) {
   Worker& w = *workers_[thread];

@@ -133,6 +133,10 @@ class CacheStore {
                                                               const CacheKey& key,
                                                               std::chrono::milliseconds wait);
 
+  // When the entry now in Redis was created (unix ms), bypassing L1; nullopt if absent or
+  // unreadable. Lets a refresher see that another instance refreshed it meanwhile.
+  boost::asio::awaitable<std::optional<int64_t>> redis_created_ms(std::size_t thread,
+                                                                  const CacheKey& key);
   // Refresh-ahead: counts a hit and says whether this entry is hot and close enough to expiry.
   bool should_refresh(std::size_t thread, const CacheKey& key, const Entry& entry, int64_t now_ms);
 

@@ -444,7 +444,8 @@ struct ProxyHandler::FlightJob {
   bool registered = false;  // in flights_ (coalescing); refresh and no-cache calls are not
   bool use_lock = false;    // take the cross-instance coalescing lock first
   bool refresh_ahead = false;
-  bool refresh = false;  // cache-control: no-cache
+  int64_t trigger_created_ms = 0;  // refresh-ahead: the entry that was found due
+  bool refresh = false;            // cache-control: no-cache
   std::string refresh_token;
 };
 
@@ -572,6 +573,7 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
             cache_->should_refresh(thread, ctx.cache_key, *found.entry, now)) {
           auto job = make_job(ctx, false);
           job->refresh_ahead = true;
+          job->trigger_created_ms = found.entry->created_unix_ms;
           auto flight = std::make_shared<Flight>(ctx.endpoint, false);
           auto exec = co_await asio::this_coro::executor;
           asio::co_spawn(exec, run_flight(flight, job), asio::detached);
@@ -631,6 +633,14 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
                                            job->key, cfg.coalesce_lock_ttl);
     if (!token) co_return;  // another instance refreshes it
     job->refresh_token = *token;
+    // Another instance may have refreshed it between our hit and our lock.
+    auto created = co_await cache_->redis_created_ms(job->thread, job->key);
+    if (created && *created > job->trigger_created_ms) {
+      co_await cache_->unlock(job->thread, cache::CacheStore::LockKind::kRefresh, job->key,
+                              job->refresh_token);
+      job->refresh_token.clear();
+      co_return;
+    }
     stats.refreshes.fetch_add(1, std::memory_order_relaxed);
   } else if (job->use_lock) {
     lock_token = co_await cache_->try_lock(job->thread, cache::CacheStore::LockKind::kCoalesce,
