@@ -572,6 +572,19 @@ TEST_F(CacheTest, PausedRedisCostsOnlyTheLookupBound) {
 
 // --- two instances ------------------------------------------------------------------------
 
+// The cache outcome of `body` on `port`, asked until it is `want` (an invalidation push
+// travels through Redis asynchronously) or 3 s pass. Probing with hits changes nothing.
+std::string eventually(int port, const std::string& body, const std::string& want,
+                       const std::string& key = "sk-a1") {
+  std::string got;
+  for (int i = 0; i < 150; ++i) {
+    got = post(port, "/v1/chat/completions", body, key).header("x-redline-cache");
+    if (got == want) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  return got;
+}
+
 class TwoInstanceCacheTest : public CacheTest {
  protected:
   void start_both(const std::string& cache_extra = "") {
@@ -612,11 +625,13 @@ TEST_F(TwoInstanceCacheTest, PurgeAndOverwriteEvictEveryInstancesL1) {
   ASSERT_EQ(post(gw_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
   ASSERT_EQ(post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
   redis_->cli("INCR", "c:g:{a}");
-  std::this_thread::sleep_for(200ms);
+  // Instance 2 learns of the new generation: a miss under a new key, which instance 1 then
+  // finds stored.
+  EXPECT_EQ(eventually(gw2_->port(), kChat, "miss"), "miss");
   auto after1 = post(gw_->port(), "/v1/chat/completions", kChat);
   auto after2 = post(gw2_->port(), "/v1/chat/completions", kChat);
   EXPECT_NE(after1.header("x-redline-cache-key"), key);
-  EXPECT_EQ(after1.header("x-redline-cache"), "miss");
+  EXPECT_EQ(after1.header("x-redline-cache"), "hit");
   EXPECT_EQ(after2.header("x-redline-cache-key"), after1.header("x-redline-cache-key"));
 }
 
@@ -640,16 +655,14 @@ TEST_F(TwoInstanceCacheTest, AdminPurgesReachEveryInstance) {
                      R"({"key":")" + a.header("x-redline-cache-key") + R"("})");
   ASSERT_EQ(purge.status, 200) << purge.body;
   EXPECT_EQ(json(purge.body).at("deleted"), true);
-  std::this_thread::sleep_for(200ms);  // the invalidation push travels through Redis
-  EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "miss");
+  EXPECT_EQ(eventually(gw2_->port(), kChat, "miss"), "miss");
   EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", q2).header("x-redline-cache"), "hit");
 
   // The whole tenant, in O(1): every key of tenant a changes on both instances.
   auto t = admin(*gw_, "POST", "/admin/cache/purge", R"({"tenant":"a"})");
   ASSERT_EQ(t.status, 200) << t.body;
   EXPECT_EQ(json(t.body).at("purged"), "tenant");
-  std::this_thread::sleep_for(200ms);
-  EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", q2).header("x-redline-cache"), "miss");
+  EXPECT_EQ(eventually(gw2_->port(), q2, "miss"), "miss");
   EXPECT_EQ(post(gw_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "miss");
   // Tenant b was not touched.
   post(gw_->port(), "/v1/chat/completions", q2, "sk-b");
