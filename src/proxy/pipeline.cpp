@@ -11,6 +11,7 @@
 #include <charconv>
 #include <random>
 
+#include "metrics/registry.h"
 #include "metrics/standard.h"
 #include "redis/config_options.h"
 
@@ -349,6 +350,25 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
     if (ctx.upstream_first_byte >= ctx.upstream_start) {
       standard::upstream_ttfb().labels(provider).observe(ctx.upstream_first_byte -
                                                          ctx.upstream_start);
+    }
+  }
+  if (ctx.attempts > 0) {
+    const std::string_view provider =
+        ctx.provider ? std::string_view(ctx.provider->config->name) : std::string_view("none");
+    static auto& retries = metrics::counter(
+        "redline_upstream_retries_total",
+        "Provider attempts beyond the first (same provider or fallbacks).", {"provider"});
+    static auto& failures =
+        metrics::counter("redline_upstream_failures_total",
+                         "Requests whose last provider attempt failed at the transport level.",
+                         {"provider", "failure"});
+    static auto& fallbacks = metrics::counter(
+        "redline_upstream_fallbacks_total",
+        "Requests answered by a fallback rather than the model's own provider.", {"provider"});
+    if (ctx.attempts > 1) retries.labels(provider).inc(static_cast<uint64_t>(ctx.attempts - 1));
+    if (!ctx.upstream_failure.empty()) failures.labels(provider, ctx.upstream_failure).inc();
+    if (ctx.provider && !ctx.hops.empty() && ctx.provider != ctx.hops.front().provider) {
+      fallbacks.labels(provider).inc();
     }
   }
   if (now - ctx.start >= upstream) {

@@ -543,6 +543,13 @@ TEST(UpstreamFailureTest, ServerErrorRetriedThenFallback) {
   auto last = json(test::http_request(healthy->port(), "GET", "/mock/last-request").body);
   // The fallback received its own upstream model name.
   EXPECT_NE(std::string(last.at("body").as_string()).find("\"gpt-4o\""), std::string::npos);
+  // Retries and the fallback show in the metrics (labelled with the provider that answered).
+  auto metrics = test::http_request(gw.gw.admin_port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("redline_upstream_retries_total{provider=\"backup\"} 3"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("redline_upstream_fallbacks_total{provider=\"backup\"} 1"),
+            std::string::npos);
 }
 
 TEST(UpstreamFailureTest, RetrySucceedsAfterTransient503) {
