@@ -55,10 +55,9 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
   if (path == "/healthz") {
     res.body() = R"({"status":"ok"})";
   } else if (path == "/readyz") {
-    const bool ready = ready_.load(std::memory_order_relaxed);
+    auto [ready, body] = readiness();
     res.result(ready ? bhttp::status::ok : bhttp::status::service_unavailable);
-    res.body() = ready ? R"({"status":"ready","config":"loaded"})"
-                       : R"({"status":"not_ready","config":"loaded"})";
+    res.body() = std::move(body);
   } else if (path == "/" || path == "/index.html") {
     res.set(bhttp::field::content_type, "text/html; charset=utf-8");
     res.body() = std::string(dashboard_html());
@@ -100,6 +99,24 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
     co_return;
   }
   co_await ex.respond(res);
+}
+
+std::pair<bool, std::string> AdminHandler::readiness() const {
+  const bool serving = ready_.load(std::memory_order_relaxed);
+  bool ready = serving;
+  boost::json::object redis;
+  if (redis_reachability_) {
+    for (const auto& [name, reachable] : redis_reachability_()) {
+      ready = ready && reachable.value_or(false);
+      redis[name] = !reachable ? "pending" : *reachable ? "up" : "down";
+    }
+  }
+  boost::json::object o;
+  o["status"] = ready ? "ready" : "not_ready";
+  o["config"] = "loaded";  // the gateway does not start with a config that fails to load
+  o["gateway"] = serving ? "serving" : "not_serving";  // starting or draining
+  o["redis"] = std::move(redis);
+  return {ready, boost::json::serialize(o)};
 }
 
 boost::asio::awaitable<void> AdminHandler::cache_admin(http::Exchange& ex, std::string_view path) {

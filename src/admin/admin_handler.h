@@ -1,5 +1,6 @@
 // The admin port's handler. Open (no token), read-only: GET /healthz (process up), GET /readyz
-// (config loaded and, once the Redis layer lands, Redis reachable), GET /metrics (Prometheus
+// (serving, and every Redis the gateway uses answered the health poller's latest round),
+// GET /metrics (Prometheus
 // text format), GET /admin/stats (JSON: latency percentiles over the last minute and since
 // start, counters, gauges, the HTTP servers and every polled Redis node) and the dashboard at
 // /. Everything else under /admin/ needs "Authorization: Bearer <admin.token>" (an empty
@@ -24,7 +25,14 @@ class AdminHandler : public http::Handler {
  public:
   explicit AdminHandler(std::string token = {}, metrics::Registry& registry = metrics::registry());
   boost::asio::awaitable<void> handle(http::Exchange& exchange) override;
+  // false while the gateway is not serving (before start(), while draining): /readyz is 503.
   void set_ready(bool ready) { ready_.store(ready, std::memory_order_relaxed); }
+  // Which Redis targets /readyz waits for and whether each answered the latest health poll
+  // (nullopt: no round completed yet). Called on the admin thread for every /readyz. Unset:
+  // readiness does not depend on Redis.
+  using RedisReachability =
+      std::function<std::vector<std::pair<std::string, std::optional<bool>>>()>;
+  void set_redis_reachability(RedisReachability fn) { redis_reachability_ = std::move(fn); }
   // Where /admin/stats and /admin/slowlog get the Redis nodes from (the health poller);
   // called on the admin thread with true for /admin/slowlog (entries included). Set before
   // start(). Unset: no nodes.
@@ -42,7 +50,12 @@ class AdminHandler : public http::Handler {
   metrics::Registry& registry_;
   boost::asio::awaitable<void> cache_admin(http::Exchange& ex, std::string_view path);
 
+  // The /readyz answer: {"status":"ready"|"not_ready","config":"loaded",
+  // "gateway":"serving"|"not_serving","redis":{"state":"up"|"down"|"pending",...}}.
+  std::pair<bool, std::string> readiness() const;
+
   RedisNodes redis_nodes_;
+  RedisReachability redis_reachability_;
   cache::CacheStore* cache_ = nullptr;
   std::atomic<bool> ready_{false};
 };

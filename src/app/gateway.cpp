@@ -42,6 +42,8 @@ void restrict_model_label(const config::Config& config) {
 // when it is a separate deployment.
 metrics::RedisHealthOptions redis_health_options(const config::Config& config) {
   metrics::RedisHealthOptions o;
+  o.interval = config.admin.redis_poll_interval;
+  o.timeout = config.admin.redis_poll_timeout;
   auto add = [&](const char* name, const config::RedisConfig& rc) {
     metrics::RedisTarget t;
     t.name = name;
@@ -94,6 +96,8 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   admin_handler_->set_redis_nodes([health = redis_health_.get()](bool with_slowlog) {
     return health->nodes_json(with_slowlog);
   });
+  admin_handler_->set_redis_reachability(
+      [health = redis_health_.get()] { return health->reachability(); });
 }
 
 Gateway::~Gateway() {

@@ -37,6 +37,9 @@ struct HttpLimits {
 struct AdminConfig {
   HostPort listen{"127.0.0.1", 9090};
   std::string token;  // empty: protected admin endpoints are refused (403)
+  // The Redis health poller (INFO, SLOWLOG, CLUSTER INFO of every node); /readyz follows it.
+  Millis redis_poll_interval{5'000};
+  Millis redis_poll_timeout{1'000};  // per node and round
 };
 
 enum class RedisMode { kStandalone, kCluster };

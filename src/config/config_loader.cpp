@@ -665,6 +665,8 @@ Config read_config(const Value& root) {
     m.section("admin", [&](Map& a) {
       a.read("listen", c.admin.listen, as_host_port);
       a.read("token", c.admin.token, as_string);
+      a.read("redis_poll_interval", c.admin.redis_poll_interval, as_duration);
+      a.read("redis_poll_timeout", c.admin.redis_poll_timeout, as_duration);
     });
     m.read("redis", c.redis, as_redis);
     m.read("providers", c.providers, list_of(read_provider));

@@ -331,6 +331,8 @@ void validate(const Config& config) {
   check_address(check, config.admin.listen, "admin.listen");
   check.expect(config.admin.listen.port == 0 || config.admin.listen.str() != config.listen.str(),
                "admin.listen", "an address other than listen's", quoted(config.admin.listen.str()));
+  check.positive(config.admin.redis_poll_interval, "admin.redis_poll_interval");
+  check.positive(config.admin.redis_poll_timeout, "admin.redis_poll_timeout");
   check_redis(check, config.redis, "redis");
   check_providers(check, config);
   check_models(check, config);

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -399,17 +400,28 @@ struct RedisHealth::Impl : std::enable_shared_from_this<Impl> {
     co_return out;
   }
 
+  // A target is reachable when the gateway can use it: standalone, its configured node (the
+  // first polled) answered; a cluster, some node answered and says the cluster is ok.
+  static bool target_reachable(const Target& t, const std::vector<NodeHealth>& nodes) {
+    if (nodes.empty()) return false;
+    if (!t.config.cluster) return nodes.front().up;
+    return std::any_of(nodes.begin(), nodes.end(),
+                       [](const NodeHealth& n) { return n.up && n.cluster_state == "ok"; });
+  }
+
   asio::awaitable<void> round() {
     std::vector<NodeHealth> all;
+    std::vector<std::pair<std::string, bool>> reach;
     for (auto& t : targets) {
       auto nodes = co_await poll_target(t);
       if (stopped) co_return;
+      reach.emplace_back(t.config.name, target_reachable(t, nodes));
       for (auto& n : nodes) all.push_back(std::move(n));
     }
-    publish(std::move(all));
+    publish(std::move(all), std::move(reach));
   }
 
-  void publish(std::vector<NodeHealth> all) {
+  void publish(std::vector<NodeHealth> all, std::vector<std::pair<std::string, bool>> reach) {
     for (const auto& h : all) {
       const std::array<std::string_view, 2> l{h.redis, h.address};
       up.labels_span(l).set(h.up ? 1 : 0);
@@ -447,6 +459,7 @@ struct RedisHealth::Impl : std::enable_shared_from_this<Impl> {
     }
     std::lock_guard lock(mu);
     latest = std::move(all);
+    reachable = std::move(reach);
     ++rounds;
   }
 
@@ -484,6 +497,7 @@ struct RedisHealth::Impl : std::enable_shared_from_this<Impl> {
 
   mutable std::mutex mu;
   std::vector<NodeHealth> latest;
+  std::vector<std::pair<std::string, bool>> reachable;  // per target, from the latest round
   uint64_t rounds = 0;
 };
 
@@ -515,6 +529,20 @@ std::vector<NodeHealth> RedisHealth::nodes() const {
 uint64_t RedisHealth::rounds() const {
   std::lock_guard lock(impl_->mu);
   return impl_->rounds;
+}
+
+std::optional<bool> RedisHealth::reachable(std::string_view target) const {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& [name, ok] : impl_->reachable) {
+    if (name == target) return ok;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::optional<bool>>> RedisHealth::reachability() const {
+  std::vector<std::pair<std::string, std::optional<bool>>> out;
+  for (const auto& t : impl_->options.targets) out.emplace_back(t.name, reachable(t.name));
+  return out;
 }
 
 boost::json::array RedisHealth::nodes_json(bool with_slowlog) const {

@@ -6,7 +6,8 @@
 // the master last heard from it), cluster state and slot coverage, slowlog length. Nodes are
 // found from the seeds: a cluster's from CLUSTER NODES (failed ones included, so a dead node
 // shows as down), a standalone master's replicas from its INFO. It uses its own connections
-// (one per node, on the poller's executor) and never touches the gateway's data.
+// (one per node, on the poller's executor) and never touches the gateway's data. Each round
+// also decides whether each target is reachable, which /readyz reports.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -89,6 +90,14 @@ class RedisHealth {
   std::vector<NodeHealth> nodes() const;
   boost::json::array nodes_json(bool with_slowlog) const;
   uint64_t rounds() const;
+
+  // Whether a target ("state", "cache") answered the latest completed round: a standalone
+  // target when its configured node answered (its replicas do not count); a cluster when a
+  // node answered and reports cluster_state:ok. nullopt before the first round completes, or
+  // for a name that is not a target. From any thread.
+  std::optional<bool> reachable(std::string_view target) const;
+  // Every target, in the configured order, with reachable(target).
+  std::vector<std::pair<std::string, std::optional<bool>>> reachability() const;
 
  private:
   struct Impl;

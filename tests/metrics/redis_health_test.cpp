@@ -92,6 +92,7 @@ TEST(RedisHealth, StandaloneMasterAndReplicaSlowlogAndDown) {
   o.targets.back().urls = {master.url()};
   o.slowlog_entries = 5;
   RedisHealth health(io.get_executor(), o, reg);
+  EXPECT_EQ(health.reachable("state"), std::nullopt);  // no round yet
   auto nodes = poll_until(io, health, [&](const std::vector<NodeHealth>& n) {
     const auto* r = find(n, replica.address());
     return r && r->up && r->master_link_up.value_or(false) && r->lag_bytes;
@@ -149,6 +150,16 @@ TEST(RedisHealth, StandaloneMasterAndReplicaSlowlogAndDown) {
   EXPECT_EQ(gauge_value(reg, "redline_redis_up", "state", master.address()), 1);
   EXPECT_GE(gauge_value(reg, "redline_redis_health_poll_errors_total", "state", replica.address()),
             1);
+  // A replica down leaves the target reachable; its master down does not.
+  EXPECT_EQ(health.reachable("state"), true);
+  EXPECT_EQ(health.reachable("cache"), std::nullopt);  // not a target
+  master.kill();
+  run(io, health.poll_once());
+  EXPECT_EQ(health.reachable("state"), false);
+  const auto all = health.reachability();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].first, "state");
+  EXPECT_EQ(all[0].second, false);
 }
 
 TEST(RedisHealth, ClusterLagPerReplicaSlotsAndKilledNode) {
@@ -211,6 +222,7 @@ TEST(RedisHealth, ClusterLagPerReplicaSlotsAndKilledNode) {
   int up = 0;
   for (const auto& n : nodes) up += n.up ? 1 : 0;
   EXPECT_EQ(up, 5);
+  EXPECT_EQ(health.reachable("state"), true);  // the cluster still serves every slot
 }
 
 TEST(RedisHealth, PollsOnAnIntervalAndStops) {
