@@ -147,7 +147,8 @@ redis::Client& CacheStore::client(std::size_t thread) {
 void CacheStore::start() {
   for (auto& w : workers_) {
     redis::ClientOptions o = redis::client_options(redis_config_, "redline-cache");
-    const bool tracker = w->index == 0 && l1_ != nullptr;
+    // Tracking also keeps the per-thread generation caches honest, so it runs without L1 too.
+    const bool tracker = w->index == 0;
     if (tracker) {
       // Thread 0 hears about every change to c:* (entries and generations) on every node.
       o.connection.init_commands.emplace_back("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c:");

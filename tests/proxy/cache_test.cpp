@@ -587,8 +587,8 @@ std::string eventually(int port, const std::string& body, const std::string& wan
 
 class TwoInstanceCacheTest : public CacheTest {
  protected:
-  void start_both(const std::string& cache_extra = "") {
-    const auto y = yaml(mock_->port(), standalone(*redis_), cache_extra);
+  void start_both(const std::string& cache_extra = "", int threads = 2) {
+    const auto y = yaml(mock_->port(), standalone(*redis_), cache_extra, "", threads);
     gw_ = std::make_unique<Gw>(y);
     gw2_ = std::make_unique<Gw>(y);
   }
@@ -716,6 +716,15 @@ TEST_F(CacheTest, LosingTheTrackingLinkFlushesL1) {
   const auto after = stats();
   EXPECT_EQ(after.at("hits_l1").to_number<int>(), 1);
   EXPECT_EQ(after.at("hits_l2").to_number<int>(), before.at("hits_l2").to_number<int>() + 1);
+}
+
+TEST_F(TwoInstanceCacheTest, PurgesReachInstancesWithoutL1) {
+  // Generations are cached per thread even without L1; tracking keeps them honest.
+  start_both("  l1: {enabled: false}\n", 1);  // one thread: every request meets its cache
+  post(gw_->port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(post(gw2_->port(), "/v1/chat/completions", kChat).header("x-redline-cache"), "hit");
+  redis_->cli("INCR", "c:g:{a}");
+  EXPECT_EQ(eventually(gw2_->port(), kChat, "miss"), "miss");
 }
 
 TEST_F(TwoInstanceCacheTest, BurstAcrossInstancesMakesOneProviderCall) {
