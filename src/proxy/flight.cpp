@@ -337,8 +337,8 @@ asio::awaitable<void> Flight::serve_json(http::Exchange& ex, ServeOptions opts) 
     }
     if (!co_await wait_change(ex, seen)) co_return;
   }
-  // Nothing changes any more once finished: read without the lock's help from here on is
-  // still done under it, to keep the analysis tools (and readers) certain.
+  // Finished and released: nothing changes any more, but reads stay under the lock so the
+  // happens-before is explicit (for readers and for TSan).
   std::unique_lock lock(mu_);
   const bool ok = status_ == 200;
   if (streamed_) {
