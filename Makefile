@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test test-build bench fuzz format tidy clean check-gcc
+.PHONY: all deps build run test test-build test-tsan bench fuzz format tidy clean check-gcc
 
 all: build
 
@@ -30,6 +30,17 @@ test: test-build
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest -j $(JOBS) --output-on-failure --timeout 600
 
+# clang-14 ThreadSanitizer build of the concurrency-heavy tests: shared provider calls and
+# L1 invalidation across threads, the Redis client, the rate limiter, the metrics.
+# Not part of .ci/run yet (time budget); run it before changing those parts.
+test-tsan: deps
+	cmake -S . -B build-tsan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DCMAKE_CXX_FLAGS="-O1 -g" -DREDLINE_TSAN=ON -DCMAKE_EXE_LINKER_FLAGS="-fuse-ld=lld"
+	cmake --build build-tsan -j $(JOBS) --target redline_proxy_tests redline_redis_tests \
+	  redline_ratelimit_tests redline_metrics_tests redline_cache_tests redline redline-mock
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest -j $(JOBS) --output-on-failure --timeout 600 -L 'proxy|redis|ratelimit|metrics|cache'
+
 # Warning-free g++ build of everything, tests included (CI runs it next to `make test`).
 check-gcc: deps
 	cmake -S . -B build-gcc $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="-Werror"
@@ -49,4 +60,4 @@ tidy:
 	clang-tidy-14 -p $(ASAN_BUILD) $$(git ls-files 'src/*.cpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-gcc
+	rm -rf $(BUILD) $(ASAN_BUILD) build-gcc build-tsan
