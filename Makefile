@@ -32,7 +32,7 @@ test: test-build
 
 # clang-14 ThreadSanitizer build of the concurrency-heavy tests: shared provider calls and
 # L1 invalidation across threads, the Redis client, the rate limiter, the metrics.
-# Not part of .ci/run yet (time budget); run it before changing those parts.
+# .ci/run runs it after the ASan and g++ builds.
 test-tsan: deps
 	cmake -S . -B build-tsan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
 	  -DCMAKE_CXX_FLAGS="-O1 -g" -DREDLINE_TSAN=ON -DCMAKE_EXE_LINKER_FLAGS="-fuse-ld=lld"
