@@ -23,12 +23,6 @@ constexpr std::size_t kMaxHitCounters = 100'000;
 // Own writes remembered before the set is cleared (pushes lost meanwhile only cost L1 hits).
 constexpr std::size_t kMaxOwnWrites = 100'000;
 
-int64_t now_unix_ms() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 int64_t expires_at_ms(const Entry& e) {
   return e.created_unix_ms + static_cast<int64_t>(e.ttl_seconds) * 1000;
 }
@@ -94,12 +88,7 @@ struct CacheStore::Worker {
   std::unordered_map<std::string, uint64_t> generations;
   uint64_t generations_epoch = 0;
   std::unordered_map<KeyDigest, uint32_t, L1DigestHash> hit_counts;
-  struct Pending {
-    std::string key;
-    std::string value;
-    int64_t ttl_ms;
-  };
-  std::deque<Pending> queue;
+  std::deque<redis::Command> queue;  // write-behind SETs
   std::unique_ptr<asio::steady_timer> queue_signal;
   bool stopping = false;
 };
@@ -377,19 +366,25 @@ std::string CacheStore::encode(const Entry& entry) {
   return enc;
 }
 
-asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,
-                                        const Entry& entry) {
-  Worker& w = *workers_[thread];
+redis::Command CacheStore::stage_write(std::size_t thread, const CacheKey& key,
+                                       const Entry& entry) {
   std::string enc = encode(entry);
-  const int64_t ttl_ms = static_cast<int64_t>(entry.ttl_seconds) * 1000;
   note_own_write(key.digest);
-  redis::Command set("SET", entry_key(key), enc, "PX", ttl_ms);
+  redis::Command set("SET", entry_key(key), enc, "PX",
+                     static_cast<int64_t>(entry.ttl_seconds) * 1000);
   if (l1_) {
     // This instance's other threads may hold an older answer; the tracking push for our own
     // write is ignored, so tell them here.
     l1_->invalidate_other_shards(key.digest, thread);
     l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
   }
+  return set;
+}
+
+asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,
+                                        const Entry& entry) {
+  Worker& w = *workers_[thread];
+  const redis::Command set = stage_write(thread, key, entry);
   auto r = co_await w.client->execute(set, config_.store_timeout);
   if (!r.ok()) {
     consume_own_write(key.digest);  // no push will come for a write that did not happen
@@ -406,16 +401,7 @@ asio::awaitable<std::size_t> CacheStore::store_many(
   Worker& w = *workers_[thread];
   std::vector<redis::Command> sets;
   sets.reserve(entries.size());
-  for (const auto& [key, entry] : entries) {
-    std::string enc = encode(entry);
-    note_own_write(key.digest);
-    sets.emplace_back("SET", entry_key(key), enc, "PX",
-                      static_cast<int64_t>(entry.ttl_seconds) * 1000);
-    if (l1_) {
-      l1_->invalidate_other_shards(key.digest, thread);
-      l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
-    }
-  }
+  for (const auto& [key, entry] : entries) sets.push_back(stage_write(thread, key, entry));
   const std::span<const redis::Command> view(sets);
   auto results = co_await w.client->batch(view);
   std::size_t ok = 0;
@@ -437,14 +423,7 @@ bool CacheStore::enqueue_store(std::size_t thread, const CacheKey& key, const En
     stats_.write_behind_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  std::string enc = encode(entry);
-  if (l1_) {
-    l1_->invalidate_other_shards(key.digest, thread);
-    l1_->shard(thread).put(key.digest, enc, expires_at_ms(entry));
-  }
-  note_own_write(key.digest);
-  w.queue.push_back(
-      {entry_key(key), std::move(enc), static_cast<int64_t>(entry.ttl_seconds) * 1000});
+  w.queue.push_back(stage_write(thread, key, entry));
   pending_writes_.fetch_add(1);
   w.queue_signal->cancel();
   return true;
@@ -460,10 +439,7 @@ asio::awaitable<void> CacheStore::write_behind_loop(Worker& w) {
     const std::size_t n = std::min(w.queue.size(), config_.write_behind_batch);
     std::vector<redis::Command> cmds;
     cmds.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      auto& p = w.queue[i];
-      cmds.emplace_back("SET", p.key, p.value, "PX", p.ttl_ms);
-    }
+    for (std::size_t i = 0; i < n; ++i) cmds.push_back(std::move(w.queue[i]));
     w.queue.erase(w.queue.begin(), w.queue.begin() + static_cast<std::ptrdiff_t>(n));
     const std::span<const redis::Command> view(cmds);
     auto results = co_await w.client->batch(view);

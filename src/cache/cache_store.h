@@ -162,6 +162,9 @@ class CacheStore {
   bool consume_own_write(const KeyDigest& key);
   boost::asio::awaitable<void> write_behind_loop(Worker& w);
   std::string encode(const Entry& entry);
+  // The common part of every store: encode, remember the write as our own, put it in this
+  // thread's L1 (evicting sibling shards' copies); returns the SET to send.
+  redis::Command stage_write(std::size_t thread, const CacheKey& key, const Entry& entry);
 
   config::CacheConfig config_;
   config::RedisConfig redis_config_;

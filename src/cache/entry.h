@@ -23,6 +23,7 @@
 // and max_decoded_bytes before allocating; a zstd frame must declare exactly raw_size.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -36,6 +37,13 @@ inline constexpr char kEntryMagic[3] = {'R', 'L', 'C'};
 inline constexpr uint8_t kEntryVersion = 1;
 inline constexpr uint8_t kEntryFlagCompressed = 0x01;
 inline constexpr uint8_t kEntryFlagStreamed = 0x02;
+
+// Wall-clock milliseconds since the epoch: the time base of Entry::created_unix_ms.
+inline int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 struct Entry {
   int status = 200;

@@ -15,12 +15,6 @@ namespace json = boost::json;
 
 namespace {
 
-int64_t now_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Captures the provider's answer instead of sending it to the client.
 class CaptureSink final : public Sink {
  public:
@@ -210,7 +204,7 @@ asio::awaitable<void> ProxyHandler::embeddings_phase(RequestContext& ctx) {
       sizes.push_back(json::serialize((*items)[i]).size());
       total_size += sizes.back();
     }
-    const int64_t now = now_unix_ms();
+    const int64_t now = cache::now_unix_ms();
     std::vector<std::pair<cache::CacheKey, cache::Entry>> to_store;
     for (std::size_t j = 0; j < got->size(); ++j) {
       const auto& item = (*got)[j];

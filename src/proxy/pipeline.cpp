@@ -428,12 +428,6 @@ bool valid_namespace(std::string_view ns) {
   });
 }
 
-int64_t now_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // OpenAI streams carry usage only when asked; the gateway always asks (the cache entry then
 // serves clients that want usage, and limits can settle) and strips it for clients that did not.
 std::string with_stream_usage(const std::string& body) {
@@ -583,7 +577,7 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
       ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)
                                         : usage_from_body(found.entry->body);
       ex.add_response_header("x-redline-cache", "hit");
-      const int64_t now = now_unix_ms();
+      const int64_t now = cache::now_unix_ms();
       const int64_t age_s = std::max<int64_t>(0, (now - found.entry->created_unix_ms) / 1000);
       ex.add_response_header("age", std::to_string(age_s));
       if (co_await serve_entry(ex, ctx.endpoint, *found.entry, ctx.stream, ctx.include_usage)) {
@@ -688,7 +682,7 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
     (complete ? stats.not_stored_too_large : stats.not_stored_incomplete)
         .fetch_add(1, std::memory_order_relaxed);
   } else {
-    const cache::Entry entry = flight->to_entry(now_unix_ms(), job->ttl_seconds);
+    const cache::Entry entry = flight->to_entry(cache::now_unix_ms(), job->ttl_seconds);
     // An explicit refresh (no-cache) is stored before its answer goes out, so the caller's
     // next request sees the fresh answer whatever the mode.
     const auto mode = job->refresh ? config::CacheMode::kWriteThrough : cfg.mode;
