@@ -94,6 +94,22 @@ struct ModelRoute {
 
 struct RateLimitPolicy;  // below
 
+// A spending limit over one UTC calendar period (day: 00:00 UTC; week: Monday 00:00 UTC;
+// month: the 1st, 00:00 UTC). Amounts are US dollars; spend is counted in micro-dollars.
+enum class BudgetPeriod { kDay, kWeek, kMonth };
+
+struct Budget {
+  double limit_usd = 0;  // > 0
+  BudgetPeriod period = BudgetPeriod::kMonth;
+};
+
+// One model's price (`prices:`), US dollars per million tokens. A model without a price
+// costs nothing (and a warning names it at start-up when budgets are configured).
+struct ModelPrice {
+  double input_per_mtok = 0;
+  double output_per_mtok = 0;
+};
+
 struct KeyConfig {
   std::string name;          // label for logs (never the key)
   std::string sha256_hex;    // lower-case hex SHA-256 of the plaintext key
@@ -101,6 +117,32 @@ struct KeyConfig {
   std::vector<std::string> models;  // allowed models; empty = all
   bool cache = true;                // false: this key's requests never read or write the cache
   std::vector<RateLimitPolicy> rate_limits;  // this key's own policies, on top of rate_limits
+  std::optional<Budget> budget;              // this key's spending limit
+};
+
+// Virtual keys issued at run time through the admin API, kept in the state Redis (`k:`).
+// Each instance caches key records in-process and keeps them coherent with CLIENT TRACKING
+// (BCAST PREFIX k:), so a revoked key stops working everywhere within about a second.
+struct KeyStoreConfig {
+  bool enabled = true;          // false: only the keys of the config authenticate
+  Seconds grace{300};           // Redis unreachable: known keys keep working this long
+  Millis lookup_timeout{250};   // a key not cached locally waits this long for Redis
+  std::size_t max_cached = 100'000;  // records (and unknown keys) cached per process
+  std::string key_prefix = "sk-redline-";  // prefix of generated plaintext keys
+};
+
+// `budgets:` spending limits beyond the per-key ones.
+struct BudgetsConfig {
+  std::map<std::string, Budget> tenants;  // tenant -> budget
+};
+
+// Conversation sessions (`x-redline-session: ID`), kept in the state Redis (`s:`).
+struct SessionConfig {
+  bool enabled = true;
+  Seconds ttl{86'400};                  // sliding: every turn renews it
+  std::size_t max_messages = 200;       // beyond: oldest non-system messages trimmed
+  std::size_t max_bytes = 1024 * 1024;  // serialized messages; beyond: oldest trimmed
+  std::size_t max_id_bytes = 128;       // longer session ids are refused (400)
 };
 
 enum class CacheMode { kCacheAside, kWriteThrough, kWriteBehind, kRefreshAhead };
@@ -175,6 +217,10 @@ struct Config {
   CacheConfig cache;
   std::vector<RateLimitPolicy> rate_limits;
   RateLimitOptions rate_limit_options;
+  KeyStoreConfig key_store;
+  std::map<std::string, ModelPrice> prices;  // model name -> price
+  BudgetsConfig budgets;
+  SessionConfig sessions;
   LoggingConfig logging;
 
   const ProviderConfig* find_provider(const std::string& name) const {

@@ -159,6 +159,8 @@ const Names<RateLimitAlgorithm> kAlgorithms = {
     {"fixed-window", RateLimitAlgorithm::kFixedWindow}};
 const Names<FailMode> kFailModes = {
     {"open", FailMode::kOpen}, {"closed", FailMode::kClosed}, {"local", FailMode::kLocal}};
+const Names<BudgetPeriod> kPeriods = {
+    {"day", BudgetPeriod::kDay}, {"week", BudgetPeriod::kWeek}, {"month", BudgetPeriod::kMonth}};
 const Names<LogLevel> kLogLevels = {{"trace", LogLevel::kTrace}, {"debug", LogLevel::kDebug},
                                     {"info", LogLevel::kInfo},   {"warn", LogLevel::kWarn},
                                     {"error", LogLevel::kError}, {"off", LogLevel::kOff}};
@@ -472,6 +474,24 @@ double as_fraction(const Value& v) {
     return d;
   });
 }
+// A finite number >= 0 (prices) or > 0 (budget limits), in US dollars.
+std::optional<double> parse_amount(std::string_view t) {
+  double d = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), d);
+  if (ec != std::errc() || p != t.data() + t.size() || !std::isfinite(d) || d < 0) {
+    return std::nullopt;
+  }
+  return d;
+}
+double as_price(const Value& v) {
+  return v.parse("a number of US dollars >= 0", parse_amount);
+}
+double as_limit_usd(const Value& v) {
+  return v.parse("a number of US dollars > 0", [](std::string_view t) -> std::optional<double> {
+    auto d = parse_amount(t);
+    return d && *d > 0 ? d : std::nullopt;
+  });
+}
 HostPort as_host_port(const Value& v) {
   return parse_host_port(v.scalar(kHostPortWhat), v.where());
 }
@@ -596,6 +616,40 @@ std::string lower(std::string text) {
 
 RateLimitPolicy read_rate_limit(const Value& v);  // below; keys carry their own policies too
 
+Budget read_budget(const Value& v) {
+  Budget b;
+  bool has_limit = false;
+  read_map(v, [&](Map& m) {
+    std::optional<double> limit;
+    m.read("limit", limit, as_limit_usd);
+    m.read("period", b.period, as_enum(kPeriods));
+    if (limit) {
+      b.limit_usd = *limit;
+      has_limit = true;
+    }
+  });
+  if (!has_limit) v.fail("a budget with a limit (US dollars per period)", "no limit");
+  return b;
+}
+
+ModelPrice read_price(const Value& v) {
+  ModelPrice p;
+  read_map(v, [&](Map& m) {
+    m.read("input", p.input_per_mtok, as_price);
+    m.read("output", p.output_per_mtok, as_price);
+  });
+  return p;
+}
+
+template <class T, class Read>
+auto map_of(Read read) {
+  return [read](const Value& v) {
+    std::map<std::string, T> out;
+    for (const auto& [name, value] : Map(v).entries()) out.emplace(name, read(value));
+    return out;
+  };
+}
+
 KeyConfig read_key(const Value& v) {
   KeyConfig k;
   std::optional<std::string> plain;
@@ -612,6 +666,7 @@ KeyConfig read_key(const Value& v) {
     m.read("models", k.models, one_or_list(as_string));
     m.read("cache", k.cache, as_bool);
     m.read("rate_limits", k.rate_limits, list_of(read_rate_limit));
+    m.read("budget", k.budget, read_budget);
   });
   if (plain.has_value() == hashed.has_value()) {
     v.fail("exactly one of key or key_sha256", plain ? "both" : "neither");
@@ -707,6 +762,24 @@ Config read_config(const Value& root) {
       o.read("default_output_tokens", c.rate_limit_options.default_output_tokens, as_u64);
       o.read("output_tokens", c.rate_limit_options.output_tokens, as_u64_map);
       o.read("cache_hits_consume_tokens", c.rate_limit_options.cache_hits_consume_tokens, as_bool);
+    });
+    m.section("key_store", [&](Map& k) {
+      k.read("enabled", c.key_store.enabled, as_bool);
+      k.read("grace", c.key_store.grace, as_seconds);
+      k.read("lookup_timeout", c.key_store.lookup_timeout, as_duration);
+      k.read("max_cached", c.key_store.max_cached, as_count);
+      k.read("key_prefix", c.key_store.key_prefix, as_string);
+    });
+    m.read("prices", c.prices, map_of<ModelPrice>(read_price));
+    m.section("budgets", [&](Map& b) {
+      b.read("tenants", c.budgets.tenants, map_of<Budget>(read_budget));
+    });
+    m.section("sessions", [&](Map& s) {
+      s.read("enabled", c.sessions.enabled, as_bool);
+      s.read("ttl", c.sessions.ttl, as_seconds);
+      s.read("max_messages", c.sessions.max_messages, as_count);
+      s.read("max_bytes", c.sessions.max_bytes, as_size);
+      s.read("max_id_bytes", c.sessions.max_id_bytes, as_count);
     });
     m.section("logging", [&](Map& l) {
       l.read("level", c.logging.level, as_enum(kLogLevels));
@@ -875,6 +948,23 @@ LoadResult load_config_file(const std::string& path, const EnvLookup& env) {
     fail(path, "a readable configuration file", "a read error");
   }
   return load_config_string(text.str(), path, env);
+}
+
+std::vector<RateLimitPolicy> parse_rate_limits(std::string_view text, const std::string& where) {
+  const Context ctx{where, [](const std::string&) { return std::optional<std::string>(); }};
+  return list_of(read_rate_limit)(Value(ctx, parse_yaml(text, where), ""));
+}
+
+Budget parse_budget(std::string_view text, const std::string& where) {
+  const Context ctx{where, [](const std::string&) { return std::optional<std::string>(); }};
+  return read_budget(Value(ctx, parse_yaml(text, where), ""));
+}
+
+std::string_view period_name(BudgetPeriod p) {
+  for (const auto& [name, value] : kPeriods) {
+    if (value == p) return name;
+  }
+  return "month";
 }
 
 void apply_overrides(Config& target, const CliOverrides& overrides) {

@@ -56,6 +56,13 @@ void apply_overrides(Config& config, const CliOverrides& overrides);
 // ports valid, ...). Called by the loaders and after apply_overrides.
 void validate(const Config& config);
 
+// Reads a list of rate-limit policies / one budget written as in the config file, from YAML
+// or JSON text (JSON is YAML): the admin API's key bodies. ConfigError names `where` and the
+// field, e.g. "keys body: rate_limits[0].window: expected a duration ...". No ${VAR} expansion.
+std::vector<RateLimitPolicy> parse_rate_limits(std::string_view text, const std::string& where);
+Budget parse_budget(std::string_view text, const std::string& where);
+std::string_view period_name(BudgetPeriod p);  // "day" | "week" | "month"
+
 // Helpers shared with the CLI: "host:port" -> HostPort; durations; SHA-256 hex of a key.
 HostPort parse_host_port(std::string_view text, const std::string& where);
 Millis parse_duration(std::string_view text, const std::string& where);

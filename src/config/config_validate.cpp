@@ -322,6 +322,23 @@ void check_rate_limits(const Checker& check, const Config& config) {
 
 }  // namespace
 
+bool loopback_host(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "localhost" ||
+         host.rfind("127.", 0) == 0;
+}
+
+void check_state_features(const Checker& check, const Config& config) {
+  check.positive(config.key_store.grace.count() + 1, "key_store.grace");
+  check.positive(config.key_store.lookup_timeout, "key_store.lookup_timeout");
+  check.positive(config.key_store.max_cached, "key_store.max_cached");
+  check.expect(!config.key_store.key_prefix.empty() && config.key_store.key_prefix.size() <= 32,
+               "key_store.key_prefix", "1 to 32 characters", quoted(config.key_store.key_prefix));
+  check.positive(config.sessions.ttl, "sessions.ttl");
+  check.positive(config.sessions.max_messages, "sessions.max_messages");
+  check.positive(config.sessions.max_bytes, "sessions.max_bytes");
+  check.positive(config.sessions.max_id_bytes, "sessions.max_id_bytes");
+}
+
 void validate(const Config& config) {
   const Checker check(config);
   check_address(check, config.listen, "listen");
@@ -333,12 +350,17 @@ void validate(const Config& config) {
                "admin.listen", "an address other than listen's", quoted(config.admin.listen.str()));
   check.positive(config.admin.redis_poll_interval, "admin.redis_poll_interval");
   check.positive(config.admin.redis_poll_timeout, "admin.redis_poll_timeout");
+  // The admin API manages keys and reads sessions: without a token, loopback only.
+  check.expect(!config.admin.token.empty() || loopback_host(config.admin.listen.host),
+               "admin.token", "a token when admin.listen is not a loopback address",
+               "no token with admin.listen " + quoted(config.admin.listen.str()));
   check_redis(check, config.redis, "redis");
   check_providers(check, config);
   check_models(check, config);
   check_keys(check, config);
   check_cache(check, config.cache);
   check_rate_limits(check, config);
+  check_state_features(check, config);
 }
 
 }  // namespace redline::config

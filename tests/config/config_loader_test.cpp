@@ -769,7 +769,7 @@ TEST(StructureErrors, WrongTypes) {
 TEST(StructureErrors, UnknownKeyInAListItem) {
   EXPECT_EQ(error_with_provider("keys:\n  - {key: a, tennant: x}\n"),
             "test.yaml: keys[0].tennant: expected one of the keys key, key_sha256, name, tenant, "
-            "models, cache, rate_limits, got unknown key 'tennant' (did you mean 'tenant'?)");
+            "models, cache, rate_limits, budget, got unknown key 'tennant' (did you mean 'tenant'?)");
   EXPECT_EQ(error_with_provider("rate_limits:\n  - {requests: 1, limit: 2}\n"),
             "test.yaml: rate_limits[0].limit: expected one of the keys scope, algorithm, requests, "
             "tokens, window, burst, fail_mode, got unknown key 'limit'");
@@ -1226,6 +1226,60 @@ TEST(ShippedConfigs, ProductionExampleNeedsItsSecrets) {
             path +
                 ": redis.urls[0]: expected environment variable REDIS_PASSWORD to be set (or "
                 "${REDIS_PASSWORD:-default}), got it unset");
+}
+
+TEST(StateFeatures, KeysBudgetsPricesSessionsAndKeyStore) {
+  const Config c = load_with_provider(
+      "keys:\n  - {key: a, budget: {limit: 2.5, period: day}}\n"
+      "prices:\n  gpt-4o-mini: {input: 0.15, output: 0.6}\n"
+      "budgets:\n  tenants:\n    acme: {limit: 100}\n"
+      "sessions: {ttl: 1h, max_messages: 10, max_bytes: 64KiB}\n"
+      "key_store: {grace: 30s, lookup_timeout: 100ms, key_prefix: sk-x-}\n").config;
+  ASSERT_TRUE(c.keys[0].budget.has_value());
+  EXPECT_DOUBLE_EQ(c.keys[0].budget->limit_usd, 2.5);
+  EXPECT_EQ(c.keys[0].budget->period, BudgetPeriod::kDay);
+  EXPECT_DOUBLE_EQ(c.prices.at("gpt-4o-mini").output_per_mtok, 0.6);
+  EXPECT_EQ(c.budgets.tenants.at("acme").period, BudgetPeriod::kMonth);  // the default
+  EXPECT_EQ(c.sessions.ttl, Seconds(3600));
+  EXPECT_EQ(c.sessions.max_messages, 10u);
+  EXPECT_EQ(c.sessions.max_bytes, 64u * 1024);
+  EXPECT_EQ(c.key_store.grace, Seconds(30));
+  EXPECT_EQ(c.key_store.lookup_timeout, Millis(100));
+  EXPECT_EQ(c.key_store.key_prefix, "sk-x-");
+}
+
+TEST(StateFeatures, BadValuesNameTheField) {
+  EXPECT_EQ(error_with_provider("keys:\n  - {key: a, budget: {period: day}}\n"),
+            "test.yaml: keys[0].budget: expected a budget with a limit (US dollars per period), "
+            "got no limit");
+  EXPECT_EQ(error_with_provider("budgets:\n  tenants:\n    a: {limit: -1}\n"),
+            "test.yaml: budgets.tenants.a.limit: expected a number of US dollars > 0, got '-1'");
+  EXPECT_EQ(error_with_provider("keys:\n  - {key: a, budget: {limit: 1, period: year}}\n"),
+            "test.yaml: keys[0].budget.period: expected one of day|week|month, got 'year'");
+  EXPECT_EQ(error_with_provider("prices:\n  m: {input: cheap}\n"),
+            "test.yaml: prices.m.input: expected a number of US dollars >= 0, got 'cheap'");
+  EXPECT_EQ(error_with_provider("sessions: {max_messages: 0}\n"),
+            "test.yaml: sessions.max_messages: expected a value > 0, got 0");
+}
+
+TEST(StateFeatures, AdminWithoutTokenOnlyOnLoopback) {
+  EXPECT_EQ(error_with_provider("admin: {listen: '0.0.0.0:9090'}\n"),
+            "test.yaml: admin.token: expected a token when admin.listen is not a loopback "
+            "address, got no token with admin.listen '0.0.0.0:9090'");
+  EXPECT_EQ(load_with_provider("admin: {listen: '0.0.0.0:9090', token: t}\n").config.admin.token, "t");
+}
+
+TEST(StateFeatures, AdminBodiesParseLikeTheConfig) {
+  const auto policies = parse_rate_limits(
+      R"([{"scope": ["key", "model"], "algorithm": "token-bucket", "requests": 5, "window": 60}])",
+      "body");
+  ASSERT_EQ(policies.size(), 1u);
+  EXPECT_EQ(policies[0].algorithm, RateLimitAlgorithm::kTokenBucket);
+  EXPECT_EQ(policies[0].scopes.size(), 2u);
+  EXPECT_EQ(error_of_call([] { parse_rate_limits(R"([{"window": "soon"}])", "body"); }),
+            "body: [0].window: expected a whole number of seconds like 60, 60s or 5m, got 'soon'");
+  EXPECT_EQ(parse_budget(R"({"limit": 3, "period": "week"})", "body").period, BudgetPeriod::kWeek);
+  EXPECT_EQ(period_name(BudgetPeriod::kWeek), "week");
 }
 
 }  // namespace
