@@ -45,7 +45,13 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
     co_await ex.respond_error(405, "purge with POST /admin/cache/purge", "method_not_allowed");
     co_return;
   }
-  if (!purge && req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+  // The state API checks its methods per endpoint, after the token.
+  const bool state_api = path == "/admin/config" || path == "/admin/keys" ||
+                         path.starts_with("/admin/keys/") || path == "/admin/sessions" ||
+                         path.starts_with("/admin/sessions/") || path == "/admin/spend" ||
+                         path == "/admin/ratelimits";
+  if (!purge && !state_api && req.method() != bhttp::verb::get &&
+      req.method() != bhttp::verb::head) {
     co_await ex.respond_error(405, "admin endpoints are read with GET", "method_not_allowed");
     co_return;
   }
@@ -78,6 +84,10 @@ boost::asio::awaitable<void> AdminHandler::handle(http::Exchange& ex) {
     }
     if (path.starts_with("/admin/cache/")) {
       co_await cache_admin(ex, path);
+      co_return;
+    }
+    if (state_api) {
+      co_await state_admin(ex, path);
       co_return;
     }
     if (path == "/admin/slowlog") {

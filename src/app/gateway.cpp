@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "metrics/process.h"
+#include "redis/config_options.h"
 #include "metrics/standard.h"
 
 namespace redline::app {
@@ -72,7 +73,22 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   if (config_.cache.enabled) {
     cache_ = std::make_unique<cache::CacheStore>(config_.cache, config_.redis, raw);
   }
-  proxy_handler_ = std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_, cache_.get());
+  if (config_.key_store.enabled) {
+    keys_ = std::make_unique<auth::KeyStore>(config_.key_store, config_.redis);
+  }
+  budgets_ = std::make_unique<budget::Budgets>(config_);
+  if (config_.sessions.enabled) {
+    sessions_ = std::make_unique<session::SessionStore>(config_.sessions);
+  }
+  {
+    auto made = redis::make_client(raw.front()->get_executor(),
+                                   redis::client_options(config_.redis, "redline-admin"));
+    if (!made.ok()) throw std::runtime_error("state redis: " + made.error().to_string());
+    admin_redis_ = std::move(*made);
+  }
+  const proxy::StateServices state{keys_.get(), budgets_.get(), sessions_.get()};
+  proxy_handler_ =
+      std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_, cache_.get(), state);
   metrics::standard::declare_all();
   metrics::export_process_metrics();
   restrict_model_label(config_);
@@ -93,6 +109,8 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
                                                          redis_health_options(config_));
   admin_handler_->set_cache(cache_.get());
+  admin_handler_->set_state({&config_, admin_redis_.get(), keys_.get(), budgets_.get(),
+                             sessions_.get()});
   admin_handler_->set_redis_nodes([health = redis_health_.get()](bool with_slowlog) {
     return health->nodes_json(with_slowlog);
   });
@@ -109,14 +127,19 @@ Gateway::~Gateway() {
   proxy_handler_->shutdown();
   redis_health_->stop();
   if (cache_) cache_->stop();
+  if (keys_) keys_->stop();
+  admin_redis_->stop();
   metric_sources_.clear();  // some read the cache's stats
   // The Redis clients' timers and sockets must go while their io_contexts still exist.
   cache_.reset();
+  keys_.reset();
+  admin_redis_.reset();
   contexts_.clear();
 }
 
 void Gateway::start() {
   if (cache_) cache_->start();
+  if (keys_) keys_->start(*contexts_.front());
   proxy_server_->start();
   admin_server_->start();
   for (auto& c : contexts_) guards_.emplace_back(c->get_executor());

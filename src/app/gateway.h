@@ -52,6 +52,11 @@ class Gateway {
   std::vector<std::thread> threads_;
   std::unique_ptr<proxy::AccessLog> access_log_;
   std::unique_ptr<cache::CacheStore> cache_;
+  // State in the state Redis besides limits: keys issued at run time, spend, sessions.
+  std::unique_ptr<auth::KeyStore> keys_;
+  std::unique_ptr<budget::Budgets> budgets_;
+  std::unique_ptr<session::SessionStore> sessions_;
+  std::unique_ptr<redis::Client> admin_redis_;  // the admin API's state client (thread 0)
   std::unique_ptr<proxy::ProxyHandler> proxy_handler_;
   std::unique_ptr<admin::AdminHandler> admin_handler_;
   std::unique_ptr<http::Server> proxy_server_;

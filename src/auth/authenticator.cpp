@@ -1,6 +1,8 @@
 // Virtual-key authentication (see authenticator.h).
 #include "auth/authenticator.h"
 
+#include "auth/key_store.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -58,10 +60,24 @@ Authenticator::Authenticator(const std::vector<config::KeyConfig>& keys) {
   }
 }
 
-AuthResult Authenticator::authenticate(std::string_view authorization,
-                                       std::string_view api_key) const {
+Identity identity_of(std::shared_ptr<const KeyRecord> record) {
+  Identity id;
+  id.tenant = record->tenant;
+  id.key_name = record->name;
+  id.key_id = record->id;
+  id.models = &record->models;
+  id.cache = record->cache;
+  id.rate_limits = &record->rate_limits;
+  id.budget = record->budget;
+  id.stored = true;
+  id.record = std::move(record);
+  return id;
+}
+
+AuthResult Authenticator::authenticate(std::string_view authorization, std::string_view api_key,
+                                       bool hash_unknown) const {
   AuthResult result;
-  if (open()) {
+  if (open() && !hash_unknown) {
     result.outcome = AuthOutcome::kOk;
     return result;
   }
@@ -71,12 +87,19 @@ AuthResult Authenticator::authenticate(std::string_view authorization,
                                    authorization.substr(0, 7) == "bearer ")) {
     presented = trim(authorization.substr(7));
   }
-  if (presented.empty()) return result;  // kMissing
+  if (presented.empty()) {
+    if (open()) result.outcome = AuthOutcome::kOk;
+    return result;  // kMissing
+  }
 
-  result.outcome = AuthOutcome::kInvalid;
+  result.outcome = open() ? AuthOutcome::kOk : AuthOutcome::kInvalid;
   const auto digest = sha256(presented);
-  auto it = by_hex_.find(to_hex(digest.data(), digest.size()));
-  if (it == by_hex_.end()) return result;
+  auto hex = to_hex(digest.data(), digest.size());
+  auto it = by_hex_.find(hex);
+  if (it == by_hex_.end()) {
+    result.presented_sha256 = std::move(hex);
+    return result;
+  }
   const auto& entry = keys_[it->second];
   // The map found the candidate by its hash; confirm in constant time anyway.
   if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) != 0) return result;
@@ -87,6 +110,7 @@ AuthResult Authenticator::authenticate(std::string_view authorization,
   result.identity.models = &entry.config->models;
   result.identity.cache = entry.config->cache;
   result.identity.rate_limits = &entry.config->rate_limits;
+  result.identity.budget = entry.config->budget;
   return result;
 }
 

@@ -8,12 +8,14 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "budget/budget.h"
 #include "cache/cache_key.h"
 #include "cache/cache_store.h"
 #include "http/server.h"
 #include "proxy/router.h"
 #include "proxy/usage.h"
 #include "ratelimit/limiter.h"
+#include "session/session_store.h"
 
 namespace redline::proxy {
 
@@ -66,6 +68,25 @@ struct RequestContext : UpstreamOutcome {
   std::string cache_namespace;
   uint64_t cache_generation = 0;
   cache::CacheKey cache_key;
+
+  // Conversation session (x-redline-session): the merged body is what goes on (cache key,
+  // provider, token estimate); the turn is appended after the answer.
+  std::string session_id;  // "" = no session
+  session::Api session_api = session::Api::kChat;
+  session::Merged session_turn;
+  // Budgets: whose money this request spends; set when spend is recorded or checked.
+  std::optional<budget::Subject> spender;
+
+  // The answer as the client got it, kept only when a later phase needs it (sessions).
+  bool capture_answer = false;
+  bool answer_streamed = false;
+  std::string answer_body;
+  std::vector<std::string> answer_events;
+
+  // The request body as it goes on: the client's, or with the session's history in front.
+  const std::string& body() const {
+    return session_id.empty() ? exchange.request().body() : session_turn.body;
+  }
 };
 
 // A phase's decision to answer the request itself.

@@ -52,12 +52,17 @@ bool any_rate_limits(const config::Config& c) {
 }
 
 // Passes the answer to the client and reads the provider's usage on the way (for settling
-// token limits on answers that do not go through the cache).
+// token limits and recording spend on answers that do not go through the cache). With
+// `capture`, the whole answer is kept in the context (a session turn needs the reply).
 class UsageSink final : public Sink {
  public:
-  explicit UsageSink(http::Exchange& ex) : ex_(ex) {}
+  explicit UsageSink(http::Exchange& ex, RequestContext* capture = nullptr)
+      : ex_(ex), capture_(capture) {}
   asio::awaitable<bool> respond(http::Response& response) override {
-    if (response.result_int() == 200) usage_ = usage_from_body(response.body());
+    if (response.result_int() == 200) {
+      usage_ = usage_from_body(response.body());
+      if (capture_ != nullptr) capture_->answer_body = response.body();
+    }
     return ex_.respond(response);
   }
   asio::awaitable<bool> respond_error(int status, std::string_view message, std::string_view code,
@@ -70,6 +75,11 @@ class UsageSink final : public Sink {
   asio::awaitable<bool> write_chunk(std::string_view data) override {
     const std::size_t before = events_.size();
     splitter_.feed(data, events_);
+    if (capture_ != nullptr) {
+      capture_->answer_streamed = true;
+      capture_->answer_events = events_;  // all of them: the reply is assembled from them
+      return ex_.write_chunk(data);
+    }
     // Only events that mention usage are kept (the usage chunk, message_start/_delta).
     std::size_t keep = before;
     for (std::size_t i = before; i < events_.size(); ++i) {
@@ -89,6 +99,7 @@ class UsageSink final : public Sink {
 
  private:
   http::Exchange& ex_;
+  RequestContext* capture_;
   std::optional<Usage> usage_;
   cache::SseSplitter splitter_;
   std::vector<std::string> events_;
@@ -96,21 +107,36 @@ class UsageSink final : public Sink {
 }  // namespace
 
 ProxyHandler::ProxyHandler(const config::Config& config, std::vector<asio::io_context*> contexts,
-                           AccessLog& access_log, cache::CacheStore* cache)
-    : config_(config), router_(config), auth_(config.keys), access_log_(access_log), cache_(cache) {
+                           AccessLog& access_log, cache::CacheStore* cache, StateServices state)
+    : config_(config),
+      router_(config),
+      auth_(config.keys),
+      access_log_(access_log),
+      cache_(cache),
+      state_(state) {
   for (auto* c : contexts) workers_.push_back(std::make_unique<Worker>(*c));
-  if (any_rate_limits(config)) {
-    limiter_shared_ = std::make_shared<ratelimit::SharedLimiterState>();
-    const auto options = ratelimit::LimiterOptions::from_config(config.rate_limit_options);
-    const auto client_options = redis::client_options(config.redis, "redline-ratelimit");
+  const bool limits = any_rate_limits(config);
+  if (limits || state_.keys || state_.budgets || state_.sessions) {
+    // One state Redis client per thread (connected on first use).
+    const auto client_options = redis::client_options(config.redis, "redline-state");
     for (std::size_t i = 0; i < contexts.size(); ++i) {
       auto made = redis::make_client(contexts[i]->get_executor(), client_options);
       if (!made.ok()) throw std::runtime_error("state redis: " + made.error().to_string());
       workers_[i]->state = std::move(*made);
-      workers_[i]->limiter = std::make_unique<ratelimit::RateLimiter>(
-          *workers_[i]->state, config.rate_limits, options, limiter_shared_);
     }
   }
+  if (limits) {
+    limiter_shared_ = std::make_shared<ratelimit::SharedLimiterState>();
+    const auto options = ratelimit::LimiterOptions::from_config(config.rate_limit_options);
+    for (auto& w : workers_) {
+      w->limiter = std::make_unique<ratelimit::RateLimiter>(*w->state, config.rate_limits, options,
+                                                            limiter_shared_);
+    }
+  }
+}
+
+redis::Client& ProxyHandler::state_redis(const RequestContext& ctx) {
+  return *workers_[ctx.exchange.thread_index()]->state;
 }
 
 ProxyHandler::~ProxyHandler() = default;
@@ -194,23 +220,47 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
   return std::nullopt;
 }
 
-std::optional<Reject> ProxyHandler::auth_phase(RequestContext& ctx) {
+asio::awaitable<std::optional<Reject>> ProxyHandler::auth_phase(RequestContext& ctx) {
   auto& req = ctx.exchange.request();
-  auto result = auth_.authenticate(req[bhttp::field::authorization], req["x-api-key"]);
-  switch (result.outcome) {
-    case auth::AuthOutcome::kMissing:
-      return Reject{401, "missing API key: send Authorization: Bearer <key> or x-api-key",
-                    "missing_api_key"};
-    case auth::AuthOutcome::kInvalid:
-      return Reject{401, "invalid API key", "invalid_api_key"};
-    case auth::AuthOutcome::kOk:
-      break;
+  auto result =
+      auth_.authenticate(req[bhttp::field::authorization], req["x-api-key"], state_.keys != nullptr);
+  if (result.outcome == auth::AuthOutcome::kMissing) {
+    co_return Reject{401, "missing API key: send Authorization: Bearer <key> or x-api-key",
+                     "missing_api_key"};
+  }
+  if (!result.presented_sha256.empty() && state_.keys != nullptr) {
+    // Not a key of the config: maybe one issued through the admin API.
+    auto found = co_await state_.keys->find(state_redis(ctx), result.presented_sha256);
+    switch (found.status) {
+      case auth::KeyStatus::kActive:
+        result.outcome = auth::AuthOutcome::kOk;
+        result.identity = auth::identity_of(std::move(found.record));
+        break;
+      case auth::KeyStatus::kRevoked:
+        co_return Reject{401, "this API key has been revoked", "invalid_api_key"};
+      case auth::KeyStatus::kExpired:
+        co_return Reject{401, "this API key has expired", "invalid_api_key"};
+      case auth::KeyStatus::kUnavailable:
+        // Only an open gateway may serve a key it cannot check (as the open tenant).
+        if (result.outcome != auth::AuthOutcome::kOk) {
+          co_return Reject{503,
+                           "cannot verify the API key right now (the key store is unreachable); "
+                           "retry shortly",
+                           "key_store_unavailable", "1"};
+        }
+        break;
+      case auth::KeyStatus::kUnknown:
+        break;  // open gateway: the open tenant; otherwise invalid below
+    }
+  }
+  if (result.outcome != auth::AuthOutcome::kOk) {
+    co_return Reject{401, "invalid API key", "invalid_api_key"};
   }
   ctx.identity = std::move(result.identity);
   if (!ctx.model.empty() && !ctx.identity.model_allowed(ctx.model)) {
-    return Reject{403, "this key may not use model " + ctx.model, "model_not_allowed"};
+    co_return Reject{403, "this key may not use model " + ctx.model, "model_not_allowed"};
   }
-  return std::nullopt;
+  co_return std::nullopt;
 }
 
 std::optional<Reject> ProxyHandler::route_phase(RequestContext& ctx) {
@@ -238,8 +288,22 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
   ctx.request_id = pick_request_id(exchange.request()["x-request-id"]);
   exchange.add_response_header("x-request-id", ctx.request_id);
 
+  if (exchange.request().target().starts_with(kSessionsPath)) {
+    // The client's own sessions: GET / DELETE /v1/sessions/{id}.
+    auto denied = co_await auth_phase(ctx);
+    if (denied) {
+      ctx.error_code = denied->code;
+      co_await exchange.respond_error(denied->status, denied->message, denied->code,
+                                      denied->retry_after);
+    } else {
+      co_await sessions_api(ctx, exchange.request().target().substr(kSessionsPath.size()));
+    }
+    access_log_.write(ctx);
+    co_return;
+  }
   std::optional<Reject> reject = parse_phase(ctx);
-  if (!reject) reject = auth_phase(ctx);
+  if (!reject) reject = co_await auth_phase(ctx);
+  if (!reject) reject = co_await state_phase(ctx);
   if (!reject) reject = route_phase(ctx);
   if (!reject) reject = co_await cache_key_phase(ctx);
   std::optional<cache::Lookup> prefetched;
@@ -256,19 +320,23 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
                                     reject->retry_after);
   } else if (ctx.cacheable) {
     co_await cached_upstream_phase(ctx, std::move(prefetched));
-  } else if (!ctx.reservation.empty()) {
-    UsageSink sink(exchange);
+  } else if (!ctx.reservation.empty() || ctx.spender || ctx.capture_answer) {
+    UsageSink sink(exchange, ctx.capture_answer ? &ctx : nullptr);
     const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
-                          ctx.model,          ctx.hops,       exchange.request().body()};
+                          ctx.model,          ctx.hops,       ctx.body()};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
     ctx.usage = sink.usage();
   } else {
     ExchangeSink sink(exchange);
     const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
-                          ctx.model,          ctx.hops,       exchange.request().body()};
+                          ctx.model,          ctx.hops,       ctx.body()};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
   }
   co_await settle_phase(ctx);
+  if (!reject) {
+    co_await record_spend(ctx);
+    co_await session_append(ctx);
+  }
   access_log_.write(ctx);
   record_metrics(ctx);
 }
@@ -285,7 +353,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
   facts.tenant = ctx.identity.tenant;
   facts.model = ctx.model;
   facts.ip = ctx.exchange.peer_ip();
-  facts.estimated_tokens = ratelimit::estimate_tokens(ctx.exchange.request().body(), ctx.max_tokens,
+  facts.estimated_tokens = ratelimit::estimate_tokens(ctx.body(), ctx.max_tokens,
                                                       limiter.options().output_cap(ctx.model));
   static const std::vector<config::RateLimitPolicy> kNone;
   const std::span<const config::RateLimitPolicy> own(
@@ -518,7 +586,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
   kr.anthropic_version = req["anthropic-version"];
   kr.anthropic_beta = req["anthropic-beta"];
   kr.openai_beta = req["openai-beta"];
-  kr.body = req.body();
+  kr.body = ctx.body();
   auto key = cache::compute_cache_key(kr);
   if (key.error != cache::KeyError::kNone) {
     co_return Reject{
@@ -544,7 +612,7 @@ std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestCon
   job->endpoint = ctx.endpoint;
   job->model = ctx.model;
   job->hops = ctx.hops;
-  const auto& body = ctx.exchange.request().body();
+  const auto& body = ctx.body();
   const bool openai_stream = ctx.stream && (ctx.endpoint == Endpoint::kChatCompletions ||
                                             ctx.endpoint == Endpoint::kCompletions);
   job->body = openai_stream && !ctx.include_usage ? with_stream_usage(body) : body;
@@ -576,6 +644,11 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
     if (found.entry) {
       ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)
                                         : usage_from_body(found.entry->body);
+      if (ctx.capture_answer) {
+        ctx.answer_streamed = found.entry->streamed;
+        ctx.answer_body = found.entry->body;
+        ctx.answer_events = found.entry->events;
+      }
       ex.add_response_header("x-redline-cache", "hit");
       const int64_t now = cache::now_unix_ms();
       const int64_t age_s = std::max<int64_t>(0, (now - found.entry->created_unix_ms) / 1000);
@@ -625,6 +698,12 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
     co_await flight->serve(ex, serve_options, ctx);
   }
   ctx.usage = flight->usage();
+  if (ctx.capture_answer && flight->complete()) {
+    auto answer = flight->to_entry(0, 0);
+    ctx.answer_streamed = answer.streamed;
+    ctx.answer_body = std::move(answer.body);
+    ctx.answer_events = std::move(answer.events);
+  }
 }
 
 asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,

@@ -1,8 +1,9 @@
 // The proxy's request pipeline: the phases of DESIGN.md §5 run in order on one
 // RequestContext, each a small function with one job that either lets the request go on
-// or answers it (a Reject). Phases today: parse+limits -> authenticate -> route ->
-// cache lookup -> upstream (shared per cache key: flight.h) -> cache store -> log. Rate
-// limits and sessions slot in between as they land.
+// or answers it (a Reject): parse+limits -> authenticate (config keys, then the KeyStore)
+// -> session load and budget check -> route -> cache key -> rate limit + cache lookup ->
+// upstream (shared per cache key: flight.h) -> cache store -> settle tokens, record spend,
+// append the session turn -> log + metrics.
 #pragma once
 
 #include <memory>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "auth/key_store.h"
+#include "budget/budget.h"
 #include "cache/cache_store.h"
 #include "config/config.h"
 #include "http/server.h"
@@ -19,15 +22,27 @@
 #include "proxy/forwarder.h"
 #include "proxy/router.h"
 #include "ratelimit/limiter.h"
+#include "session/session_store.h"
 
 namespace redline::proxy {
 
+// The state the gateway keeps in Redis besides the cache and the limits, owned by the app
+// (the admin API uses them too). Null members are off.
+struct StateServices {
+  auth::KeyStore* keys = nullptr;
+  budget::Budgets* budgets = nullptr;
+  session::SessionStore* sessions = nullptr;
+};
+
 class ProxyHandler : public http::Handler {
  public:
+  static constexpr std::string_view kSessionsPath = "/v1/sessions/";
+
   // `contexts`: the io_context of each server thread, by thread index.
   // `cache`: null when the cache is off.
   ProxyHandler(const config::Config& config, std::vector<asio::io_context*> contexts,
-               AccessLog& access_log, cache::CacheStore* cache = nullptr);
+               AccessLog& access_log, cache::CacheStore* cache = nullptr,
+               StateServices state = {});
   ~ProxyHandler() override;
 
   asio::awaitable<void> handle(http::Exchange& exchange) override;
@@ -39,11 +54,21 @@ class ProxyHandler : public http::Handler {
   std::vector<ratelimit::LimiterStats> limiter_stats() const;
 
  private:
-  struct Worker;  // per-thread state: upstream client and forwarder
+  struct Worker;  // per-thread state: upstream client and forwarder, state Redis, limiter
+  redis::Client& state_redis(const RequestContext& ctx);
   Forwarder& forwarder(std::size_t thread);
 
   std::optional<Reject> parse_phase(RequestContext& ctx);
-  std::optional<Reject> auth_phase(RequestContext& ctx);
+  asio::awaitable<std::optional<Reject>> auth_phase(RequestContext& ctx);
+  // Loads the session and merges its history into the body; checks the budgets.
+  asio::awaitable<std::optional<Reject>> state_phase(RequestContext& ctx);
+  asio::awaitable<std::optional<Reject>> session_load(RequestContext& ctx);
+  asio::awaitable<std::optional<Reject>> budget_check(RequestContext& ctx);
+  // After the answer: the spend (or the saving of a cache hit) and the session turn.
+  asio::awaitable<void> record_spend(RequestContext& ctx);
+  asio::awaitable<void> session_append(RequestContext& ctx);
+  // GET / DELETE /v1/sessions/{id} with the client's own key.
+  asio::awaitable<void> sessions_api(RequestContext& ctx, std::string_view id);
   std::optional<Reject> route_phase(RequestContext& ctx);
   // Request, latency and cache metrics (metrics/standard.h), after the answer.
   void record_metrics(const RequestContext& ctx);
@@ -68,6 +93,7 @@ class ProxyHandler : public http::Handler {
   auth::Authenticator auth_;
   AccessLog& access_log_;
   cache::CacheStore* cache_;
+  StateServices state_;
   std::shared_ptr<ratelimit::SharedLimiterState> limiter_shared_;
   FlightTable flights_;
   std::vector<std::unique_ptr<Worker>> workers_;
