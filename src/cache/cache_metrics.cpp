@@ -55,6 +55,34 @@ std::vector<metrics::Registration> export_cache_metrics(CacheStore& store) {
       bytes.labels("raw").track([&s] { return static_cast<double>(s.bytes_raw.load()); }));
   out.push_back(
       bytes.labels("stored").track([&s] { return static_cast<double>(s.bytes_stored.load()); }));
+  if (const L1Cache* l1 = store.l1()) {
+    // Summed over the per-thread shards at scrape time.
+    auto sum = [l1](OwnedCounter L1Stats::*field) {
+      return [l1, field] {
+        uint64_t total = 0;
+        for (std::size_t i = 0; i < l1->shard_count(); ++i) total += (l1->shard_stats(i).*field).load();
+        return static_cast<double>(total);
+      };
+    };
+    out.push_back(metrics::gauge("redline_cache_l1_entries", "Entries held in the L1 tier.")
+                      .labels()
+                      .track(sum(&L1Stats::entries)));
+    out.push_back(metrics::gauge("redline_cache_l1_bytes",
+                                 "Bytes charged to the L1 tier (key + value + node overhead).")
+                      .labels()
+                      .track(sum(&L1Stats::bytes)));
+    auto& removed = metrics::counter("redline_cache_l1_removals_total",
+                                     "L1 entries removed, by reason: evicted (LRU, to make room), "
+                                     "expired, invalidated (tracking, purge, overwrite elsewhere).",
+                                     {"reason"});
+    out.push_back(removed.labels("evicted").track(sum(&L1Stats::evictions)));
+    out.push_back(removed.labels("expired").track(sum(&L1Stats::expirations)));
+    out.push_back(removed.labels("invalidated").track(sum(&L1Stats::invalidations)));
+    out.push_back(metrics::counter("redline_cache_l1_rejected_total",
+                                   "Entries too large for an L1 shard (served from Redis only).")
+                      .labels()
+                      .track(sum(&L1Stats::rejected)));
+  }
   return out;
 }
 

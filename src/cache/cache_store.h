@@ -93,6 +93,9 @@ class CacheStore {
 
   const config::CacheConfig& config() const { return config_; }
   CacheStats& stats() { return stats_; }
+  // The L1 tier (null when cache.l1.enabled is false); read its counters from any thread
+  // through L1Cache::shard_stats.
+  const L1Cache* l1() const { return l1_.get(); }
   redis::Client& client(std::size_t thread);
 
   // The namespace generation that goes into the cache key: tenant and namespace counters

@@ -42,16 +42,35 @@ inline constexpr std::size_t kL1NodeOverheadBytes = 128;
 // Posted invalidations above this many per shard collapse into a full clear of that shard.
 inline constexpr std::size_t kL1MaxPendingInvalidations = 4096;
 
+// A counter written only by its shard's thread and read by any (the metrics scrape): relaxed
+// loads and stores, no read-modify-write instruction on the hit path.
+class OwnedCounter {
+ public:
+  uint64_t load() const { return v_.load(std::memory_order_relaxed); }
+  operator uint64_t() const { return load(); }  // NOLINT: reads like the plain integer it was
+  OwnedCounter& operator=(uint64_t v) {
+    v_.store(v, std::memory_order_relaxed);
+    return *this;
+  }
+  OwnedCounter& operator+=(uint64_t d) { return *this = load() + d; }
+  OwnedCounter& operator-=(uint64_t d) { return *this = load() - d; }
+  OwnedCounter& operator++() { return *this += 1; }
+  OwnedCounter& operator--() { return *this -= 1; }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
 struct L1Stats {
-  uint64_t entries = 0;
-  uint64_t bytes = 0;  // charged bytes: key + value + kL1NodeOverheadBytes per entry
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-  uint64_t evictions = 0;      // LRU evictions to make room
-  uint64_t expirations = 0;    // entries found expired on lookup
-  uint64_t rejected = 0;       // puts larger than the whole shard budget
-  uint64_t invalidations = 0;  // entries removed by erase or posted invalidations
-  uint64_t clears = 0;         // clear() or clear_all() applied
+  OwnedCounter entries;
+  OwnedCounter bytes;  // charged bytes: key + value + kL1NodeOverheadBytes per entry
+  OwnedCounter hits;
+  OwnedCounter misses;
+  OwnedCounter evictions;      // LRU evictions to make room
+  OwnedCounter expirations;    // entries found expired on lookup
+  OwnedCounter rejected;       // puts larger than the whole shard budget
+  OwnedCounter invalidations;  // entries removed by erase or posted invalidations
+  OwnedCounter clears;         // clear() or clear_all() applied
 };
 
 class L1Shard {
@@ -117,6 +136,8 @@ class L1Cache {
   void invalidate_other_shards(const KeyDigest& key, std::size_t except);
   // Any thread: empties every shard before each owner's next call (e.g. tracking link lost).
   void clear_all();
+  // Any thread: one shard's counters (each field read on its own, relaxed).
+  const L1Stats& shard_stats(std::size_t i) const { return shards_[i]->stats(); }
 
  private:
   std::vector<std::unique_ptr<L1Shard>> shards_;

@@ -11,6 +11,7 @@
 
 #include "cache/entry.h"
 #include "metrics/registry.h"
+#include "metrics/standard.h"
 #include "proxy/pipeline.h"
 #include "session/session_json.h"
 
@@ -20,24 +21,11 @@ namespace {
 
 constexpr std::string_view kSessionHeader = "x-redline-session";
 
-metrics::CounterFamily& spend_counter() {
-  static auto& c = metrics::counter(
-      "redline_spend_microdollars_total",
-      "Provider spend by model in micro-dollars (usage x the price table); cache hits excluded.",
-      {"model"});
-  return c;
-}
-metrics::CounterFamily& saved_counter() {
-  static auto& c = metrics::counter(
-      "redline_cache_saved_microdollars_total",
-      "What the answers served from the cache would have cost at the provider, by model.",
-      {"model"});
-  return c;
-}
 metrics::CounterFamily& session_counter() {
   static auto& c = metrics::counter(
       "redline_session_operations_total",
-      "Conversation session operations by kind (load, append, trim-free) and outcome.",
+      "Conversation session operations (load: found | new | error; append: ok | no_reply | "
+      "error).",
       {"operation", "outcome"});
   return c;
 }
@@ -164,9 +152,8 @@ asio::awaitable<void> ProxyHandler::record_spend(RequestContext& ctx) {
       state_redis(ctx), *ctx.spender, model, ctx.usage->input_tokens, ctx.usage->output_tokens,
       from_cache, cache::now_unix_ms());
   if (cost > 0) {
-    (from_cache ? saved_counter() : spend_counter())
-        .labels(ctx.model)
-        .inc(static_cast<uint64_t>(cost));
+    auto& family = from_cache ? metrics::standard::cache_saved_usd() : metrics::standard::spend_usd();
+    family.labels(ctx.model).inc(static_cast<uint64_t>(cost));  // micro-dollars
   }
 }
 

@@ -289,7 +289,7 @@ TEST_F(StateTest, TenantBudgetAndCacheSavings) {
   EXPECT_NEAR(s.at("saved_usd").to_number<double>(), cost, 1e-6) << spend.body;
   EXPECT_NEAR(s.at("limit_usd").to_number<double>(), 1000, 1e-9);
   auto metrics = test::http_request(gw.admin(), "GET", "/metrics");
-  EXPECT_NE(metrics.body.find("redline_cache_saved_microdollars_total{model=\"gpt-4o-mini\"}"),
+  EXPECT_NE(metrics.body.find("redline_cache_saved_usd_total{model=\"gpt-4o-mini\"}"),
             std::string::npos);
   // Over the tenant's budget: every key of the tenant is refused.
   redis_->cli("EVAL",
