@@ -1,6 +1,8 @@
 // Process metrics (see process.h).
 #include "metrics/process.h"
 
+#include "redis/connection.h"
+
 #include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -84,6 +86,29 @@ ProcessMetrics::ProcessMetrics(Registry& reg) {
       reg.counter("redline_process_cpu_seconds_total", "User and system CPU time.")
           .labels()
           .track([] { return read_process().cpu_seconds; }));
+  // The Redis client's connections, summed over the process (redis::process_stats()).
+  auto& rs = redis::process_stats();
+  auto c = [&](const char* name, const char* help, const std::atomic<uint64_t>& v) {
+    registrations_.push_back(reg.counter(name, help).labels().track(
+        [&v] { return static_cast<double>(v.load(std::memory_order_relaxed)); }));
+  };
+  c("redline_redis_commands_total", "Commands the gateway sent to Redis (all nodes, all uses).",
+    rs.commands_sent);
+  c("redline_redis_writes_total",
+    "Write syscalls carrying them; commands / writes is the average pipeline depth.", rs.writes);
+  c("redline_redis_timeouts_total", "Redis commands that missed their deadline.", rs.timeouts);
+  c("redline_redis_error_replies_total", "Error replies from Redis (including MOVED/ASK).",
+    rs.server_errors);
+  c("redline_redis_connects_total", "Successful Redis (re)connects.", rs.connects);
+  c("redline_redis_connect_failures_total", "Failed Redis connection attempts.",
+    rs.connect_failures);
+  c("redline_redis_disconnects_total", "Redis connections lost while in use.", rs.disconnects);
+  registrations_.push_back(
+      reg.gauge("redline_redis_connections", "Redis connections open and ready.")
+          .labels()
+          .track([&rs] {
+            return static_cast<double>(rs.connections.load(std::memory_order_relaxed));
+          }));
   registrations_.push_back(
       reg.gauge("redline_build_info", "Always 1; the version is a label.", {"version"})
           .labels(REDLINE_VERSION)

@@ -238,9 +238,17 @@ void Connection::start() {
   asio::co_spawn(ex_, run(), log_exception);
 }
 
+ProcessRedisStats& process_stats() {
+  static ProcessRedisStats stats;
+  return stats;
+}
+
 void Connection::stop() {
   if (state_ == State::kStopped) {
     return;
+  }
+  if (state_ == State::kReady) {
+    process_stats().connections.fetch_sub(1, std::memory_order_relaxed);
   }
   ++generation_;
   notify_state(State::kStopped);
@@ -294,6 +302,8 @@ Awaitable<void> Connection::run() {
       attempt_ = 0;
       last_error_.reset();
       ++stats_.connects;
+      process_stats().connects.fetch_add(1, std::memory_order_relaxed);
+      process_stats().connections.fetch_add(1, std::memory_order_relaxed);
       down_.expires_at(asio::steady_timer::time_point::max());
       notify_state(State::kReady);
       asio::co_spawn(ex_, reader(t, gen), log_exception);
@@ -304,6 +314,7 @@ Awaitable<void> Connection::run() {
       }
     } else {
       ++stats_.connect_failures;
+      process_stats().connect_failures.fetch_add(1, std::memory_order_relaxed);
       last_error_ = opened.error();
       t->close();
       if (!options_.tls || opened.kind() != ErrorKind::kTlsError) {
@@ -491,6 +502,7 @@ Awaitable<void> Connection::writer(std::shared_ptr<Transport> t, uint64_t gen) {
     out.clear();
     out.swap(wbuf_);
     stats_.commands_sent += wbuf_commands_;
+    process_stats().commands_sent.fetch_add(wbuf_commands_, std::memory_order_relaxed);
     wbuf_commands_ = 0;
     size_t off = 0;
     while (off < out.size()) {
@@ -505,6 +517,7 @@ Awaitable<void> Connection::writer(std::shared_ptr<Transport> t, uint64_t gen) {
         co_return;
       }
       ++stats_.writes;
+      process_stats().writes.fetch_add(1, std::memory_order_relaxed);
       off += n;
     }
     // Reuse the larger allocation for the next round.
@@ -584,6 +597,7 @@ bool Connection::dispatch(Reply reply) {
   if (p.abandoned) {
     ++stats_.discarded;
   } else if (reply.is_error()) {
+    process_stats().server_errors.fetch_add(1, std::memory_order_relaxed);
     p.replies.emplace_back(Error{ErrorKind::kServerError, std::move(reply.mutable_str())});
   } else {
     p.replies.emplace_back(std::move(reply));
@@ -618,6 +632,8 @@ void Connection::fail_connection(const Error& error) {
   }
   ++generation_;
   ++stats_.disconnects;
+  process_stats().disconnects.fetch_add(1, std::memory_order_relaxed);
+  process_stats().connections.fetch_sub(1, std::memory_order_relaxed);
   last_error_ = error;
   spdlog::warn("redis: {}", error.to_string());
   notify_state(State::kBackoff);
@@ -716,6 +732,7 @@ Awaitable<std::vector<Result<Reply>>> Connection::submit(std::span<const Command
   if (!p->done) {
     p->abandoned = true;
     stats_.timeouts += cmds.size();
+    process_stats().timeouts.fetch_add(cmds.size(), std::memory_order_relaxed);
     // The oldest command waiting far too long: the peer is gone without telling us.
     if (options_.stall_reset.count() > 0 && state_ == State::kReady && !inflight_.empty() &&
         std::chrono::steady_clock::now() - inflight_.front()->queued_at > options_.stall_reset) {

@@ -5,6 +5,8 @@
 // Connection per node per thread and call it only from its executor's thread.
 #pragma once
 
+#include <atomic>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -73,6 +75,21 @@ struct ConnectionStats {
   uint64_t connect_failures = 0;
   uint64_t disconnects = 0;
 };
+
+// The same events summed over every connection of the process, readable from any thread
+// (the metrics scrape): redline_redis_* in docs/operations.md. Updated once per event or per
+// write syscall (never per command), so the cost stays off the per-command path.
+struct ProcessRedisStats {
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> commands_sent{0};
+  std::atomic<uint64_t> timeouts{0};
+  std::atomic<uint64_t> server_errors{0};  // error replies (-ERR, -MOVED, ...)
+  std::atomic<uint64_t> connects{0};
+  std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> disconnects{0};
+  std::atomic<int64_t> connections{0};  // ready right now
+};
+ProcessRedisStats& process_stats();
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:

@@ -98,3 +98,45 @@ TEST(RedisClient, StandaloneScriptsRecoverAfterScriptFlush) {
 
 }  // namespace
 }  // namespace redline::redis
+
+namespace redline::redis {
+namespace {
+
+// The process-wide counters behind the redline_redis_* metrics move with real traffic.
+TEST(RedisProcessStats, CountCommandsWritesConnectionsAndLosses) {
+  using testing::run_until_done;
+  test::RedisServer server;
+  auto& ps = process_stats();
+  const uint64_t commands0 = ps.commands_sent.load(), writes0 = ps.writes.load();
+  const uint64_t connects0 = ps.connects.load(), disconnects0 = ps.disconnects.load();
+  const uint64_t errors0 = ps.server_errors.load();
+  const int64_t open0 = ps.connections.load();
+  asio::io_context io;
+  ClientOptions o;
+  o.urls = {server.url()};
+  auto made = make_client(io.get_executor(), o);
+  ASSERT_TRUE(made.ok());
+  Client& client = *made.value();
+  ASSERT_TRUE(run_until_done(io, client.connect()).ok());
+  EXPECT_EQ(ps.connects.load(), connects0 + 1);
+  EXPECT_EQ(ps.connections.load(), open0 + 1);
+  std::vector<Command> batch;
+  for (int i = 0; i < 20; ++i) batch.emplace_back("SET", "k" + std::to_string(i), i);
+  auto replies = run_until_done(io, client.batch(batch));
+  ASSERT_EQ(replies.size(), 20u);
+  EXPECT_GE(ps.commands_sent.load(), commands0 + 20);
+  EXPECT_GT(ps.writes.load(), writes0);
+  EXPECT_LT(ps.writes.load() - writes0, 20u);  // pipelined: fewer writes than commands
+  const Command bad("INCR", "k1", "extra-argument");
+  EXPECT_FALSE(run_until_done(io, client.execute(bad)).ok());
+  EXPECT_EQ(ps.server_errors.load(), errors0 + 1);
+  server.kill();
+  const Command ping("PING");
+  (void)run_until_done(io, client.execute(ping));
+  EXPECT_EQ(ps.disconnects.load(), disconnects0 + 1);
+  EXPECT_EQ(ps.connections.load(), open0);
+  client.stop();
+}
+
+}  // namespace
+}  // namespace redline::redis
