@@ -53,6 +53,12 @@ struct Merged {
   std::string new_system;                 // Anthropic `system` sent this turn ("" = none)
 };
 
+// True for the error append() returns when the session was started through the other API
+// (the script's SESSION_API_MISMATCH reply): the pipeline answers 400 session_api_mismatch.
+// merge_history reports the same case as MergeError{"session_api_mismatch"} before the call;
+// this one covers a session created through the other API in between.
+bool is_api_mismatch(const redis::Error& e);
+
 // A session id is 1..max_id_bytes of [A-Za-z0-9._:-]; anything else is a 400.
 bool valid_session_id(std::string_view id, std::size_t max_id_bytes);
 
