@@ -3,12 +3,12 @@
 // the per-tenant index). It does not decide when a session is used; the pipeline does.
 #include "session/session_store.h"
 
+#include <spdlog/spdlog.h>
 #include <xxhash.h>
 
 #include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
-#include <spdlog/spdlog.h>
 
 #include "cache/replay.h"
 #include "redis/script.h"
@@ -31,7 +31,9 @@ std::optional<json::value> parse_json(std::string_view text) {
   return v;
 }
 
-bool is_system_role(std::string_view role) { return role == "system" || role == "developer"; }
+bool is_system_role(std::string_view role) {
+  return role == "system" || role == "developer";
+}
 
 std::string_view role_of(const json::object& message) {
   const json::value* role = message.if_contains("role");
@@ -77,7 +79,9 @@ std::optional<std::string> stored_role(std::string_view message) {
   return std::string(role_of(v->get_object()));
 }
 
-std::string_view api_name(Api api) { return api == Api::kChat ? "chat" : "messages"; }
+std::string_view api_name(Api api) {
+  return api == Api::kChat ? "chat" : "messages";
+}
 
 std::string api_mismatch_message(Api stored) {
   return "this session was started with the " +
@@ -117,7 +121,9 @@ std::string index_key(std::string_view tenant) {
   return out;
 }
 
-std::string messages_key(std::string_view meta_key) { return std::string(meta_key) + ":m"; }
+std::string messages_key(std::string_view meta_key) {
+  return std::string(meta_key) + ":m";
+}
 
 int64_t now_unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -135,8 +141,9 @@ std::optional<int64_t> to_int(std::string_view s) {
 }
 
 redis::Error bad_reply(std::string_view what, const redis::Reply& reply) {
-  return redis::Error{redis::ErrorKind::kProtocolError,
-                      "session " + std::string(what) + ": unexpected reply " + reply.debug_string()};
+  return redis::Error{
+      redis::ErrorKind::kProtocolError,
+      "session " + std::string(what) + ": unexpected reply " + reply.debug_string()};
 }
 
 // {api, system, bytes, pttl, {tagged messages}} or {} -> History.
@@ -319,8 +326,8 @@ std::optional<std::string> reply_message(Api api, std::string_view body) {
     // {"type":"message","role":"assistant","content":[...],...}; errors are {"type":"error"}.
     const json::value* type = obj.if_contains("type");
     const json::value* content = obj.if_contains("content");
-    if ((type != nullptr && (!type->is_string() || type->get_string() != "message")) || content == nullptr || !content->is_array() ||
-        content->get_array().empty()) {
+    if ((type != nullptr && (!type->is_string() || type->get_string() != "message")) ||
+        content == nullptr || !content->is_array() || content->get_array().empty()) {
       return std::nullopt;
     }
     out.emplace("content", *content);
@@ -342,8 +349,8 @@ std::optional<std::string> reply_message(Api api, std::string_view body) {
   const json::value* refusal = m.if_contains("refusal");
   const json::value* tool_calls = m.if_contains("tool_calls");
   const json::value* function_call = m.if_contains("function_call");
-  const bool has_tools = tool_calls != nullptr && tool_calls->is_array() &&
-                         !tool_calls->get_array().empty();
+  const bool has_tools =
+      tool_calls != nullptr && tool_calls->is_array() && !tool_calls->get_array().empty();
   const bool has_function = function_call != nullptr && function_call->is_object();
   const bool has_refusal = refusal != nullptr && refusal->is_string();
   if (content != nullptr && !content->is_null()) {
@@ -364,10 +371,9 @@ std::optional<std::string> reply_message(Api api, std::string_view body) {
   return json::serialize(out);
 }
 
-std::optional<std::string> reply_message_from_events(Api api,
-                                                     std::span<const std::string> events) {
-  const auto body = api == Api::kChat ? cache::assemble_chat_completion(events)
-                                      : cache::assemble_message(events);
+std::optional<std::string> reply_message_from_events(Api api, std::span<const std::string> events) {
+  const auto body =
+      api == Api::kChat ? cache::assemble_chat_completion(events) : cache::assemble_message(events);
   if (!body) {
     return std::nullopt;
   }
@@ -410,11 +416,12 @@ boost::asio::awaitable<redis::Result<History>> SessionStore::load(redis::Client&
   co_return parse_history(*reply);
 }
 
-boost::asio::awaitable<redis::Result<uint64_t>> SessionStore::append(
-    redis::Client& redis, std::string_view tenant, std::string_view id, Api api, const Merged& turn,
-    std::string_view reply) const {
-  const int64_t ttl_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(config_.ttl).count();
+boost::asio::awaitable<redis::Result<uint64_t>> SessionStore::append(redis::Client& redis,
+                                                                     std::string_view tenant,
+                                                                     std::string_view id, Api api,
+                                                                     const Merged& turn,
+                                                                     std::string_view reply) const {
+  const int64_t ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(config_.ttl).count();
   std::vector<std::string> args = {std::string(api_name(api)),
                                    std::to_string(ttl_ms),
                                    std::to_string(config_.max_messages),
@@ -428,9 +435,9 @@ boost::asio::awaitable<redis::Result<uint64_t>> SessionStore::append(
     const std::string& m = turn.new_messages[i];
     const auto role = stored_role(m);
     if (!role) {
-      co_return redis::Error{redis::ErrorKind::kInvalidArgument,
-                             "session append: new_messages[" + std::to_string(i) +
-                                 "] is not a JSON object"};
+      co_return redis::Error{
+          redis::ErrorKind::kInvalidArgument,
+          "session append: new_messages[" + std::to_string(i) + "] is not a JSON object"};
     }
     const bool system = api == Api::kChat && is_system_role(*role);
     leading = leading && system;
@@ -449,8 +456,7 @@ boost::asio::awaitable<redis::Result<uint64_t>> SessionStore::append(
   const std::string index = index_key(tenant);
   const int64_t now = now_unix_ms();
   const std::vector<redis::Command> cmds = {
-      append_script().call(keys, views),
-      redis::Command("ZADD", index, now, id),
+      append_script().call(keys, views), redis::Command("ZADD", index, now, id),
       redis::Command("ZREMRANGEBYSCORE", index, "-inf", "(" + std::to_string(now - ttl_ms)),
       redis::Command("PEXPIRE", index, ttl_ms)};
   auto results = co_await append_script().run_batch(redis, cmds);
@@ -498,13 +504,13 @@ boost::asio::awaitable<redis::Result<std::vector<std::string>>> SessionStore::li
   if (limit == 0) {
     co_return ids;
   }
-  const int64_t ttl_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(config_.ttl).count();
+  const int64_t ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(config_.ttl).count();
   const std::string index = index_key(tenant);
+  const int64_t stop = limit > (1ULL << 40) ? -1 : static_cast<int64_t>(limit) - 1;
   const std::vector<redis::Command> cmds = {
       redis::Command("ZREMRANGEBYSCORE", index, "-inf",
                      "(" + std::to_string(now_unix_ms() - ttl_ms)),
-      redis::Command("ZREVRANGE", index, 0, static_cast<int64_t>(limit) - 1)};
+      redis::Command("ZREVRANGE", index, 0, stop)};
   auto results = co_await redis.batch(cmds);
   for (auto& r : results) {
     if (!r) {

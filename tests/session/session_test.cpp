@@ -4,8 +4,6 @@
 // redis-server processes: round trips, trimming by count and bytes with the system prompt
 // kept, the sliding TTL, tenant isolation, the per-tenant index (order, pruning), removal,
 // 50 concurrent turns on one session, NOSCRIPT recovery, and a 3+3 cluster.
-#include "session/session_store.h"
-
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +15,7 @@
 
 #include "cache/sse.h"
 #include "redis/async_test_util.h"
+#include "session/session_store.h"
 #include "support/redis_server.h"
 
 namespace redline::session {
@@ -105,10 +104,9 @@ TEST(MergeHistory, ChatWithoutHistoryLeavesTheMessagesAlone) {
 }
 
 TEST(MergeHistory, ChatSystemSentThisTurnReplacesTheStoredOnesAtTheHead) {
-  const History h = chat_history({R"({"role":"system","content":"old"})",
-                                  R"({"role":"user","content":"u1"})",
-                                  R"({"content":"dev-old","role":"developer"})",
-                                  R"({"role":"assistant","content":"a1"})"});
+  const History h = chat_history(
+      {R"({"role":"system","content":"old"})", R"({"role":"user","content":"u1"})",
+       R"({"content":"dev-old","role":"developer"})", R"({"role":"assistant","content":"a1"})"});
   const Merged m = merged_ok(
       Api::kChat, h,
       R"({"model":"m","messages":[{"role":"system","content":"new"},{"role":"user","content":"u2"}]})");
@@ -121,8 +119,8 @@ TEST(MergeHistory, ChatSystemSentThisTurnReplacesTheStoredOnesAtTheHead) {
 }
 
 TEST(MergeHistory, ChatDeveloperMessageLaterInTheTurnStaysInPlace) {
-  const History h = chat_history({R"({"role":"system","content":"old"})",
-                                  R"({"role":"user","content":"u1"})"});
+  const History h =
+      chat_history({R"({"role":"system","content":"old"})", R"({"role":"user","content":"u1"})"});
   const Merged m = merged_ok(
       Api::kChat, h,
       R"({"messages":[{"role":"user","content":"u2"},{"role":"developer","content":"d"}]})");
@@ -133,8 +131,7 @@ TEST(MergeHistory, ChatDeveloperMessageLaterInTheTurnStaysInPlace) {
 
 TEST(MergeHistory, ChatStoredSystemStaysWhenTheTurnHasNone) {
   const History h = chat_history({R"({"role":"developer","content":"rules"})"});
-  const Merged m =
-      merged_ok(Api::kChat, h, R"({"messages":[{"role":"user","content":"q"}]})");
+  const Merged m = merged_ok(Api::kChat, h, R"({"messages":[{"role":"user","content":"q"}]})");
   EXPECT_EQ(J(m.body).at("messages"),
             J(R"([{"role":"developer","content":"rules"},{"role":"user","content":"q"}])"));
 }
@@ -244,7 +241,9 @@ TEST(ReplyMessage, ChatBodyGivesTheAssistantMessageWithoutResponseOnlyFields) {
 TEST(ReplyMessage, ChatToolCallsAreKeptWithNullContent) {
   const auto r = reply_message(Api::kChat, kChatToolBody);
   ASSERT_TRUE(r);
-  EXPECT_EQ(J(*r), J(R"({"role":"assistant","content":null,"tool_calls":[{"id":"call_DdmO9pD3xa9XTPNJ32zg2hcA","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris, France\"}"}}]})"));
+  EXPECT_EQ(
+      J(*r),
+      J(R"({"role":"assistant","content":null,"tool_calls":[{"id":"call_DdmO9pD3xa9XTPNJ32zg2hcA","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris, France\"}"}}]})"));
 }
 
 TEST(ReplyMessage, ChatRefusalIsKept) {
@@ -258,7 +257,9 @@ TEST(ReplyMessage, ChatRefusalIsKept) {
 TEST(ReplyMessage, AnthropicBodyGivesItsContentBlocks) {
   const auto r = reply_message(Api::kMessages, kMessageBody);
   ASSERT_TRUE(r);
-  EXPECT_EQ(J(*r), J(R"({"role":"assistant","content":[{"type":"text","text":"I'll check the weather."},{"type":"tool_use","id":"toolu_01A09q90qw90lq917835lq9","name":"get_weather","input":{"location":"San Francisco, CA"}}]})"));
+  EXPECT_EQ(
+      J(*r),
+      J(R"({"role":"assistant","content":[{"type":"text","text":"I'll check the weather."},{"type":"tool_use","id":"toolu_01A09q90qw90lq917835lq9","name":"get_weather","input":{"location":"San Francisco, CA"}}]})"));
 }
 
 TEST(ReplyMessage, ErrorBodiesGiveNothing) {
@@ -351,13 +352,17 @@ TEST(ReplyMessage, ChatStreamsAreAssembledFirst) {
   EXPECT_EQ(J(*text), J(R"({"role":"assistant","content":"Hello there!"})"));
   const auto tools = reply_message_from_events(Api::kChat, chat_tool_stream());
   ASSERT_TRUE(tools);
-  EXPECT_EQ(J(*tools), J(R"({"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris\"}"}}]})"));
+  EXPECT_EQ(
+      J(*tools),
+      J(R"({"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris\"}"}}]})"));
 }
 
 TEST(ReplyMessage, AnthropicStreamsAreAssembledFirst) {
   const auto r = reply_message_from_events(Api::kMessages, events_of(kMessageStream));
   ASSERT_TRUE(r);
-  EXPECT_EQ(J(*r), J(R"({"role":"assistant","content":[{"type":"text","text":"Okay, let me check"},{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{"location":"San Francisco, CA"}}]})"));
+  EXPECT_EQ(
+      J(*r),
+      J(R"({"role":"assistant","content":[{"type":"text","text":"Okay, let me check"},{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{"location":"San Francisco, CA"}}]})"));
 }
 
 TEST(ReplyMessage, CutOrFailedStreamsGiveNothing) {
@@ -374,7 +379,8 @@ TEST(ReplyMessage, CutOrFailedStreamsGiveNothing) {
   Events overloaded = events_of(kMessageStream);
   overloaded.resize(4);
   overloaded.push_back(
-      "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}");
+      "event: error\ndata: "
+      "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}");
   EXPECT_FALSE(reply_message_from_events(Api::kMessages, overloaded));
   EXPECT_FALSE(reply_message_from_events(Api::kMessages, Events{}));
 }
@@ -469,8 +475,9 @@ class StoreTest : public ::testing::Test {
     int done = 0;
     int failed = 0;
     for (int i = 0; i < kTurns; ++i) {
-      asio::co_spawn(io_, one_turn(store, *client_, std::string(tenant), std::string(id), i, done, failed),
-                     asio::detached);
+      asio::co_spawn(
+          io_, one_turn(store, *client_, std::string(tenant), std::string(id), i, done, failed),
+          asio::detached);
     }
     while (done < kTurns) io_.run_one();
     EXPECT_EQ(failed, 0);
@@ -541,8 +548,8 @@ TEST_F(Store, ChatTurnsRoundTripThroughMergeAppendAndLoad) {
   EXPECT_GT(h.ttl_ms, 55'000);
   EXPECT_LE(h.ttl_ms, 60'000);
   EXPECT_EQ(h.system, "");
-  const Merged t2 = merged_ok(Api::kChat, h,
-                              R"({"model":"gpt-4o","messages":[{"role":"user","content":"More"}]})");
+  const Merged t2 = merged_ok(
+      Api::kChat, h, R"({"model":"gpt-4o","messages":[{"role":"user","content":"More"}]})");
   EXPECT_EQ(J(t2.body).at("messages").as_array().size(), 4u);
   EXPECT_EQ(append_ok(store, "acme", "conv-1", t2, assistant("Sure")), 5u);
   h = load(store, "acme", "conv-1");
@@ -567,13 +574,14 @@ TEST_F(Store, ChatSystemMessagesAreReplacedByATurnThatSendsOne) {
   const std::string developer = R"({"role":"developer","content":"v2"})";
   EXPECT_EQ(append_ok(store, "acme", "s", turn_of({developer, user("u3")}), assistant("a3")), 7u);
   History h = load(store, "acme", "s");
-  std::vector<std::string> expected = {developer,    user("u1"), assistant("a1"), user("u2"),
+  std::vector<std::string> expected = {developer,       user("u1"), assistant("a1"), user("u2"),
                                        assistant("a2"), user("u3"), assistant("a3")};
   EXPECT_EQ(h.messages, expected);
   EXPECT_EQ(h.bytes, total_bytes(expected));
   // The merged body of the next turn agrees with what is stored.
   const Merged next = merged_ok(
-      Api::kChat, h, R"({"messages":[{"role":"system","content":"v3"},{"role":"user","content":"u4"}]})");
+      Api::kChat, h,
+      R"({"messages":[{"role":"system","content":"v3"},{"role":"user","content":"u4"}]})");
   append_ok(store, "acme", "s", next, assistant("a4"));
   h = load(store, "acme", "s");
   ASSERT_EQ(h.messages.size(), 9u);
@@ -723,6 +731,7 @@ TEST_F(Store, ListIsMostRecentFirstAndLimited) {
   EXPECT_EQ(list(store, "acme", 10), (std::vector<std::string>{"s1", "s3", "s2"}));
   EXPECT_EQ(list(store, "acme", 2), (std::vector<std::string>{"s1", "s3"}));
   EXPECT_TRUE(list(store, "acme", 0).empty());
+  EXPECT_EQ(list(store, "acme", SIZE_MAX).size(), 3u);
   EXPECT_TRUE(list(store, "other", 10).empty());
   // A tenant name with odd bytes gets its own escaped index key.
   append_ok(store, "we ird:{t}", "s9", turn_of({user("x")}), assistant("ok"));
