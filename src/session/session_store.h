@@ -53,15 +53,25 @@ struct Merged {
   std::string new_system;                 // Anthropic `system` sent this turn ("" = none)
 };
 
+// True for the error append() returns when the session was started through the other API
+// (the script's SESSION_API_MISMATCH reply): the pipeline answers 400 session_api_mismatch.
+// merge_history reports the same case as MergeError{"session_api_mismatch"} before the call;
+// this one covers a session created through the other API in between.
+bool is_api_mismatch(const redis::Error& e);
+
 // A session id is 1..max_id_bytes of [A-Za-z0-9._:-]; anything else is a 400.
 bool valid_session_id(std::string_view id, std::size_t max_id_bytes);
 
 // Builds the request body for this turn: the stored messages, then the client's. OpenAI: a
 // system/developer message sent this turn replaces the stored ones (they are left out of the
-// history); otherwise the stored ones stay in place. Anthropic: a `system` sent this turn
-// replaces the stored one; otherwise the stored one is set. Every other field of the body is
-// kept byte-for-byte equal in meaning (key order may change). `body` must be a JSON object
-// with a `messages` array.
+// history); otherwise the stored ones stay in place. The turn's leading system/developer
+// messages (before its first other message) go in front of the history, where a client
+// without a session would send them; append() stores them there too. Anthropic: a `system`
+// (not null) sent this turn replaces the stored one; otherwise the stored one is set. Every
+// other field of the body is kept equal in meaning (key order may change). `body` must be a
+// JSON object with a `messages` array of objects; errors name the field ("messages: expected
+// an array", "messages[2]: expected an object"). new_messages holds every message of the
+// turn, system/developer ones included, compactly serialized with "role" first.
 std::variant<Merged, MergeError> merge_history(Api api, const History& history,
                                                std::string_view body);
 
@@ -103,7 +113,8 @@ class SessionStore {
                                                                      std::string_view tenant,
                                                                      std::size_t limit) const;
 
-  // The Redis key(s) of a session (tests, docs).
+  // The Redis key of a session: its meta hash "s:{<hex XXH3-128>}"; the message list is that
+  // key + ":m" (README.md).
   std::string key(std::string_view tenant, std::string_view id) const;
 
  private:
