@@ -8,8 +8,8 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -32,20 +32,30 @@ constexpr int64_t kWarnIntervalMs = 10'000;
 // decimals of a dollar per million tokens (0.15 is 150'000, not 0.1499999...). Not a positive
 // number: 0. Absurdly large: capped so the sums below cannot overflow 128 bits.
 uint64_t pico_per_token(double usd_per_mtok) {
-  if (!(usd_per_mtok > 0)) return 0;  // also NaN
-  constexpr double kMaxPico = 1e18;   // $10^12 per million tokens
+  if (!(usd_per_mtok > 0)) {
+    return 0;  // also NaN
+  }
+  constexpr double kMaxPico = 1e18;  // $10^12 per million tokens
   const double pico = usd_per_mtok * 1e6;
-  if (pico >= kMaxPico) return static_cast<uint64_t>(kMaxPico);
+  if (pico >= kMaxPico) {
+    return static_cast<uint64_t>(kMaxPico);
+  }
   return static_cast<uint64_t>(std::llround(pico));
 }
 
 int64_t usd_to_micros(double usd) {
-  if (!(usd > 0)) return 0;
-  if (usd >= 9e12) return kInt64Max;  // beyond any real budget; avoids llround overflow
+  if (!(usd > 0)) {
+    return 0;
+  }
+  if (usd >= 9e12) {
+    return kInt64Max;  // beyond any real budget; avoids llround overflow
+  }
   return std::llround(usd * 1e6);
 }
 
-double micros_to_usd(int64_t micros) { return static_cast<double>(micros) / 1e6; }
+double micros_to_usd(int64_t micros) {
+  return static_cast<double>(micros) / 1e6;
+}
 
 int64_t clamp_tokens(uint64_t n) {
   return n > static_cast<uint64_t>(kInt64Max) ? kInt64Max : static_cast<int64_t>(n);
@@ -59,7 +69,9 @@ bool parse_int(std::string_view text, int64_t& out) {
 // An integer field of a reply: HGET answers a bulk string (RESP2 and RESP3), null when absent.
 bool reply_int(const redis::Reply& r, int64_t& out) {
   out = 0;
-  if (r.is_null()) return true;
+  if (r.is_null()) {
+    return true;
+  }
   if (r.type() == redis::Type::kInteger) {
     out = r.integer();
     return true;
@@ -70,9 +82,13 @@ bool reply_int(const redis::Reply& r, int64_t& out) {
 // True for a version or date suffix: digits and dashes, starting with a digit
 // ("2024-07-18", "20241022", "0613", "002").
 bool version_suffix(std::string_view s) {
-  if (s.empty() || s.front() < '0' || s.front() > '9') return false;
+  if (s.empty() || s.front() < '0' || s.front() > '9') {
+    return false;
+  }
   for (const char c : s) {
-    if (c != '-' && (c < '0' || c > '9')) return false;
+    if (c != '-' && (c < '0' || c > '9')) {
+      return false;
+    }
   }
   return true;
 }
@@ -83,7 +99,9 @@ int64_t steady_ms() {
       .count();
 }
 
-std::string_view scope_name(layout::Scope s) { return s == layout::Scope::kKey ? "key" : "tenant"; }
+std::string_view scope_name(layout::Scope s) {
+  return s == layout::Scope::kKey ? "key" : "tenant";
+}
 
 // Runs one or two commands at once, each with its own deadline. Both are queued in the same
 // turn of the event loop, so the connection writes them in one pipelined write (cluster: one
@@ -137,13 +155,19 @@ Budgets::Budgets(const config::Config& config)
       tenants_(config.budgets.tenants.begin(), config.budgets.tenants.end()) {}
 
 const config::ModelPrice* Budgets::price(std::string_view model) const {
-  if (auto it = prices_.find(model); it != prices_.end()) return &it->second;
+  if (auto it = prices_.find(model); it != prices_.end()) {
+    return &it->second;
+  }
   // A dated or versioned name ("gpt-4o-mini-2024-07-18") takes the price of the longest
   // configured name it extends by "-<digits and dashes>" ("gpt-4o-mini", not "gpt-4o").
   for (size_t dash = model.rfind('-'); dash != std::string_view::npos && dash > 0;
        dash = model.rfind('-', dash - 1)) {
-    if (!version_suffix(model.substr(dash + 1))) break;  // a longer suffix would hold it too
-    if (auto it = prices_.find(model.substr(0, dash)); it != prices_.end()) return &it->second;
+    if (!version_suffix(model.substr(dash + 1))) {
+      break;  // a longer suffix would hold it too
+    }
+    if (auto it = prices_.find(model.substr(0, dash)); it != prices_.end()) {
+      return &it->second;
+    }
   }
   return nullptr;
 }
@@ -172,8 +196,12 @@ void Budgets::warn_throttled(std::atomic<int64_t>& last_ms, std::string_view wha
                              std::string_view error) const {
   const int64_t now = steady_ms();
   int64_t last = last_ms.load(std::memory_order_relaxed);
-  if (last != 0 && now - last < kWarnIntervalMs) return;
-  if (!last_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  if (last != 0 && now - last < kWarnIntervalMs) {
+    return;
+  }
+  if (!last_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    return;
+  }
   spdlog::warn("budget: {}: {} (budget stats count every occurrence)", what, error);
 }
 
@@ -182,11 +210,15 @@ asio::awaitable<Decision> Budgets::check(redis::Client& redis, const Subject& su
   stats_.checks.fetch_add(1, std::memory_order_relaxed);
   Decision d;
   const std::vector<Limit> applicable = limits(subject, now_ms);
-  if (applicable.empty()) co_return d;
+  if (applicable.empty()) {
+    co_return d;
+  }
 
   std::vector<redis::Command> reads;
   reads.reserve(applicable.size());
-  for (const auto& l : applicable) reads.emplace_back("HGET", l.hash, layout::kSpent);
+  for (const auto& l : applicable) {
+    reads.emplace_back("HGET", l.hash, layout::kSpent);
+  }
   std::vector<redis::Result<redis::Reply>> replies;
   std::string failure;
   try {
@@ -215,7 +247,9 @@ asio::awaitable<Decision> Budgets::check(redis::Client& redis, const Subject& su
       refusing_spent = spent;
     }
   }
-  if (replies.size() != applicable.size() && failure.empty()) failure = "missing replies";
+  if (replies.size() != applicable.size() && failure.empty()) {
+    failure = "missing replies";
+  }
 
   if (refusing) {
     stats_.refusals.fetch_add(1, std::memory_order_relaxed);
@@ -249,20 +283,23 @@ asio::awaitable<int64_t> Budgets::record(redis::Client& redis, const Subject& su
     if (cache_hit) {
       writes.emplace_back("HINCRBY", key, layout::kSaved, cost);
       writes.emplace_back("HINCRBY", key, layout::kHits, 1);
-      if (!model.empty()) writes.emplace_back("HINCRBY", key, model_saved, cost);
+      if (!model.empty()) {
+        writes.emplace_back("HINCRBY", key, model_saved, cost);
+      }
     } else {
       writes.emplace_back("HINCRBY", key, layout::kSpent, cost);
       writes.emplace_back("HINCRBY", key, layout::kIn, clamp_tokens(input_tokens));
       writes.emplace_back("HINCRBY", key, layout::kOut, clamp_tokens(output_tokens));
-      if (!model.empty()) writes.emplace_back("HINCRBY", key, model_spent, cost);
+      if (!model.empty()) {
+        writes.emplace_back("HINCRBY", key, model_spent, cost);
+      }
     }
     writes.emplace_back("HINCRBY", key, layout::kReq, 1);
     // The same deadline every time, so setting it again is idempotent (works on Redis 6 too).
     writes.emplace_back("PEXPIREAT", key, period.end_ms + layout::kRetentionMs);
   };
   // The month always (spend is visible without a budget), plus the budget's own period.
-  auto add_subject = [&](layout::Scope scope, std::string_view id,
-                         const config::Budget* budget) {
+  auto add_subject = [&](layout::Scope scope, std::string_view id, const config::Budget* budget) {
     add_hash(scope, id, config::BudgetPeriod::kMonth);
     if (budget && budget->period != config::BudgetPeriod::kMonth) {
       add_hash(scope, id, budget->period);
@@ -286,7 +323,9 @@ asio::awaitable<int64_t> Budgets::record(redis::Client& redis, const Subject& su
         break;
       }
     }
-    if (failure.empty() && results.size() != writes.size()) failure = "missing replies";
+    if (failure.empty() && results.size() != writes.size()) {
+      failure = "missing replies";
+    }
   } catch (const std::exception& e) {
     failure = e.what();
   }
@@ -304,7 +343,9 @@ asio::awaitable<redis::Result<json::object>> Budgets::report(
   if (scope == "tenant") {
     s = layout::Scope::kTenant;
     budget.reset();
-    if (auto it = tenants_.find(id); it != tenants_.end()) budget = it->second;
+    if (auto it = tenants_.find(id); it != tenants_.end()) {
+      budget = it->second;
+    }
   } else if (scope != "key") {
     co_return redis::Error{redis::ErrorKind::kInvalidArgument,
                            "budget report scope must be \"key\" or \"tenant\""};
@@ -312,7 +353,9 @@ asio::awaitable<redis::Result<json::object>> Budgets::report(
   const Period p = period_at(period, now_ms);
   const redis::Command read("HGETALL", layout::hash_key(s, id, p.id));
   auto r = co_await redis.execute(read);
-  if (!r.ok()) co_return r.error();
+  if (!r.ok()) {
+    co_return r.error();
+  }
 
   int64_t spent = 0, saved = 0, in = 0, out = 0, req = 0, hits = 0;
   json::object by_model;
@@ -330,7 +373,9 @@ asio::awaitable<redis::Result<json::object>> Budgets::report(
   for (size_t i = 0; i + 1 < elems.size(); i += 2) {
     const std::string& field = elems[i].str();
     int64_t v = 0;
-    if (!reply_int(elems[i + 1], v)) continue;  // not ours; never written by record()
+    if (!reply_int(elems[i + 1], v)) {
+      continue;  // not ours; never written by record()
+    }
     const std::string_view f(field);
     if (f == layout::kSpent) {
       spent = v;

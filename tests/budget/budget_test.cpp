@@ -56,6 +56,8 @@ config::Config make_config() {
   c.prices["gpt-4o-mini"] = ModelPrice{0.15, 0.6};
   c.prices["unit"] = ModelPrice{1, 2};  // 1 micro-dollar per input token, 2 per output token
   c.prices["claude-3-5-sonnet"] = ModelPrice{3, 15};
+  c.prices["gpt-4"] = ModelPrice{30, 60};
+  c.prices["llama3:8b"] = ModelPrice{0.5, 0.5};
   c.budgets.tenants["acme"] = config::Budget{0.005, BudgetPeriod::kMonth};  // 5000 micro-$
   c.budgets.tenants["weekly:co"] = config::Budget{0.002, BudgetPeriod::kWeek};
   return c;
@@ -78,9 +80,9 @@ TEST(CostMicros, PerMillionPricesGiveMicroDollarsPerToken) {
 TEST(CostMicros, FractionalPricesRoundHalfUpOnTheExactDecimal) {
   const ModelPrice mini{0.15, 0.6};
   EXPECT_EQ(cost_micros(mini, 1000, 0), 150);
-  EXPECT_EQ(cost_micros(mini, 1, 0), 0);   // 0.15
-  EXPECT_EQ(cost_micros(mini, 3, 0), 0);   // 0.45
-  EXPECT_EQ(cost_micros(mini, 4, 0), 1);   // 0.60
+  EXPECT_EQ(cost_micros(mini, 1, 0), 0);  // 0.15
+  EXPECT_EQ(cost_micros(mini, 3, 0), 0);  // 0.45
+  EXPECT_EQ(cost_micros(mini, 4, 0), 1);  // 0.60
   // 1.5 exactly: 0.15 as a double is 0.1499999...; long double math on it rounds down to 1.
   EXPECT_EQ(cost_micros(mini, 10, 0), 2);
   EXPECT_EQ(cost_micros(mini, 30, 0), 5);  // 4.5
@@ -106,8 +108,7 @@ TEST(CostMicros, NegativeOrNanPricesCountAsZero) {
 // ---------------------------------------------------------------------------------------
 // Periods.
 
-void expect_period(BudgetPeriod kind, int64_t at, std::string_view id, int64_t start,
-                   int64_t end) {
+void expect_period(BudgetPeriod kind, int64_t at, std::string_view id, int64_t start, int64_t end) {
   const Period p = period_at(kind, at);
   EXPECT_EQ(p.id, id);
   EXPECT_EQ(p.start_ms, start) << p.id;
@@ -150,16 +151,17 @@ TEST(PeriodAt, YearBoundary) {
   expect_period(BudgetPeriod::kMonth, first, "m2027-01", utc_ms(2027, 1, 1), utc_ms(2027, 2, 1));
   // The week of 2026-12-28 runs into 2027.
   expect_period(BudgetPeriod::kWeek, last, "w2026-12-28", utc_ms(2026, 12, 28), utc_ms(2027, 1, 4));
-  expect_period(BudgetPeriod::kWeek, first, "w2026-12-28", utc_ms(2026, 12, 28), utc_ms(2027, 1, 4));
+  expect_period(BudgetPeriod::kWeek, first, "w2026-12-28", utc_ms(2026, 12, 28),
+                utc_ms(2027, 1, 4));
 }
 
 TEST(PeriodAt, LeapDayAndShortFebruary) {
   const int64_t leap = utc_ms(2028, 2, 29, 12);
   expect_period(BudgetPeriod::kDay, leap, "d2028-02-29", utc_ms(2028, 2, 29), utc_ms(2028, 3, 1));
   expect_period(BudgetPeriod::kMonth, leap, "m2028-02", utc_ms(2028, 2, 1), utc_ms(2028, 3, 1));
-  EXPECT_EQ(period_at(BudgetPeriod::kMonth, leap).end_ms -
-                period_at(BudgetPeriod::kMonth, leap).start_ms,
-            29LL * 86'400'000);
+  EXPECT_EQ(
+      period_at(BudgetPeriod::kMonth, leap).end_ms - period_at(BudgetPeriod::kMonth, leap).start_ms,
+      29LL * 86'400'000);
   expect_period(BudgetPeriod::kWeek, leap, "w2028-02-28", utc_ms(2028, 2, 28), utc_ms(2028, 3, 6));
   expect_period(BudgetPeriod::kDay, utc_ms(2028, 3, 1), "d2028-03-01", utc_ms(2028, 3, 1),
                 utc_ms(2028, 3, 2));
@@ -201,7 +203,10 @@ TEST(Price, ExactNameThenLongestDatedPrefix) {
   EXPECT_EQ(b.price("gpt-4o-2024-08-06")->input_per_mtok, 2.5);
   ASSERT_NE(b.price("claude-3-5-sonnet-20241022"), nullptr);
   EXPECT_EQ(b.price("claude-3-5-sonnet-20241022")->output_per_mtok, 15);
+  ASSERT_NE(b.price("gpt-4-0613"), nullptr);
+  EXPECT_EQ(b.price("gpt-4-0613")->input_per_mtok, 30);
   // Not a date or version suffix: a different model, no price.
+  EXPECT_EQ(b.price("gpt-4-1106-preview"), nullptr);
   EXPECT_EQ(b.price("gpt-4o-mini-audio-preview"), nullptr);
   EXPECT_EQ(b.price("gpt-4o-mini-audio-2024-12-17"), nullptr);
   EXPECT_EQ(b.price("gpt-4o-"), nullptr);
@@ -344,7 +349,7 @@ TEST_F(BudgetRedis, RecordWritesTheBudgetPeriodAndTheMonthWithRetention) {
   const Period week = period_at(BudgetPeriod::kWeek, now_);
   const Period month = period_at(BudgetPeriod::kMonth, now_);
   for (const std::string& h : {"sp:k:k1:" + day.id, "sp:k:k1:" + month.id,
-                              "sp:t:weekly%3Aco:" + week.id, "sp:t:weekly%3Aco:" + month.id}) {
+                               "sp:t:weekly%3Aco:" + week.id, "sp:t:weekly%3Aco:" + month.id}) {
     SCOPED_TRACE(h);
     EXPECT_EQ(hget(h, "spent"), "525");
     EXPECT_EQ(hget(h, "in"), "1234");
@@ -378,10 +383,10 @@ TEST_F(BudgetRedis, CacheHitsAreSavedNotSpent) {
 TEST_F(BudgetRedis, ReportsSpendSavingsTokensPerModelAndRemaining) {
   const config::Budget key_budget{0.01, BudgetPeriod::kMonth};  // 10'000 micro-$
   const Subject s{"k1", key_budget, "acme"};
-  record(s, "gpt-4o", 1000, 500);                         // 7500
-  record(s, "gpt-4o-mini", 1234, 567);                     // 525
-  record(s, "gpt-4o-mini", 1000, 0, /*hit=*/true);         // saved 150
-  record(s, "no-such-model", 100, 100);                    // priced 0, tokens count
+  record(s, "gpt-4o", 1000, 500);                   // 7500
+  record(s, "gpt-4o-mini", 1234, 567);              // 525
+  record(s, "gpt-4o-mini", 1000, 0, /*hit=*/true);  // saved 150
+  record(s, "no-such-model", 100, 100);             // priced 0, tokens count
   const auto o = report("key", "k1", key_budget, BudgetPeriod::kMonth);
   EXPECT_EQ(o.at("scope").as_string(), "key");
   EXPECT_EQ(o.at("id").as_string(), "k1");
@@ -420,11 +425,26 @@ TEST_F(BudgetRedis, ReportsSpendSavingsTokensPerModelAndRemaining) {
   EXPECT_FALSE(day.contains("remaining_usd"));
   EXPECT_TRUE(day.at("by_model").as_object().empty());
   // An unknown scope is an error, not a report.
-  auto bad =
-      run_until_done(io_, budgets_.report(*client_, "model", "x", std::nullopt,
-                                          BudgetPeriod::kMonth, now_));
+  auto bad = run_until_done(
+      io_, budgets_.report(*client_, "model", "x", std::nullopt, BudgetPeriod::kMonth, now_));
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.kind(), redis::ErrorKind::kInvalidArgument);
+}
+
+TEST_F(BudgetRedis, EscapedTenantsAndModelNamesWithColonsReportVerbatim) {
+  const Subject s{"", std::nullopt, "weekly:co"};  // weekly budget of 2000 micro-$
+  EXPECT_EQ(record(s, "llama3:8b", 1000, 1000), 1000);
+  const auto o = report("tenant", "weekly:co", std::nullopt, BudgetPeriod::kWeek);
+  EXPECT_EQ(o.at("id").as_string(), "weekly:co");
+  EXPECT_DOUBLE_EQ(o.at("spent_usd").as_double(), 0.001);
+  EXPECT_DOUBLE_EQ(o.at("limit_usd").as_double(), 0.002);
+  EXPECT_DOUBLE_EQ(o.at("remaining_usd").as_double(), 0.001);
+  ASSERT_TRUE(o.at("by_model").as_object().contains("llama3:8b"));
+  EXPECT_DOUBLE_EQ(o.at("by_model").at("llama3:8b").at("spent_usd").as_double(), 0.001);
+  // The month report has the spend but not the weekly limit.
+  const auto m = report("tenant", "weekly:co", std::nullopt, BudgetPeriod::kMonth);
+  EXPECT_DOUBLE_EQ(m.at("spent_usd").as_double(), 0.001);
+  EXPECT_FALSE(m.contains("limit_usd"));
 }
 
 TEST_F(BudgetRedis, UnlimitedSubjectsAreCheckedWithoutRedis) {
@@ -439,8 +459,8 @@ TEST_F(BudgetRedis, UnlimitedSubjectsAreCheckedWithoutRedis) {
 
 // Two "gateway instances" (own thread, io_context, client, Budgets), 500 concurrent records
 // each, on one key and tenant.
-void record_concurrently(const redis::ClientOptions& co, const Subject& s, int64_t now_ms,
-                         int n, uint64_t* failures) {
+void record_concurrently(const redis::ClientOptions& co, const Subject& s, int64_t now_ms, int n,
+                         uint64_t* failures) {
   asio::io_context io;
   auto client = redis::make_client(io.get_executor(), co).value();
   EXPECT_TRUE(run_until_done(io, client->connect()).ok());
@@ -497,8 +517,8 @@ TEST_F(BudgetRedis, StoppedRedisAdmitsDegradedAndCountsLostRecords) {
   EXPECT_EQ(cost, 20);  // the cost is still known
   EXPECT_EQ(budgets_.stats().record_failures, 1u);
   EXPECT_EQ(budgets_.stats().records, 2u);
-  auto r = run_until_done(io_, budgets_.report(*client_, "key", "k1", std::nullopt,
-                                               BudgetPeriod::kDay, now_));
+  auto r = run_until_done(
+      io_, budgets_.report(*client_, "key", "k1", std::nullopt, BudgetPeriod::kDay, now_));
   EXPECT_FALSE(r.ok());
   server_->restart();
 }
@@ -594,8 +614,8 @@ TEST_F(BudgetCluster, RecordCheckAndReportAcrossNodes) {
   EXPECT_EQ(budgets.stats().degraded, 0u);
   EXPECT_EQ(budgets.stats().record_failures, 0u);
 
-  auto r = run_until_done(io_, budgets.report(*client_, "tenant", tenant, std::nullopt,
-                                              BudgetPeriod::kMonth, now_));
+  auto r = run_until_done(
+      io_, budgets.report(*client_, "tenant", tenant, std::nullopt, BudgetPeriod::kMonth, now_));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->at("requests").as_int64(), 3);
   EXPECT_DOUBLE_EQ(r->at("spent_usd").as_double(), 0.002);
