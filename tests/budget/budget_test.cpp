@@ -246,7 +246,8 @@ class BudgetRedis : public ::testing::Test {
   static redis::ClientOptions client_options() {
     redis::ClientOptions o;
     o.urls = {server_->url()};
-    o.connection.command_timeout = std::chrono::milliseconds(500);
+    // Generous: 1000 concurrent records on a loaded 2-core machine under ASan must not time out.
+    o.connection.command_timeout = std::chrono::milliseconds(5000);
     o.connection.reconnect_max = std::chrono::milliseconds(50);
     return o;
   }
@@ -551,6 +552,7 @@ class BudgetCluster : public ::testing::Test {
   void SetUp() override {
     options_.mode = redis::ClientOptions::Mode::kCluster;
     options_.urls = cluster_->urls();
+    options_.connection.command_timeout = std::chrono::milliseconds(5000);
     client_ = redis::make_client(io_.get_executor(), options_).value();
     ASSERT_TRUE(run_until_done(io_, client_->connect()).ok());
     ++run_;
@@ -621,6 +623,26 @@ TEST_F(BudgetCluster, RecordCheckAndReportAcrossNodes) {
   EXPECT_DOUBLE_EQ(r->at("spent_usd").as_double(), 0.002);
   EXPECT_DOUBLE_EQ(r->at("remaining_usd").as_double(), 0);
   EXPECT_DOUBLE_EQ(r->at("by_model").at("unit").at("spent_usd").as_double(), 0.002);
+}
+
+TEST_F(BudgetCluster, APausedMasterDegradesTheCheckWithinItsTimeout) {
+  const std::string key_id = "ck" + std::to_string(run_);
+  const Budgets budgets(make_config());
+  const Subject s{key_id, config::Budget{1, BudgetPeriod::kDay}, "acme"};
+  EXPECT_TRUE(run_until_done(io_, budgets.check(*client_, s, now_, config::Millis(500))).allowed);
+  const std::string key_hash = "sp:k:" + key_id + ":" + period_at(BudgetPeriod::kDay, now_).id;
+  const auto master = cluster_->master_for_slot(redis::key_slot(key_hash));
+  ASSERT_TRUE(master.has_value());
+  cluster_->node(*master).pause();  // well below the node timeout: no failover
+  const auto start = std::chrono::steady_clock::now();
+  const Decision d = run_until_done(io_, budgets.check(*client_, s, now_, config::Millis(50)));
+  const auto took = std::chrono::steady_clock::now() - start;
+  cluster_->node(*master).resume();
+  EXPECT_TRUE(d.allowed);
+  EXPECT_TRUE(d.degraded);
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+  EXPECT_EQ(budgets.stats().degraded, 1u);
+  EXPECT_TRUE(cluster_->wait_healthy(std::chrono::seconds(10)));
 }
 
 TEST_F(BudgetCluster, TwoInstancesRecordingConcurrentlySumExactly) {
