@@ -14,9 +14,11 @@
 #include <boost/json/object.hpp>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "redis/client.h"
@@ -90,9 +92,16 @@ class Budgets {
   BudgetStats& stats() const { return stats_; }
 
  private:
+  struct Limit;  // one budget that applies to a request: scope, limit, period, hash name
+  std::vector<Limit> limits(const Subject& subject, int64_t now_ms) const;
+  // At most one warning per kind every 10 s while Redis fails (the stats count every one).
+  void warn_throttled(std::atomic<int64_t>& last_ms, std::string_view what,
+                      std::string_view error) const;
+
   std::map<std::string, config::ModelPrice, std::less<>> prices_;
   std::map<std::string, config::Budget, std::less<>> tenants_;
   mutable BudgetStats stats_;
+  mutable std::atomic<int64_t> last_check_warn_ms_{0}, last_record_warn_ms_{0};
 };
 
 }  // namespace redline::budget
