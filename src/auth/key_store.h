@@ -20,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,9 @@ struct KeyRecord {
   std::string tenant = "default";
   std::vector<std::string> models;                   // allowed; empty = all
   std::vector<config::RateLimitPolicy> rate_limits;  // the key's own policies
+  // rate_limits as the admin wrote them (a JSON array, "" = none): stored, parsed back into
+  // rate_limits on load and echoed by to_json, so auth needs no policy-name tables.
+  std::string rate_limits_json;
   std::optional<config::Budget> budget;
   bool cache = true;
   std::map<std::string, std::string> metadata;
@@ -62,6 +66,7 @@ struct KeySpec {
   std::string tenant = "default";
   std::vector<std::string> models;
   std::vector<config::RateLimitPolicy> rate_limits;
+  std::string rate_limits_json;  // the body's "rate_limits" array as JSON text ("" = none)
   std::optional<config::Budget> budget;
   bool cache = true;
   std::map<std::string, std::string> metadata;  // string values only
@@ -123,6 +128,11 @@ class KeyStore {
                                                                        int64_t grace_seconds);
 
   KeyStoreStats stats() const;
+  // True while the tracking link is up, i.e. cached answers are coherent with Redis.
+  bool tracking() const;
+
+  // Wall clock (unix ms) for created/expiry/revoked times; tests inject one. Set before use.
+  void set_clock(std::function<int64_t()> now_unix_ms);
 
  private:
   struct Impl;
