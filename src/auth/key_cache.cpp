@@ -6,6 +6,11 @@
 
 namespace redline::auth {
 
+namespace {
+// Invalidations remembered for reads in flight; a read older than all of them is distrusted.
+constexpr std::size_t kRecentInvalidations = 1024;
+}  // namespace
+
 KeyCache::KeyCache(std::size_t max_entries)
     : max_entries_(std::max<std::size_t>(max_entries, 1)),
       max_absent_(std::max<std::size_t>(max_entries / 4, 1)) {}
@@ -19,7 +24,7 @@ std::optional<KeyCache::Entry> KeyCache::get(const std::string& sha) const {
 
 void KeyCache::put(const std::string& sha, Entry entry, uint64_t seen) {
   std::unique_lock lock(mu_);
-  if (seen != generation_) entry.epoch = 0;
+  if (invalidated_since(sha, seen)) entry.epoch = 0;
   auto it = entries_.find(sha);
   if (it != entries_.end()) {
     if (!it->second.record) --absent_;
@@ -37,6 +42,8 @@ void KeyCache::put(const std::string& sha, Entry entry, uint64_t seen) {
 void KeyCache::invalidate(std::string_view sha) {
   std::unique_lock lock(mu_);
   ++generation_;
+  recent_.emplace_back(generation_, std::string(sha));
+  if (recent_.size() > kRecentInvalidations) recent_.pop_front();
   auto it = entries_.find(std::string(sha));
   if (it != entries_.end()) erase_locked(it);
 }
@@ -44,6 +51,8 @@ void KeyCache::invalidate(std::string_view sha) {
 void KeyCache::clear() {
   std::unique_lock lock(mu_);
   ++generation_;
+  recent_.emplace_back(generation_, std::string());
+  if (recent_.size() > kRecentInvalidations) recent_.pop_front();
   entries_.clear();
   absent_ = 0;
 }
@@ -56,6 +65,15 @@ uint64_t KeyCache::generation() const {
 std::size_t KeyCache::size() const {
   std::shared_lock lock(mu_);
   return entries_.size();
+}
+
+bool KeyCache::invalidated_since(const std::string& sha, uint64_t seen) const {
+  if (seen == generation_) return false;
+  if (recent_.empty() || recent_.front().first > seen + 1) return true;  // forgotten: assume so
+  for (auto it = recent_.rbegin(); it != recent_.rend() && it->first > seen; ++it) {
+    if (it->second.empty() || it->second == sha) return true;
+  }
+  return false;
 }
 
 void KeyCache::erase_locked(std::unordered_map<std::string, Entry>::iterator it) {

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <utility>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -32,8 +34,9 @@ class KeyCache {
   explicit KeyCache(std::size_t max_entries);
 
   std::optional<Entry> get(const std::string& sha) const;
-  // Stores what Redis answered. `seen` is generation() from before the read was sent: if any
-  // invalidation arrived since, the answer may predate it, so it is kept untrusted (epoch 0).
+  // Stores what Redis answered. `seen` is generation() from before the read was sent: if an
+  // invalidation of this key (or of all) arrived since, the answer may predate it, so it is
+  // kept untrusted (epoch 0). Recent invalidations are remembered for that check.
   void put(const std::string& sha, Entry entry, uint64_t seen);
   // A tracking push (or a local write) for one key; clear(): for every key (FLUSHALL).
   void invalidate(std::string_view sha);
@@ -43,6 +46,7 @@ class KeyCache {
 
  private:
   void erase_locked(std::unordered_map<std::string, Entry>::iterator it);
+  bool invalidated_since(const std::string& sha, uint64_t seen) const;
 
   const std::size_t max_entries_;
   const std::size_t max_absent_;
@@ -50,6 +54,8 @@ class KeyCache {
   std::unordered_map<std::string, Entry> entries_;
   std::size_t absent_ = 0;      // entries without a record
   uint64_t generation_ = 0;     // bumped by every invalidate() and clear()
+  // The latest invalidations (generation, sha; "" = all), oldest first, bounded.
+  std::deque<std::pair<uint64_t, std::string>> recent_;
 };
 
 }  // namespace redline::auth

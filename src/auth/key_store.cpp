@@ -579,7 +579,8 @@ asio::awaitable<redis::Result<std::vector<KeyRecord>>> KeyStore::list(redis::Cli
 
 asio::awaitable<redis::Result<std::optional<KeyRecord>>> KeyStore::get(redis::Client& redis,
                                                                        std::string_view id) {
-  auto loaded = co_await impl_->load(redis, std::string(id));
+  const std::string key_id(id);  // named: g++ 12 mishandles temporaries in awaited calls
+  auto loaded = co_await impl_->load(redis, key_id);
   if (!loaded.ok()) co_return loaded.error();
   if (!*loaded) co_return std::optional<KeyRecord>();
   co_return std::optional<KeyRecord>(std::move((*loaded)->record));
@@ -592,7 +593,8 @@ asio::awaitable<redis::Result<std::optional<KeyRecord>>> KeyStore::revoke(redis:
     if (r.revoked_ms == 0) r.revoked_ms = now;
     return std::string();
   };
-  auto revoked = co_await impl_->modify(redis, std::string(id), std::move(change));
+  const std::string key_id(id);
+  auto revoked = co_await impl_->modify(redis, key_id, std::move(change));
   if (revoked.ok() && *revoked) spdlog::info("key store: revoked {}", (*revoked)->id);
   co_return revoked;
 }

@@ -17,7 +17,9 @@
 #include <sstream>
 #include <thread>
 
+#include "auth/key_cache.h"
 #include "config/config_loader.h"
+#include "redis/async_test_util.h"
 #include "redis/config_options.h"
 #include "support/redis_server.h"
 
@@ -29,6 +31,13 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 constexpr int64_t kNow = 1'700'000'000'000;  // a fixed "now" for the parser tests
+
+// prefix + i (spelled out: g++ 12 -O3 warns falsely on "literal" + std::string&&).
+std::string numbered(std::string_view prefix, int i) {
+  std::string s(prefix);
+  s += std::to_string(i);
+  return s;
+}
 
 std::string random_sha() {
   static std::mt19937_64 rng(std::random_device{}());
@@ -78,7 +87,11 @@ TEST(ParseKeySpec, DefaultsAndExpiresAt) {
 TEST(ParseKeySpec, EveryErrorNamesItsField) {
   const std::string long_value(1025, 'x');
   std::string many = "{";
-  for (int i = 0; i < 65; ++i) many += (i ? "," : "") + std::string("\"k") + std::to_string(i) + "\":\"v\"";
+  for (int i = 0; i < 65; ++i) {
+    if (i > 0) many += ',';
+    many += numbered("\"k", i);
+    many += "\":\"v\"";
+  }
   many += "}";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"not json", "body:"},
@@ -175,6 +188,51 @@ TEST(KeyRecord, ToJsonStatusAndTimes) {
   EXPECT_EQ(revoked.at("revoked_at").as_int64(), (kNow + 1'000) / 1000);
 }
 
+// --- KeyCache ---------------------------------------------------------------------------
+
+TEST(KeyCache, BoundedWithFewAbsentEntries) {
+  KeyCache cache(8);
+  auto record = std::make_shared<const KeyRecord>(sample_record());
+  for (int i = 0; i < 20; ++i) {
+    cache.put(numbered("r", i), KeyCache::Entry{record, 1, {}}, cache.generation());
+  }
+  EXPECT_EQ(cache.size(), 8u);
+  cache.clear();
+  for (int i = 0; i < 20; ++i) {
+    cache.put(numbered("n", i), KeyCache::Entry{nullptr, 1, {}}, cache.generation());
+  }
+  EXPECT_EQ(cache.size(), 2u);  // a quarter of the bound may be "no such key"
+  cache.put("n0", KeyCache::Entry{record, 1, {}}, cache.generation());
+  cache.put("n1", KeyCache::Entry{record, 1, {}}, cache.generation());
+  cache.put("n2", KeyCache::Entry{nullptr, 1, {}}, cache.generation());  // room again
+  EXPECT_TRUE(cache.get("n2").has_value());
+}
+
+TEST(KeyCache, AnswerReadBeforeAnInvalidationIsNotTrusted) {
+  KeyCache cache(8);
+  uint64_t seen = cache.generation();
+  cache.invalidate("k");  // a push for this key arrives while its read is in flight
+  cache.put("k", KeyCache::Entry{nullptr, 7, {}}, seen);
+  ASSERT_TRUE(cache.get("k").has_value());
+  EXPECT_EQ(cache.get("k")->epoch, 0u);
+  seen = cache.generation();
+  cache.invalidate("other");  // another key's push does not matter
+  cache.put("k", KeyCache::Entry{nullptr, 7, {}}, seen);
+  EXPECT_EQ(cache.get("k")->epoch, 7u);
+  seen = cache.generation();
+  cache.clear();  // FLUSHALL: every read in flight is suspect
+  cache.put("k", KeyCache::Entry{nullptr, 7, {}}, seen);
+  EXPECT_EQ(cache.get("k")->epoch, 0u);
+  seen = cache.generation();
+  for (int i = 0; i < 2000; ++i) cache.invalidate(numbered("x", i));  // more than remembered
+  cache.put("k", KeyCache::Entry{nullptr, 7, {}}, seen);
+  EXPECT_EQ(cache.get("k")->epoch, 0u);
+  cache.put("k", KeyCache::Entry{nullptr, 7, {}}, cache.generation());
+  EXPECT_EQ(cache.get("k")->epoch, 7u);
+  cache.invalidate("k");
+  EXPECT_FALSE(cache.get("k").has_value());
+}
+
 // --- KeyStore against Redis ---------------------------------------------------------------
 
 config::RedisConfig standalone(const test::RedisServer& server) {
@@ -239,8 +297,8 @@ class Instance {
   }
   std::optional<KeyRecord> revoke(const std::string& id) {
     auto r = run(store_.revoke(*client_, id));
-    EXPECT_TRUE(r.ok());
-    return *r;
+    EXPECT_TRUE(r.ok()) << r.error().to_string();
+    return r.ok() ? *r : std::nullopt;
   }
   bool wait_tracking(std::chrono::milliseconds limit = 5s) {
     const auto until = std::chrono::steady_clock::now() + limit;
@@ -341,9 +399,12 @@ TEST(KeyStore, CreateFindActiveStoresOnlyTheHash) {
 
 TEST(KeyStore, ListByTenantAndGet) {
   test::RedisServer server;
-  Instance a(standalone(server));
+  TestClock clock;
+  Instance a(standalone(server), {}, clock.fn());
   auto k1 = a.create(R"({"name":"one","tenant":"acme"})");
+  clock.advance(1ms);  // listed by created time (equal times would sort by id)
   auto k2 = a.create(R"({"name":"two","tenant":"acme"})");
+  clock.advance(1ms);
   auto k3 = a.create(R"({"name":"three","tenant":"other"})");
 
   auto acme = a.run(a.store().list(a.client(), "acme"));
@@ -384,6 +445,7 @@ TEST(KeyStore, RevokeReachesAnotherInstanceThroughTracking) {
   ASSERT_TRUE(b.wait_tracking());
   auto created = a.create(R"({"tenant":"acme"})");
   const std::string& sha = created.record.sha256_hex;
+  std::this_thread::sleep_for(20ms);  // the create's own push reaches b before it reads
 
   ASSERT_EQ(b.find(sha).status, KeyStatus::kActive);  // read from Redis, cached
   const auto cached = b.store().stats();
@@ -559,16 +621,60 @@ TEST(KeyStore, RedisDownServesKnownKeysForGraceOnly) {
   EXPECT_EQ(a.find(sha).status, KeyStatus::kUnavailable);  // grace is over
 
   server.restart();
-  auto back = wait_status(a, sha, KeyStatus::kActive, 5000ms);
-  ASSERT_TRUE(back.has_value()) << "the key did not come back with Redis";
+  // Redis answers the request path again (only a read can say "unknown").
+  auto back = wait_status(a, unknown, KeyStatus::kUnknown, 5000ms);
+  ASSERT_TRUE(back.has_value()) << "Redis did not come back";
   ASSERT_TRUE(a.wait_tracking());
-  EXPECT_EQ(a.find(unknown).status, KeyStatus::kUnknown);
+  const auto misses = a.store().stats().misses;
+  EXPECT_EQ(a.find(sha).status, KeyStatus::kActive);  // re-read: cached in a lost epoch
+  EXPECT_EQ(a.store().stats().misses, misses + 1);
   // Coherent again: a revoke is seen and cached answers are hits.
   ASSERT_TRUE(a.revoke(created.record.id).has_value());
   EXPECT_EQ(a.find(sha).status, KeyStatus::kRevoked);
   const auto hits = a.store().stats().hits;
   EXPECT_EQ(a.find(sha).status, KeyStatus::kRevoked);
   EXPECT_EQ(a.store().stats().hits, hits + 1);
+}
+
+// Gateway threads share one store, each with its own client; a revoke lands mid-way.
+TEST(KeyStore, ConcurrentFindsFromSeveralThreads) {
+  test::RedisServer server;
+  const config::RedisConfig redis = standalone(server);
+  Instance a(redis);
+  ASSERT_TRUE(a.wait_tracking());
+  auto created = a.create("{}");
+  const std::string sha = created.record.sha256_hex;
+  std::atomic<int> bad{0};
+  std::atomic<int> revoked_seen{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      asio::io_context ioc;
+      auto client = redis::make_client(ioc.get_executor(), redis::client_options(redis, "t")).value();
+      while (!go.load()) std::this_thread::yield();
+      // Find until this thread sees the revoke (or gives up after a second).
+      const auto until = std::chrono::steady_clock::now() + 1s;
+      while (std::chrono::steady_clock::now() < until) {
+        const KeyStatus s = redis::testing::run_until_done(ioc, a.store().find(*client, sha)).status;
+        if (s != KeyStatus::kActive && s != KeyStatus::kRevoked) ++bad;
+        if (s == KeyStatus::kRevoked) {
+          ++revoked_seen;
+          break;
+        }
+      }
+      client->stop();
+      redis::testing::run_for(ioc, 20ms);
+    });
+  }
+  go.store(true);
+  std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(a.revoke(created.record.id).has_value());
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(revoked_seen.load(), 3);  // every thread saw the revoke within the second
+  EXPECT_GT(a.store().stats().hits, 10u);
+  EXPECT_EQ(a.find(sha).status, KeyStatus::kRevoked);
 }
 
 TEST(KeyStore, ClusterCreateFindRevokeAcrossInstances) {
@@ -583,6 +689,7 @@ TEST(KeyStore, ClusterCreateFindRevokeAcrossInstances) {
 
   std::vector<KeyStore::Created> keys;
   for (int i = 0; i < 6; ++i) keys.push_back(a.create(R"({"tenant":"acme"})"));
+  std::this_thread::sleep_for(20ms);  // the creates' own pushes reach b before it reads
   for (const auto& k : keys) {
     ASSERT_EQ(b.find(k.record.sha256_hex).status, KeyStatus::kActive);
   }
