@@ -7,13 +7,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <utility>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "auth/key_store.h"
 
@@ -25,8 +25,8 @@ class KeyCache {
 
   struct Entry {
     std::shared_ptr<const KeyRecord> record;  // null: Redis said there is no such key
-    uint64_t epoch = 0;                       // tracking epoch the read started in (0: never trusted)
-    Clock::time_point verified_at{};          // when Redis last confirmed it
+    uint64_t epoch = 0;               // tracking epoch the read started in (0: never trusted)
+    Clock::time_point verified_at{};  // when Redis last confirmed it
   };
 
   // At most `max_entries` entries, of which at most a quarter "no such key" answers, so a
@@ -52,8 +52,8 @@ class KeyCache {
   const std::size_t max_absent_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, Entry> entries_;
-  std::size_t absent_ = 0;      // entries without a record
-  uint64_t generation_ = 0;     // bumped by every invalidate() and clear()
+  std::size_t absent_ = 0;   // entries without a record
+  uint64_t generation_ = 0;  // bumped by every invalidate() and clear()
   // The latest invalidations (generation, sha; "" = all), oldest first, bounded.
   std::deque<std::pair<uint64_t, std::string>> recent_;
 };

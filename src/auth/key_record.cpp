@@ -34,8 +34,8 @@ std::optional<int64_t> as_int64(const json::value& v) {
 }
 
 std::optional<config::BudgetPeriod> period_from_name(std::string_view name) {
-  for (auto p : {config::BudgetPeriod::kDay, config::BudgetPeriod::kWeek,
-                 config::BudgetPeriod::kMonth}) {
+  for (auto p :
+       {config::BudgetPeriod::kDay, config::BudgetPeriod::kWeek, config::BudgetPeriod::kMonth}) {
     if (config::period_name(p) == name) return p;
   }
   return std::nullopt;
@@ -181,8 +181,8 @@ std::string bounded_string(const json::value& v, std::string_view field, std::si
 
 std::vector<std::string> read_models(const json::value& v) {
   if (!v.is_array() || v.get_array().size() > kMaxModels) {
-    spec_fail("models", "expected an array of at most " + std::to_string(kMaxModels) +
-                            " model names");
+    spec_fail("models",
+              "expected an array of at most " + std::to_string(kMaxModels) + " model names");
   }
   std::vector<std::string> out;
   const auto& arr = v.get_array();
@@ -202,8 +202,8 @@ std::map<std::string, std::string> read_metadata(const json::value& v) {
   std::map<std::string, std::string> out;
   for (const auto& [k, item] : obj) {
     if (k.empty() || k.size() > kMaxMetadataKeyBytes) {
-      spec_fail("metadata", "expected names of 1 to " + std::to_string(kMaxMetadataKeyBytes) +
-                                " bytes");
+      spec_fail("metadata",
+                "expected names of 1 to " + std::to_string(kMaxMetadataKeyBytes) + " bytes");
     }
     const std::string field = "metadata." + std::string(k);
     out.emplace(std::string(k), bounded_string(item, field, kMaxMetadataValueBytes, false));
@@ -258,8 +258,9 @@ KeySpec parse_spec_or_throw(std::string_view body, int64_t now_ms) {
     } else if (key == "metadata") {
       spec.metadata = read_metadata(v);
     } else if (key == "expires_at") {
-      expires_at = read_seconds(v, "expires_at", now_ms / 1000 + 1, now_ms / 1000 + kMaxExpirySeconds,
-                                "expected unix seconds in the future");
+      expires_at =
+          read_seconds(v, "expires_at", now_ms / 1000 + 1, now_ms / 1000 + kMaxExpirySeconds,
+                       "expected unix seconds in the future");
     } else if (key == "expires_in") {
       expires_in = read_seconds(v, "expires_in", 1, kMaxExpirySeconds,
                                 "expected a positive number of seconds");

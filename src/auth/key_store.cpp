@@ -45,9 +45,15 @@ constexpr int64_t kMaxGraceSeconds = int64_t{10} * 365 * 86'400;
 
 constexpr std::string_view kIndexAll = "k:ids";
 
-std::string record_key(std::string_view sha) { return "k:h:" + std::string(sha); }
-std::string id_key(std::string_view id) { return "k:i:" + std::string(id); }
-std::string tenant_index(std::string_view tenant) { return "k:t:" + std::string(tenant); }
+std::string record_key(std::string_view sha) {
+  return "k:h:" + std::string(sha);
+}
+std::string id_key(std::string_view id) {
+  return "k:i:" + std::string(id);
+}
+std::string tenant_index(std::string_view tenant) {
+  return "k:t:" + std::string(tenant);
+}
 
 bool is_lower_hex(std::string_view s, std::size_t size) {
   if (s.size() != size) return false;
@@ -56,8 +62,12 @@ bool is_lower_hex(std::string_view s, std::size_t size) {
   }
   return true;
 }
-bool is_sha(std::string_view s) { return is_lower_hex(s, 64); }
-bool is_key_id(std::string_view s) { return s.starts_with("key_") && is_lower_hex(s.substr(4), 16); }
+bool is_sha(std::string_view s) {
+  return is_lower_hex(s, 64);
+}
+bool is_key_id(std::string_view s) {
+  return s.starts_with("key_") && is_lower_hex(s.substr(4), 16);
+}
 
 void random_bytes(unsigned char* out, std::size_t n) {
   if (RAND_bytes(out, static_cast<int>(n)) != 1) {
@@ -141,7 +151,9 @@ struct Counters {
   std::atomic<uint64_t> grace_served{0};
 };
 
-void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+void bump(std::atomic<uint64_t>& c) {
+  c.fetch_add(1, std::memory_order_relaxed);
+}
 
 }  // namespace
 
@@ -355,7 +367,9 @@ void KeyStore::stop() {
   }
 }
 
-bool KeyStore::tracking() const { return impl_->tracker->link_up.load(); }
+bool KeyStore::tracking() const {
+  return impl_->tracker->link_up.load();
+}
 
 KeyStoreStats KeyStore::stats() const {
   const Counters& c = impl_->tracker->stats;
@@ -466,7 +480,7 @@ asio::awaitable<KeyStore::Impl::Load> KeyStore::Impl::load(redis::Client& redis,
 // The record first (on a cluster the keys live in different slots, nothing spans them): a
 // record without pointer or index is unreachable, its plaintext never left this function.
 asio::awaitable<redis::Result<void>> KeyStore::Impl::write_new(redis::Client& redis,
-                                                              const KeyRecord& record) {
+                                                               const KeyRecord& record) {
   const std::string key = record_key(record.sha256_hex);
   const std::string body = record.serialize();
   redis::Command set("SET", key, body, "NX");
@@ -483,8 +497,8 @@ asio::awaitable<redis::Result<void>> KeyStore::Impl::write_new(redis::Client& re
   auto results = co_await redis.batch(view);
   for (const auto& res : results) {
     if (res.ok() && !res->is_null()) continue;
-    redis::Error e = res.ok() ? redis::Error{redis::ErrorKind::kServerError, "key id collision"}
-                              : res.error();
+    redis::Error e =
+        res.ok() ? redis::Error{redis::ErrorKind::kServerError, "key id collision"} : res.error();
     if (results[0].ok() && !results[0]->is_null()) {
       co_await erase_new(redis, record);
     } else {  // the id belongs to someone else (or is unknown): remove only the record
@@ -532,9 +546,9 @@ asio::awaitable<redis::Result<std::optional<KeyRecord>>> KeyStore::Impl::modify(
       co_return std::optional<KeyRecord>(std::move(updated));
     }
   }
-  co_return redis::Error{redis::ErrorKind::kServerError,
-                         "key " + id + " kept changing; gave up after " +
-                             std::to_string(kSwapAttempts) + " attempts"};
+  co_return redis::Error{
+      redis::ErrorKind::kServerError,
+      "key " + id + " kept changing; gave up after " + std::to_string(kSwapAttempts) + " attempts"};
 }
 
 asio::awaitable<redis::Result<KeyStore::Created>> KeyStore::create(redis::Client& redis,

@@ -24,9 +24,9 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <variant>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
@@ -48,9 +48,9 @@ struct KeyRecord {
   bool cache = true;
   std::map<std::string, std::string> metadata;
   int64_t created_ms = 0;
-  int64_t expires_ms = 0;   // 0 = never
-  int64_t revoked_ms = 0;   // 0 = active
-  std::string rotated_to;   // id of the key that replaced this one ("" = none)
+  int64_t expires_ms = 0;  // 0 = never
+  int64_t revoked_ms = 0;  // 0 = active
+  std::string rotated_to;  // id of the key that replaced this one ("" = none)
 
   // The admin API's view: every field above except sha256_hex (with_hash=false), plus
   // "status": "active" | "revoked" | "expired" at `now_ms`.
@@ -91,8 +91,8 @@ struct KeyStoreStats {
   uint64_t misses = 0;         // read from Redis
   uint64_t invalidations = 0;  // tracking pushes applied
   uint64_t tracking_resets = 0;
-  uint64_t unavailable = 0;    // answered kUnavailable
-  uint64_t grace_served = 0;   // served from a cache Redis could not confirm
+  uint64_t unavailable = 0;   // answered kUnavailable
+  uint64_t grace_served = 0;  // served from a cache Redis could not confirm
 };
 
 class KeyStore {
@@ -115,8 +115,9 @@ class KeyStore {
     KeyRecord record;
   };
   boost::asio::awaitable<redis::Result<Created>> create(redis::Client& redis, const KeySpec& spec);
-  boost::asio::awaitable<redis::Result<std::vector<KeyRecord>>> list(redis::Client& redis,
-                                                                     std::string_view tenant);  // "" = all
+  boost::asio::awaitable<redis::Result<std::vector<KeyRecord>>> list(
+      redis::Client& redis,
+      std::string_view tenant);  // "" = all
   boost::asio::awaitable<redis::Result<std::optional<KeyRecord>>> get(redis::Client& redis,
                                                                       std::string_view id);
   // Marks the key revoked (kept for the audit trail); nullopt when no such id.
