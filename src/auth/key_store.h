@@ -20,12 +20,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <variant>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
@@ -40,13 +41,16 @@ struct KeyRecord {
   std::string tenant = "default";
   std::vector<std::string> models;                   // allowed; empty = all
   std::vector<config::RateLimitPolicy> rate_limits;  // the key's own policies
+  // rate_limits as the admin wrote them (a JSON array, "" = none): stored, parsed back into
+  // rate_limits on load and echoed by to_json, so auth needs no policy-name tables.
+  std::string rate_limits_json;
   std::optional<config::Budget> budget;
   bool cache = true;
   std::map<std::string, std::string> metadata;
   int64_t created_ms = 0;
-  int64_t expires_ms = 0;   // 0 = never
-  int64_t revoked_ms = 0;   // 0 = active
-  std::string rotated_to;   // id of the key that replaced this one ("" = none)
+  int64_t expires_ms = 0;  // 0 = never
+  int64_t revoked_ms = 0;  // 0 = active
+  std::string rotated_to;  // id of the key that replaced this one ("" = none)
 
   // The admin API's view: every field above except sha256_hex (with_hash=false), plus
   // "status": "active" | "revoked" | "expired" at `now_ms`.
@@ -62,6 +66,7 @@ struct KeySpec {
   std::string tenant = "default";
   std::vector<std::string> models;
   std::vector<config::RateLimitPolicy> rate_limits;
+  std::string rate_limits_json;  // the body's "rate_limits" array as JSON text ("" = none)
   std::optional<config::Budget> budget;
   bool cache = true;
   std::map<std::string, std::string> metadata;  // string values only
@@ -86,8 +91,8 @@ struct KeyStoreStats {
   uint64_t misses = 0;         // read from Redis
   uint64_t invalidations = 0;  // tracking pushes applied
   uint64_t tracking_resets = 0;
-  uint64_t unavailable = 0;    // answered kUnavailable
-  uint64_t grace_served = 0;   // served from a cache Redis could not confirm
+  uint64_t unavailable = 0;   // answered kUnavailable
+  uint64_t grace_served = 0;  // served from a cache Redis could not confirm
 };
 
 class KeyStore {
@@ -110,8 +115,9 @@ class KeyStore {
     KeyRecord record;
   };
   boost::asio::awaitable<redis::Result<Created>> create(redis::Client& redis, const KeySpec& spec);
-  boost::asio::awaitable<redis::Result<std::vector<KeyRecord>>> list(redis::Client& redis,
-                                                                     std::string_view tenant);  // "" = all
+  boost::asio::awaitable<redis::Result<std::vector<KeyRecord>>> list(
+      redis::Client& redis,
+      std::string_view tenant);  // "" = all
   boost::asio::awaitable<redis::Result<std::optional<KeyRecord>>> get(redis::Client& redis,
                                                                       std::string_view id);
   // Marks the key revoked (kept for the audit trail); nullopt when no such id.
@@ -123,6 +129,11 @@ class KeyStore {
                                                                        int64_t grace_seconds);
 
   KeyStoreStats stats() const;
+  // True while the tracking link is up, i.e. cached answers are coherent with Redis.
+  bool tracking() const;
+
+  // Wall clock (unix ms) for created/expiry/revoked times; tests inject one. Set before use.
+  void set_clock(std::function<int64_t()> now_unix_ms);
 
  private:
   struct Impl;
