@@ -28,7 +28,8 @@ boost::asio::awaitable<void> tick_metrics() {
   }
 }
 
-// The model label of every metric takes the configured model names; others read "other".
+// The model label of every metric takes the configured model names (routes, fallbacks and
+// the price table); others read "other".
 void restrict_model_label(const config::Config& config) {
   std::vector<std::string> models;
   for (const auto& m : config.models) {
@@ -36,6 +37,7 @@ void restrict_model_label(const config::Config& config) {
     if (!m.upstream_model.empty()) models.push_back(m.upstream_model);
     models.insert(models.end(), m.fallbacks.begin(), m.fallbacks.end());
   }
+  for (const auto& [model, price] : config.prices) models.push_back(model);  // priced = known
   if (!models.empty()) metrics::registry().restrict_label("model", std::move(models));
 }
 

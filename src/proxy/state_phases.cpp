@@ -170,6 +170,11 @@ asio::awaitable<void> ProxyHandler::session_append(RequestContext& ctx) {
   auto appended = co_await state_.sessions->append(state_redis(ctx), ctx.identity.tenant,
                                                    ctx.session_id, ctx.session_api,
                                                    ctx.session_turn, *reply);
+  if (!appended.ok() && session::is_api_mismatch(appended.error())) {
+    // The session was started through the other API between this turn's load and append.
+    session_counter().labels("append", "api_mismatch").inc();
+    co_return;
+  }
   if (!appended.ok()) {
     session_counter().labels("append", "error").inc();
     spdlog::warn("session append failed: {}", appended.error().to_string());

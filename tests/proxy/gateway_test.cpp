@@ -374,7 +374,10 @@ class AuthTest : public ::testing::Test {
         config::sha256_hex("sk-tenant-b") +
         "\"\n"
         "    tenant: b\n"
-        "    models: [gpt-4o]\n";
+        "    models: [gpt-4o]\n"
+        // No Redis here: only the config's keys, so an unknown key is a plain 401 (with the
+        // key store on and Redis unreachable it would be 503: tests/proxy/state_test.cpp).
+        "key_store: {enabled: false}\n";
     gw_ = std::make_unique<Gw>(base_yaml(mock_url(*mock_), mock_url(*mock_), keys));
   }
   std::unique_ptr<mock::MockServer> mock_;

@@ -234,7 +234,8 @@ TEST_F(StateTest, UnknownKeyIs401WhenRedisAnswers) {
 
 // Spend of `r` at the test's prices ($1 / $2 per million input / output tokens) in dollars.
 double cost_of(const test::HttpResponse& r) {
-  const auto& usage = parse(r.body).at("usage");
+  const auto body = parse(r.body);
+  const auto& usage = body.at("usage");
   return (usage.at("prompt_tokens").to_number<double>() * 1.0 +
           usage.at("completion_tokens").to_number<double>() * 2.0) /
          1e6;
