@@ -2,6 +2,8 @@
 // and the running configuration with its secrets redacted (see admin_handler.h and
 // docs/admin-api.md). Every handler answers JSON; bad input is a 400 naming the field.
 #include <boost/json.hpp>
+
+#include "common/json_text.h"
 #include <boost/url/parse.hpp>
 #include <charconv>
 
@@ -464,7 +466,7 @@ boost::asio::awaitable<void> AdminHandler::state_admin(http::Exchange& ex, std::
     co_await ex.respond_error(status, message, code);
     co_return;
   }
-  res.body() = json::serialize(out);
+  res.body() = json_text(out);
   co_await ex.respond(res);
 }
 

@@ -5,6 +5,8 @@
 // when they accumulate a stream, so an assembled body is what a client would have built.
 #include "cache/replay.h"
 
+#include "common/json_text.h"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -102,120 +104,7 @@ class JsonReader {
   bool ready_ = false;
 };
 
-// --- JSON out ---------------------------------------------------------------------------------
-
-void write_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[(c >> 4) & 0xf]);
-          out.push_back(kHex[c & 0xf]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
-template <class Int>
-void write_integer(std::string& out, Int v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-// The shortest text that reads back as `d`; an integral value keeps a ".0" so it stays a
-// floating-point number for typed clients.
-void write_double(std::string& out, double d) {
-  if (!std::isfinite(d)) {  // not reachable from parsed JSON
-    out += "null";
-    return;
-  }
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, d);
-  const std::string_view text(buf, static_cast<std::size_t>(r.ptr - buf));
-  out += text;
-  if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
-}
-
-void write_json(std::string& out, const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      out += "null";
-      return;
-    case json::kind::bool_:
-      out += v.get_bool() ? "true" : "false";
-      return;
-    case json::kind::int64:
-      write_integer(out, v.get_int64());
-      return;
-    case json::kind::uint64:
-      write_integer(out, v.get_uint64());
-      return;
-    case json::kind::double_:
-      write_double(out, v.get_double());
-      return;
-    case json::kind::string:
-      write_string(out, v.get_string());
-      return;
-    case json::kind::array: {
-      out.push_back('[');
-      bool first = true;
-      for (const json::value& item : v.get_array()) {
-        if (!first) out.push_back(',');
-        first = false;
-        write_json(out, item);
-      }
-      out.push_back(']');
-      return;
-    }
-    case json::kind::object: {
-      out.push_back('{');
-      bool first = true;
-      for (const json::key_value_pair& kv : v.get_object()) {
-        if (!first) out.push_back(',');
-        first = false;
-        write_string(out, kv.key());
-        out.push_back(':');
-        write_json(out, kv.value());
-      }
-      out.push_back('}');
-      return;
-    }
-  }
-}
-
-std::string to_text(const json::value& v) {
-  std::string out;
-  write_json(out, v);
-  return out;
-}
+// --- JSON out (common/json_text.h) ------------------------------------------------------------
 
 // "data: {json}", optionally preceded by "event: NAME".
 std::string data_event(std::string_view name, const json::value& v) {
@@ -226,7 +115,7 @@ std::string data_event(std::string_view name, const json::value& v) {
     out += '\n';
   }
   out += "data: ";
-  write_json(out, v);
+  append_json(out, v);
   return out;
 }
 
@@ -402,7 +291,7 @@ class OpenAIAssembler {
     copy_field(body, "service_tier");
     copy_field(body, "system_fingerprint");
     copy_unknown(body, top_, kChunkKnown);
-    return to_text(body);
+    return json_text(body);
   }
 
  private:
@@ -747,7 +636,7 @@ class MessageAssembler {
       content.push_back(std::move(block.block));
     }
     message_["content"] = std::move(content);
-    return to_text(message_);
+    return json_text(message_);
   }
 
  private:
@@ -911,7 +800,7 @@ bool block_events(const json::value& bv, int64_t index, MessageWriter& w) {
     // tool_use, server_tool_use, mcp_tool_use: the input arrives as JSON text.
     start["input"] = json::object();
     const bool empty_object = input->is_object() && input->get_object().empty();
-    if (!empty_object) deltas.emplace_back("input_json_delta", json::value(to_text(*input)));
+    if (!empty_object) deltas.emplace_back("input_json_delta", json::value(json_text(*input)));
   }
   w.emit("content_block_start", {{"index", index}, {"content_block", std::move(start)}});
   for (auto& [delta_type, payload] : deltas) {

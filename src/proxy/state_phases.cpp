@@ -6,6 +6,8 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
+
+#include "common/json_text.h"
 #include <chrono>
 #include <cmath>
 
@@ -230,7 +232,7 @@ asio::awaitable<void> ProxyHandler::sessions_api(RequestContext& ctx, std::strin
     }
     out = session::to_json(*h, id);
   }
-  res.body() = boost::json::serialize(out);
+  res.body() = json_text(out);
   co_await ex.respond(res);
 }
 
