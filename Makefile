@@ -37,9 +37,10 @@ test-tsan: deps
 	cmake -S . -B build-tsan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
 	  -DCMAKE_CXX_FLAGS="-O1 -g" -DREDLINE_TSAN=ON -DCMAKE_EXE_LINKER_FLAGS="-fuse-ld=lld"
 	cmake --build build-tsan -j $(JOBS) --target redline_proxy_tests redline_redis_tests \
-	  redline_ratelimit_tests redline_metrics_tests redline_cache_tests redline redline-mock
+	  redline_ratelimit_tests redline_metrics_tests redline_cache_tests redline_auth_tests \
+	  redline_budget_tests redline_session_tests redline redline-mock
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest -j $(JOBS) --output-on-failure --timeout 600 -L 'proxy|redis|ratelimit|metrics|cache'
+	  ctest -j $(JOBS) --output-on-failure --timeout 600 -L 'proxy|redis|ratelimit|metrics|cache|auth|budget|session'
 
 # Warning-free g++ build of everything, tests included (CI runs it next to `make test`).
 check-gcc: deps
