@@ -108,6 +108,7 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   if (cache_) {
     for (auto& r : cache::export_cache_metrics(*cache_)) metric_sources_.push_back(std::move(r));
   }
+  if (keys_) export_key_store_metrics();
   redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
                                                          redis_health_options(config_));
   admin_handler_->set_cache(cache_.get());
@@ -118,6 +119,33 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
   });
   admin_handler_->set_redis_reachability(
       [health = redis_health_.get()] { return health->reachability(); });
+}
+
+void Gateway::export_key_store_metrics() {
+  auto& lookups = metrics::counter(
+      "redline_keystore_lookups_total",
+      "Lookups of keys issued through the admin API: answered from the in-process cache "
+      "(cached), read from Redis (redis), refused because Redis could not be asked "
+      "(unavailable), served from the cache past a Redis outage (grace).",
+      {"result"});
+  auto* keys = keys_.get();
+  auto track = [&](const char* result, uint64_t auth::KeyStoreStats::*field) {
+    metric_sources_.push_back(lookups.labels(result).track(
+        [keys, field] { return static_cast<double>(keys->stats().*field); }));
+  };
+  track("cached", &auth::KeyStoreStats::hits);
+  track("redis", &auth::KeyStoreStats::misses);
+  track("unavailable", &auth::KeyStoreStats::unavailable);
+  track("grace", &auth::KeyStoreStats::grace_served);
+  metric_sources_.push_back(
+      metrics::counter("redline_keystore_invalidations_total",
+                       "CLIENT TRACKING invalidations applied to the key cache.")
+          .labels()
+          .track([keys] { return static_cast<double>(keys->stats().invalidations); }));
+  metric_sources_.push_back(
+      metrics::gauge("redline_keystore_tracking", "1 while the key store's tracking link is up.")
+          .labels()
+          .track([keys] { return keys->tracking() ? 1.0 : 0.0; }));
 }
 
 Gateway::~Gateway() {
@@ -131,7 +159,7 @@ Gateway::~Gateway() {
   if (cache_) cache_->stop();
   if (keys_) keys_->stop();
   admin_redis_->stop();
-  metric_sources_.clear();  // some read the cache's stats
+  metric_sources_.clear();  // some read the cache's and the key store's stats
   // The Redis clients' timers and sockets must go while their io_contexts still exist.
   cache_.reset();
   keys_.reset();

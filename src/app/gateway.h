@@ -47,6 +47,8 @@ class Gateway {
 
  private:
   config::Config config_;
+  void export_key_store_metrics();
+
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;

@@ -74,10 +74,16 @@ struct RequestContext : UpstreamOutcome {
   std::string session_id;  // "" = no session
   session::Api session_api = session::Api::kChat;
   session::Merged session_turn;
+  bool session_appended = false;  // the turn was stored (or found to have no reply): once
   // Budgets: whose money this request spends; set when spend is recorded or checked.
   std::optional<budget::Subject> spender;
 
-  // The answer as the client got it, kept only when a later phase needs it (sessions).
+  // Redis round trips of latency this request waited for before its answer (concurrent
+  // operations count once): redline_redis_round_trips_total.
+  uint32_t redis_round_trips = 0;
+
+  // The answer as the client got it, kept only when a later phase needs it (sessions); the
+  // endpoint says which API's stream it is.
   bool capture_answer = false;
   bool answer_streamed = false;
   std::string answer_body;

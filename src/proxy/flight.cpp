@@ -10,13 +10,13 @@ namespace redline::proxy {
 
 namespace asio = boost::asio;
 
+bool is_terminal_event(Endpoint e, std::string_view event) {
+  return e == Endpoint::kMessages ? cache::is_anthropic_stop(event) : cache::is_openai_done(event);
+}
+
 namespace {
 bool iequal(std::string_view a, std::string_view b) {
   return boost::beast::iequals(a, b);
-}
-
-bool is_terminal_event(Endpoint e, std::string_view event) {
-  return e == Endpoint::kMessages ? cache::is_anthropic_stop(event) : cache::is_openai_done(event);
 }
 
 bool usage_filtered(Endpoint e) {
@@ -352,6 +352,7 @@ asio::awaitable<void> Flight::serve_json(http::Exchange& ex, ServeOptions opts) 
                                 "upstream_stream_error");
       co_return;
     }
+    if (opts.before_end) co_await opts.before_end();
     http::Response res{boost::beast::http::status::ok, 11};
     set_headers(res.base(), headers);
     res.set(boost::beast::http::field::content_type, "application/json");
@@ -365,6 +366,7 @@ asio::awaitable<void> Flight::serve_json(http::Exchange& ex, ServeOptions opts) 
     auto headers = headers_;
     lock.unlock();
     if (events) {
+      if (opts.before_end) co_await opts.before_end();
       http::ResponseHeader h;
       h.result(boost::beast::http::status::ok);
       set_headers(h, headers);
@@ -382,6 +384,7 @@ asio::awaitable<void> Flight::serve_json(http::Exchange& ex, ServeOptions opts) 
   if (!content_type_.empty()) res.set(boost::beast::http::field::content_type, content_type_);
   res.body() = body_;
   lock.unlock();
+  if (ok && opts.before_end) co_await opts.before_end();
   co_await ex.respond(res);
 }
 
@@ -397,17 +400,23 @@ asio::awaitable<void> Flight::serve_stream(http::Exchange& ex, ServeOptions opts
   }
   if (!co_await ex.begin_stream(h)) co_return;
   std::size_t sent = 0;
+  bool hook_pending = static_cast<bool>(opts.before_end);
   for (;;) {
     std::string out;
     uint64_t seen = 0;
     bool done = false;
+    bool run_hook = false;
     {
       std::lock_guard lock(mu_);
       seen = version_;
       while (sent < events_.size()) {
         const auto& ev = events_[sent];
-        // The end of the answer waits until it is stored (write-through).
-        if (is_terminal_event(endpoint_, ev) && !released_) break;
+        // The end of the answer waits until it is stored (write-through), and until the
+        // client's before_end hook ran.
+        if (is_terminal_event(endpoint_, ev) && (!released_ || hook_pending)) {
+          run_hook = released_ && hook_pending;
+          break;
+        }
         if (!skip_event(endpoint_, opts.include_usage, ev)) {
           out += ev;
           out += "\n\n";
@@ -417,6 +426,11 @@ asio::awaitable<void> Flight::serve_stream(http::Exchange& ex, ServeOptions opts
       done = finished_ && released_ && sent == events_.size();
     }
     if (!out.empty() && !co_await ex.write_chunk(out)) co_return;
+    if (run_hook) {
+      hook_pending = false;
+      co_await opts.before_end();
+      continue;  // now the terminal event goes out
+    }
     if (done) break;
     if (!co_await wait_change(ex, seen)) co_return;
   }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <boost/asio.hpp>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,9 @@
 #include "proxy/usage.h"
 
 namespace redline::proxy {
+
+// The event that ends a stream of this endpoint's API ("data: [DONE]", message_stop).
+bool is_terminal_event(Endpoint e, std::string_view event);
 
 class Flight final : public Sink, public std::enable_shared_from_this<Flight> {
  public:
@@ -69,6 +73,10 @@ class Flight final : public Sink, public std::enable_shared_from_this<Flight> {
   struct ServeOptions {
     bool stream = false;         // the client asked for SSE
     bool include_usage = false;  // ... with stream_options.include_usage
+    // Awaited once before the end of a complete answer reaches this client (before the
+    // terminal event of a stream, before a JSON answer is written): a session turn is
+    // stored by then, so the client's next turn sees it whichever connection it uses.
+    std::function<boost::asio::awaitable<void>()> before_end;
   };
   // Serves one client from this flight; returns when its answer is complete or it left.
   // `outcome` receives the upstream outcome when the flight finished.

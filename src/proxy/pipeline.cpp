@@ -56,14 +56,19 @@ bool any_rate_limits(const config::Config& c) {
 // `capture`, the whole answer is kept in the context (a session turn needs the reply).
 class UsageSink final : public Sink {
  public:
-  explicit UsageSink(http::Exchange& ex, RequestContext* capture = nullptr)
-      : ex_(ex), capture_(capture) {}
+  // `before_end` (with `capture`) is awaited before the end of a 200 answer goes out.
+  explicit UsageSink(http::Exchange& ex, RequestContext* capture = nullptr,
+                     std::function<asio::awaitable<void>()> before_end = {})
+      : ex_(ex), capture_(capture), before_end_(std::move(before_end)) {}
   asio::awaitable<bool> respond(http::Response& response) override {
     if (response.result_int() == 200) {
       usage_ = usage_from_body(response.body());
-      if (capture_ != nullptr) capture_->answer_body = response.body();
+      if (capture_ != nullptr) {
+        capture_->answer_body = response.body();
+        if (before_end_) co_await before_end_();
+      }
     }
-    return ex_.respond(response);
+    co_return co_await ex_.respond(response);
   }
   asio::awaitable<bool> respond_error(int status, std::string_view message, std::string_view code,
                                       std::string_view retry_after = {}) override {
@@ -77,8 +82,18 @@ class UsageSink final : public Sink {
     splitter_.feed(data, events_);
     if (capture_ != nullptr) {
       capture_->answer_streamed = true;
-      capture_->answer_events = events_;  // all of them: the reply is assembled from them
-      return ex_.write_chunk(data);
+      // All of them: the reply is assembled from them.
+      capture_->answer_events.insert(capture_->answer_events.end(), events_.begin() + before,
+                                     events_.end());
+      bool terminal = false;
+      for (std::size_t i = before; i < events_.size(); ++i) {
+        terminal = terminal || is_terminal_event(capture_->endpoint, events_[i]);
+      }
+      if (terminal && before_end_) {
+        co_await before_end_();
+        before_end_ = nullptr;
+      }
+      co_return co_await ex_.write_chunk(data);
     }
     // Only events that mention usage are kept (the usage chunk, message_start/_delta).
     std::size_t keep = before;
@@ -86,7 +101,7 @@ class UsageSink final : public Sink {
       if (events_[i].find("usage") != std::string::npos) events_[keep++] = std::move(events_[i]);
     }
     events_.resize(keep);
-    return ex_.write_chunk(data);
+    co_return co_await ex_.write_chunk(data);
   }
   asio::awaitable<bool> end_stream() override { return ex_.end_stream(); }
   bool gone() const override { return ex_.client_gone(); }
@@ -100,11 +115,21 @@ class UsageSink final : public Sink {
  private:
   http::Exchange& ex_;
   RequestContext* capture_;
+  std::function<asio::awaitable<void>()> before_end_;
   std::optional<Usage> usage_;
   cache::SseSplitter splitter_;
   std::vector<std::string> events_;
 };
 }  // namespace
+
+void redis_timed(std::string_view operation, Clock::time_point start) {
+  metrics::standard::redis_command_duration().labels(operation).observe(Clock::now() - start);
+}
+
+void redis_waited(RequestContext& ctx, std::string_view operation, Clock::time_point start) {
+  ++ctx.redis_round_trips;
+  redis_timed(operation, start);
+}
 
 ProxyHandler::ProxyHandler(const config::Config& config, std::vector<asio::io_context*> contexts,
                            AccessLog& access_log, cache::CacheStore* cache, StateServices state)
@@ -321,7 +346,9 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
   } else if (ctx.cacheable) {
     co_await cached_upstream_phase(ctx, std::move(prefetched));
   } else if (!ctx.reservation.empty() || ctx.spender || ctx.capture_answer) {
-    UsageSink sink(exchange, ctx.capture_answer ? &ctx : nullptr);
+    std::function<asio::awaitable<void>()> before_end;
+    if (ctx.capture_answer) before_end = [this, &ctx] { return session_append(ctx); };
+    UsageSink sink(exchange, ctx.capture_answer ? &ctx : nullptr, std::move(before_end));
     const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
                           ctx.model,          ctx.hops,       ctx.body()};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
@@ -335,7 +362,8 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
   co_await settle_phase(ctx);
   if (!reject) {
     co_await record_spend(ctx);
-    co_await session_append(ctx);
+    // Normally appended before the end of the answer went out; this catches the rest.
+    if (exchange.status() == 200) co_await session_append(ctx);
   }
   access_log_.write(ctx);
   record_metrics(ctx);
@@ -364,12 +392,16 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
   if (lookup_too) {
     // The decision and the cache lookup share one round trip of latency.
     using namespace boost::asio::experimental::awaitable_operators;
+    const auto t0 = Clock::now();
     auto both = co_await (limiter.check(facts, own) &&
                           cache_->lookup(ctx.exchange.thread_index(), ctx.cache_key));
+    redis_waited(ctx, "ratelimit_check+cache_lookup", t0);
     decision = std::move(std::get<0>(both));
     prefetched = std::move(std::get<1>(both));
   } else {
+    const auto t0 = Clock::now();
     decision = co_await limiter.check(facts, own);
+    redis_waited(ctx, "ratelimit_check", t0);
   }
   for (auto& h : decision.headers) ctx.exchange.add_response_header(h.name, h.value);
   ctx.ratelimit_outcome = ratelimit::outcome_name(decision.outcome);
@@ -391,14 +423,17 @@ asio::awaitable<void> ProxyHandler::settle_phase(RequestContext& ctx) {
   const bool from_cache = ctx.cache_status == cache::CacheStatus::kHit ||
                           ctx.cache_status == cache::CacheStatus::kCoalesced;
   const uint64_t used = ctx.usage ? ctx.usage->total() : 0;
+  const auto t0 = Clock::now();
   if (from_cache) {
     co_await limiter.settle_cache_hit(ctx.reservation, used);
   } else if (ctx.exchange.status() != 200) {
     co_await limiter.settle(ctx.reservation, 0);  // no answer, no tokens
   } else if (ctx.usage) {
     co_await limiter.settle(ctx.reservation, used);
+  } else {
+    co_return;  // a stream cut short, usage unknown: the estimate stands
   }
-  // Otherwise (a stream cut short, usage unknown) the estimate stands.
+  redis_timed("ratelimit_settle", t0);
 }
 
 void ProxyHandler::record_metrics(const RequestContext& ctx) {
@@ -408,6 +443,12 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
   const std::string status = std::to_string(ctx.exchange.status());
   const std::string_view model = ctx.model.empty() ? std::string_view("none") : ctx.model;
   standard::requests().labels(route, model, status).inc();
+  static auto& round_trips = metrics::counter(
+      "redline_redis_round_trips_total",
+      "Redis round trips of latency requests waited for before their answer (concurrent "
+      "operations count once); per request: divide by redline_requests_total.",
+      {"route"});
+  if (ctx.redis_round_trips > 0) round_trips.labels(route).inc(ctx.redis_round_trips);
   standard::request_duration().labels(route).observe(now - ctx.start);
   Clock::duration upstream{};
   if (ctx.upstream_start != Clock::time_point{} && ctx.upstream_end >= ctx.upstream_start) {
@@ -639,7 +680,9 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
     if (prefetched) {
       found = std::move(*prefetched);
     } else {
+      const auto t0 = Clock::now();
       found = co_await cache_->lookup(thread, ctx.cache_key);
+      redis_waited(ctx, "cache_lookup", t0);
     }
     if (found.entry) {
       ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)
@@ -648,6 +691,7 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
         ctx.answer_streamed = found.entry->streamed;
         ctx.answer_body = found.entry->body;
         ctx.answer_events = found.entry->events;
+        co_await session_append(ctx);  // before the answer goes out
       }
       ex.add_response_header("x-redline-cache", "hit");
       const int64_t now = cache::now_unix_ms();
@@ -684,7 +728,19 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
                                          : cache::CacheStatus::kMiss;
   ex.add_response_header("x-redline-cache",
                          std::string(cache::cache_status_name(ctx.cache_status)));
-  const Flight::ServeOptions serve_options{ctx.stream, ctx.include_usage};  // named: g++ 12
+  Flight::ServeOptions serve_options{ctx.stream, ctx.include_usage, {}};  // named: g++ 12
+  if (ctx.capture_answer) {
+    // The session turn is stored before the end of the answer reaches the client.
+    serve_options.before_end = [this, &ctx, f = flight.get()] {
+      if (f->complete()) {
+        auto answer = f->to_entry(0, 0);
+        ctx.answer_streamed = answer.streamed;
+        ctx.answer_body = std::move(answer.body);
+        ctx.answer_events = std::move(answer.events);
+      }
+      return session_append(ctx);
+    };
+  }
   if (leader) {
     auto job = make_job(ctx, coalesce);
     // Attach before the call starts, so it is not cancelled for want of listeners.
@@ -698,12 +754,6 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
     co_await flight->serve(ex, serve_options, ctx);
   }
   ctx.usage = flight->usage();
-  if (ctx.capture_answer && flight->complete()) {
-    auto answer = flight->to_entry(0, 0);
-    ctx.answer_streamed = answer.streamed;
-    ctx.answer_body = std::move(answer.body);
-    ctx.answer_events = std::move(answer.events);
-  }
 }
 
 asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
@@ -767,7 +817,9 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
     const auto mode = job->refresh ? config::CacheMode::kWriteThrough : cfg.mode;
     switch (mode) {
       case config::CacheMode::kWriteThrough: {
+        const auto t0 = Clock::now();
         auto stored = co_await cache_->store(job->thread, job->key, entry);
+        redis_timed("cache_store", t0);
         (void)stored;  // a failed store is counted; the answer goes out regardless
         flight->release();
         break;
@@ -779,7 +831,9 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
       case config::CacheMode::kCacheAside:
       case config::CacheMode::kRefreshAhead: {
         flight->release();
+        const auto t0 = Clock::now();
         auto stored = co_await cache_->store(job->thread, job->key, entry);
+        redis_timed("cache_store", t0);
         (void)stored;
         break;
       }

@@ -26,6 +26,12 @@
 
 namespace redline::proxy {
 
+// Redis latency as the request path saw it (redline_redis_command_duration_seconds, labelled
+// by operation): redis_waited() for a wait the client's answer depended on (also counted in
+// ctx.redis_round_trips), redis_timed() for work after the answer.
+void redis_timed(std::string_view operation, Clock::time_point start);
+void redis_waited(RequestContext& ctx, std::string_view operation, Clock::time_point start);
+
 // The state the gateway keeps in Redis besides the cache and the limits, owned by the app
 // (the admin API uses them too). Null members are off.
 struct StateServices {

@@ -67,16 +67,22 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::state_phase(RequestContext&
     ctx.spender = budget::Subject{ctx.identity.key_id, ctx.identity.budget, ctx.identity.tenant};
   }
   const bool budget = ctx.spender && state_.budgets->limited(*ctx.spender);
+  const auto t0 = Clock::now();
+  std::optional<Reject> reject;
   if (session && budget) {
     // Both read Redis: one round trip of latency.
     using namespace boost::asio::experimental::awaitable_operators;
     auto [s, b] = co_await (session_load(ctx) && budget_check(ctx));
-    if (b) co_return b;  // a refusal by budget wins: nothing to merge for
-    co_return s;
+    reject = b ? std::move(b) : std::move(s);  // a budget refusal wins: nothing to merge for
+    redis_waited(ctx, "session_load+budget_check", t0);
+  } else if (session) {
+    reject = co_await session_load(ctx);
+    redis_waited(ctx, "session_load", t0);
+  } else if (budget) {
+    reject = co_await budget_check(ctx);
+    redis_waited(ctx, "budget_check", t0);
   }
-  if (session) co_return co_await session_load(ctx);
-  if (budget) co_return co_await budget_check(ctx);
-  co_return std::nullopt;
+  co_return reject;
 }
 
 asio::awaitable<std::optional<Reject>> ProxyHandler::session_load(RequestContext& ctx) {
@@ -150,9 +156,11 @@ asio::awaitable<void> ProxyHandler::record_spend(RequestContext& ctx) {
   if (!priced && !state_.budgets->limited(*ctx.spender)) co_return;  // nothing to count
   const bool from_cache = ctx.cache_status == cache::CacheStatus::kHit ||
                           ctx.cache_status == cache::CacheStatus::kCoalesced;
+  const auto t0 = Clock::now();
   const int64_t cost = co_await state_.budgets->record(
       state_redis(ctx), *ctx.spender, model, ctx.usage->input_tokens, ctx.usage->output_tokens,
       from_cache, cache::now_unix_ms());
+  redis_timed("spend_record", t0);
   if (cost > 0) {
     auto& family = from_cache ? metrics::standard::cache_saved_usd() : metrics::standard::spend_usd();
     family.labels(ctx.model).inc(static_cast<uint64_t>(cost));  // micro-dollars
@@ -160,7 +168,8 @@ asio::awaitable<void> ProxyHandler::record_spend(RequestContext& ctx) {
 }
 
 asio::awaitable<void> ProxyHandler::session_append(RequestContext& ctx) {
-  if (ctx.session_id.empty() || ctx.exchange.status() != 200) co_return;
+  if (ctx.session_id.empty() || ctx.session_appended) co_return;
+  ctx.session_appended = true;
   std::optional<std::string> reply =
       ctx.answer_streamed ? session::reply_message_from_events(ctx.session_api, ctx.answer_events)
                           : session::reply_message(ctx.session_api, ctx.answer_body);
@@ -169,9 +178,11 @@ asio::awaitable<void> ProxyHandler::session_append(RequestContext& ctx) {
     session_counter().labels("append", "no_reply").inc();
     co_return;
   }
+  const auto t0 = Clock::now();
   auto appended = co_await state_.sessions->append(state_redis(ctx), ctx.identity.tenant,
                                                    ctx.session_id, ctx.session_api,
                                                    ctx.session_turn, *reply);
+  redis_timed("session_append", t0);
   if (!appended.ok() && session::is_api_mismatch(appended.error())) {
     // The session was started through the other API between this turn's load and append.
     session_counter().labels("append", "api_mismatch").inc();

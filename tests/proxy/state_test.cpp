@@ -380,6 +380,70 @@ TEST_F(StateTest, SessionsTrimKeepTheSystemPromptAndExpire) {
             404);
 }
 
+TEST_F(StateTest, SessionTurnsServedFromTheCacheAndThroughMessagesAreAppended) {
+  Gw gw(yaml(mock_->port(), *redis_, "", /*cache=*/true));
+  // Two sessions open with the same question: the second is answered from the cache, and its
+  // session still records the reply.
+  const std::string first = chat_body("same opening question");
+  auto a = chat(gw, "sk-static-a", first, {{"x-redline-session", "s-one"}});
+  ASSERT_EQ(a.status, 200);
+  auto b = chat(gw, "sk-static-a", first, {{"x-redline-session", "s-two"}});
+  ASSERT_EQ(b.status, 200);
+  EXPECT_EQ(b.header("x-redline-cache"), "hit");
+  auto two = test::http_request(gw.port(), "GET", "/v1/sessions/s-two", "", bearer("sk-static-a"));
+  ASSERT_EQ(two.status, 200) << two.body;
+  const auto stored = parse(two.body);
+  ASSERT_EQ(stored.at("message_count").to_number<int>(), 2);
+  EXPECT_EQ(stored.at("messages").at(1).at("content"),
+            parse(b.body).at("choices").at(0).at("message").at("content"));
+
+  // Anthropic Messages, streamed, with a system prompt kept outside the messages.
+  const Headers session{{"x-redline-session", "claude-1"}, {"content-type", "application/json"}};
+  const std::string turn1 =
+      R"({"model":"claude-3-5-haiku-latest","max_tokens":64,"system":"be brief","stream":true,)"
+      R"("messages":[{"role":"user","content":"hello claude"}]})";
+  auto m1 = test::http_request(gw.port(), "POST", "/v1/messages", turn1, bearer("sk-static-a", session));
+  ASSERT_EQ(m1.status, 200) << m1.body;
+  const std::string turn2 =
+      R"({"model":"claude-3-5-haiku-latest","max_tokens":64,)"
+      R"("messages":[{"role":"user","content":"and again"}]})";
+  auto m2 = test::http_request(gw.port(), "POST", "/v1/messages", turn2, bearer("sk-static-a", session));
+  ASSERT_EQ(m2.status, 200) << m2.body;
+  auto r = test::http_request(mock_->port(), "GET", "/mock/last-request");
+  const auto sent = parse(std::string(parse(r.body).at("body").as_string()));
+  EXPECT_EQ(sent.at("system").as_string(), "be brief");
+  const auto& messages = sent.at("messages").as_array();
+  ASSERT_EQ(messages.size(), 3u) << json::serialize(sent);
+  EXPECT_EQ(messages[1].at("role").as_string(), "assistant");
+  EXPECT_TRUE(messages[1].at("content").is_array());  // the assembled content blocks
+  // The same id through the other API is refused, not mixed.
+  auto mixed = chat(gw, "sk-static-a", chat_body("now as chat"), {{"x-redline-session", "claude-1"}});
+  EXPECT_EQ(mixed.status, 400) << mixed.body;
+  EXPECT_NE(mixed.body.find("session_api_mismatch"), std::string::npos) << mixed.body;
+
+  auto metrics = test::http_request(gw.admin(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("redline_session_operations_total{operation=\"append\",outcome=\"ok\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("redline_keystore_tracking 1"), std::string::npos);
+}
+
+// Each turn is stored before the end of its answer reaches the client, so a client that sends
+// the next turn on a fresh connection the moment the answer ends always sees it: through the
+// shared-call path (cache on) and the plain path (cache off), streamed and not.
+TEST_F(StateTest, EveryTurnSeesThePreviousOneEvenOnANewConnection) {
+  for (bool cache : {true, false}) {
+    Gw gw(yaml(mock_->port(), *redis_, "", cache));
+    const std::string id = cache ? "fresh-cached" : "fresh-plain";
+    for (int turn = 0; turn < 8; ++turn) {
+      auto r = chat(gw, "sk-static-a", chat_body("turn " + std::to_string(turn), turn % 2 == 1),
+                    {{"x-redline-session", id}});
+      ASSERT_EQ(r.status, 200) << r.body;
+      EXPECT_EQ(mock_messages(*mock_).size(), static_cast<std::size_t>(2 * turn + 1))
+          << "cache " << cache << ", turn " << turn;
+    }
+  }
+}
+
 TEST_F(StateTest, SessionBadInputIs400) {
   Gw gw(yaml(mock_->port(), *redis_));
   auto bad_id = chat(gw, "sk-static-a", chat_body("x"), {{"x-redline-session", "has space"}});
