@@ -3,6 +3,9 @@
 // error event in the caller's API shape, and the stream is closed cleanly.
 #include "proxy/forwarder.h"
 
+#include "cache/sse.h"
+#include "translate/translate.h"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -104,12 +107,25 @@ bool is_dropped_response_header(std::string_view n) {
   return false;
 }
 
-upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const Hop& hop) const {
+translate::Api api_of(config::ProviderType t) {
+  return t == config::ProviderType::kAnthropic ? translate::Api::kMessages : translate::Api::kChat;
+}
+
+bool needs_translation(const ForwardInput& in, const Hop& hop) {
+  return translatable(in.endpoint) && hop.provider->config->type != endpoint_api(in.endpoint);
+}
+
+upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const Hop& hop,
+                                                   const std::string* translated) const {
   const auto& cfg = *hop.provider->config;
   const auto& client_req = in.request;
   upstream::UpstreamRequest req;
   req.method = client_req.method();
   std::string_view path = client_req.target();
+  if (translated != nullptr) {
+    // The other API's endpoint; its own query string would not apply.
+    path = cfg.type == config::ProviderType::kAnthropic ? "/v1/messages" : "/v1/chat/completions";
+  }
   // OpenAI base URLs include /v1; Anthropic base URLs are the root.
   if (cfg.type == config::ProviderType::kOpenAI && path.substr(0, 3) == "/v1")
     path.remove_prefix(3);
@@ -117,7 +133,13 @@ upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const
   req.target += path;
 
   for (const auto& f : client_req) {
-    if (!is_dropped_request_header(f.name_string())) req.headers.insert(f.name_string(), f.value());
+    if (is_dropped_request_header(f.name_string())) continue;
+    // Headers of the caller's API mean nothing to the other one.
+    if (translated != nullptr && (boost::beast::iequals(f.name_string().substr(0, 10), "anthropic-") ||
+                                  boost::beast::iequals(f.name_string().substr(0, 7), "openai-"))) {
+      continue;
+    }
+    req.headers.insert(f.name_string(), f.value());
   }
   req.headers.set("x-request-id", in.request_id);
   if (cfg.type == config::ProviderType::kAnthropic) {
@@ -129,8 +151,13 @@ upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const
     req.headers.set(boost::beast::http::field::authorization, "Bearer " + cfg.api_key);
   }
   for (const auto& [k, v] : cfg.headers) req.headers.set(k, v);
-  req.body =
-      (!in.model.empty() && hop.model != in.model) ? rewrite_model(in.body, hop.model) : in.body;
+  if (translated != nullptr) {
+    req.body = *translated;
+    req.headers.set(boost::beast::http::field::content_type, "application/json");
+  } else {
+    req.body =
+        (!in.model.empty() && hop.model != in.model) ? rewrite_model(in.body, hop.model) : in.body;
+  }
   return req;
 }
 
@@ -157,14 +184,33 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
   out.upstream_start = Clock::now();
 
   std::unique_ptr<upstream::Exchange> last;  // last retryable HTTP answer, kept to relay
+  const Hop* last_translated = nullptr;        // its hop, when it spoke the other API
   upstream::Failure last_failure = upstream::Failure::kNone;
   std::string last_detail;
 
   for (const auto& hop : in.hops) {
     const auto& retry = hop.provider->config->retry;
+    std::optional<std::string> translated;
+    if (needs_translation(in, hop)) {
+      translate::RequestOptions options;
+      options.upstream_model = hop.model;
+      options.default_max_tokens = default_max_tokens_;
+      auto t = translate::translate_request(api_of(endpoint_api(in.endpoint)),
+                                            api_of(hop.provider->config->type), in.body, options);
+      if (auto* refused = std::get_if<translate::Untranslatable>(&t)) {
+        if (&hop != &in.hops.front()) continue;  // a fallback it cannot reach: try the next
+        out.error_code = "untranslatable";
+        const std::string message = refused->message + " (model " + std::string(in.model) +
+                                    " is served by provider " + hop.provider->config->name +
+                                    ", which speaks the other API)";
+        co_await sink.respond_error(400, message, "untranslatable_field");
+        co_return;
+      }
+      translated = std::get<std::string>(std::move(t));
+    }
     for (int attempt = 1; attempt <= retry.max_attempts; ++attempt) {
       if (Clock::now() >= deadline || sink.gone()) break;
-      auto req = build_request(in, hop);
+      auto req = build_request(in, hop, translated ? &*translated : nullptr);
       ++out.attempts;
       auto sent =
           co_await unless_client_leaves(sink, client_.send(hop.provider->target, req, deadline));
@@ -187,13 +233,14 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
       out.upstream_first_byte = Clock::now();
       if (!retryable_status(up.status())) {
         out.provider = hop.provider;
-        co_await relay(in, out, sink, up);
+        co_await relay(in, out, sink, up, translated ? &hop : nullptr);
         co_return;
       }
       last_failure = upstream::Failure::kNone;
       auto wait = backoff(retry, attempt);
       auto ra = parse_retry_after(up.headers()[boost::beast::http::field::retry_after]);
       last = std::move(result.exchange);
+      last_translated = translated ? &hop : nullptr;
       out.provider = hop.provider;
       if (ra && *ra > retry.max_retry_after) break;  // too long: move on to the fallback
       if (ra) wait = std::max(wait, *ra);
@@ -208,7 +255,7 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
   }
 
   if (last) {  // every hop answered 429/5xx: the client sees the last answer as it was
-    co_await relay(in, out, sink, *last);
+    co_await relay(in, out, sink, *last, last_translated);
     co_return;
   }
   out.upstream_end = Clock::now();
@@ -222,12 +269,14 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
 }
 
 asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& out, Sink& sink,
-                                       upstream::Exchange& up) {
+                                       upstream::Exchange& up, const Hop* translated) {
   http::ResponseHeader header;
   header.result(static_cast<unsigned>(up.status()));
   for (const auto& f : up.headers()) {
     if (!is_dropped_response_header(f.name_string())) header.insert(f.name_string(), f.value());
   }
+  const auto client_api = api_of(endpoint_api(in.endpoint));
+  const auto provider_api = translated ? api_of(translated->provider->config->type) : client_api;
 
   if (!up.is_event_stream()) {
     http::Response res(std::move(header));
@@ -248,10 +297,34 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
       co_return;
     }
     out.upstream_end = Clock::now();
+    if (translated != nullptr) {
+      // The answer in the caller's API: a success translated, an error in its error shape.
+      std::optional<std::string> body;
+      if (up.status() == 200) {
+        body = translate::translate_response(provider_api, client_api, res.body(), in.model);
+      } else {
+        body = translate::translate_error(client_api, up.status(), res.body());
+      }
+      if (!body) {
+        out.error_code = "upstream_bad_response";
+        co_await sink.respond_error(502, "the provider's answer could not be translated",
+                                    out.error_code);
+        co_return;
+      }
+      res.body() = std::move(*body);
+      res.set(boost::beast::http::field::content_type, "application/json");
+    }
     co_await sink.respond(res);
     co_return;
   }
 
+  std::optional<translate::StreamTranslator> translator;
+  cache::SseSplitter splitter;
+  std::vector<std::string> events, translated_events;
+  if (translated != nullptr) {
+    translator.emplace(provider_api, client_api, std::string(in.model), in.include_usage);
+    header.set(boost::beast::http::field::content_type, "text/event-stream");
+  }
   if (!co_await sink.begin_stream(header)) {
     up.abort();
     co_return;
@@ -259,7 +332,22 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
   while (!up.done()) {
     auto chunk = co_await up.next_chunk();
     if (up.failure() != upstream::Failure::kNone) break;
-    if (!co_await sink.write_chunk(chunk)) {
+    std::string_view data = chunk;
+    std::string out_data;
+    if (translator) {
+      // Event by event: whatever whole events this chunk completed, in the caller's API.
+      events.clear();
+      splitter.feed(chunk, events);
+      translated_events.clear();
+      for (const auto& e : events) translator->feed(e, translated_events);
+      for (const auto& e : translated_events) {
+        out_data += e;
+        out_data += "\n\n";
+      }
+      if (out_data.empty()) continue;
+      data = out_data;
+    }
+    if (!co_await sink.write_chunk(data)) {
       up.abort();  // the client left: stop the provider's work too
       out.upstream_end = Clock::now();
       co_return;

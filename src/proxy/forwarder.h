@@ -23,6 +23,7 @@ struct ForwardInput {
   std::string_view model;  // as the client asked ("" when the endpoint has none)
   const std::vector<Hop>& hops;
   const std::string& body;  // the body to send (may differ from the client's)
+  bool include_usage = false;  // stream_options.include_usage (translated streams honour it)
 };
 
 class Forwarder {
@@ -34,14 +35,18 @@ class Forwarder {
   asio::awaitable<void> forward(const ForwardInput& in, UpstreamOutcome& out, Sink& sink);
 
  private:
-  upstream::UpstreamRequest build_request(const ForwardInput& in, const Hop& hop) const;
+  // `translated`: the request body in the provider's API when it is not the caller's.
+  upstream::UpstreamRequest build_request(const ForwardInput& in, const Hop& hop,
+                                          const std::string* translated) const;
+  // `translated`: the hop whose answer must be translated into the caller's API, or null.
   asio::awaitable<void> relay(const ForwardInput& in, UpstreamOutcome& out, Sink& sink,
-                              upstream::Exchange& ex);
+                              upstream::Exchange& ex, const Hop* translated);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
   std::chrono::milliseconds backoff(const config::RetryPolicy& p, int attempt);
 
   asio::io_context& ioc_;
   upstream::HttpClient& client_;
+  uint64_t default_max_tokens_ = 4096;  // Messages needs max_tokens; Chat may omit it
   std::mt19937_64 rng_;
 };
 

@@ -350,13 +350,15 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
     if (ctx.capture_answer) before_end = [this, &ctx] { return session_append(ctx); };
     UsageSink sink(exchange, ctx.capture_answer ? &ctx : nullptr, std::move(before_end));
     const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
-                          ctx.model,          ctx.hops,       ctx.body()};
+                          ctx.model,          ctx.hops,       ctx.body(),
+                          ctx.include_usage};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
     ctx.usage = sink.usage();
   } else {
     ExchangeSink sink(exchange);
     const ForwardInput in{exchange.request(), ctx.request_id, ctx.endpoint,
-                          ctx.model,          ctx.hops,       ctx.body()};
+                          ctx.model,          ctx.hops,       ctx.body(),
+                          ctx.include_usage};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
   }
   co_await settle_phase(ctx);
@@ -798,8 +800,9 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
     }
   }
 
-  const ForwardInput in{job->request, job->request_id, job->endpoint,
-                        job->model,   job->hops,       job->body};
+  // A shared call keeps usage in its stream (the flight strips it for clients that did not ask).
+  const ForwardInput in{job->request, job->request_id, job->endpoint, job->model,
+                        job->hops,    job->body,       true};
   co_await workers_[job->thread]->forwarder.forward(in, flight->outcome(), *flight);
 
   // An answer that will not be stored must not be shared with requests that arrive after it

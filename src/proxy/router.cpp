@@ -78,6 +78,10 @@ const Provider* Router::default_provider(config::ProviderType type) const {
   return nullptr;
 }
 
+bool translatable(Endpoint e) {
+  return e == Endpoint::kChatCompletions || e == Endpoint::kMessages;
+}
+
 std::vector<Hop> Router::resolve(Endpoint endpoint, std::string_view model,
                                  const Provider** mismatch) const {
   std::vector<Hop> hops;
@@ -96,7 +100,7 @@ std::vector<Hop> Router::resolve(Endpoint endpoint, std::string_view model,
       for (const auto& f : route->fallbacks) queue.push_back(f);
     }
     if (provider == nullptr || !provider->config->enabled) continue;
-    if (provider->config->type != api) {
+    if (provider->config->type != api && !translatable(endpoint)) {
       if (mismatch && *mismatch == nullptr) *mismatch = provider;
       continue;
     }

@@ -39,6 +39,10 @@ struct Provider {
 };
 
 // One place a request can be sent: a provider and the model name it expects.
+// Endpoints whose requests and answers are translated for a provider of the other API
+// (Chat Completions <-> Messages, src/translate).
+bool translatable(Endpoint e);
+
 struct Hop {
   const Provider* provider;
   std::string model;  // upstream model name

@@ -290,10 +290,21 @@ TEST_F(GatewayTest, AnthropicMessagesStreamAndDefaultVersion) {
   EXPECT_EQ(h.at("anthropic-version").as_string(), "2023-06-01");  // the configured default
 }
 
-TEST_F(GatewayTest, OpenAIRequestForAnthropicModelIsClear400) {
+TEST_F(GatewayTest, OpenAIRequestForAnthropicModelIsTranslated) {
   auto r = test::http_request(
       port(), "POST", "/v1/chat/completions",
       R"({"model":"claude-3-5-haiku-latest","messages":[{"role":"user","content":"Hi"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json(r.body).at("object").as_string(), "chat.completion");
+  EXPECT_EQ(json(r.body).at("model").as_string(), "claude-3-5-haiku-latest");
+  auto sent = mock_json("/mock/last-request");
+  EXPECT_EQ(sent.at("target").as_string(), "/v1/messages");
+  EXPECT_EQ(json(std::string(sent.at("body").as_string())).at("max_tokens").to_number<int>(), 4096);
+}
+
+TEST_F(GatewayTest, EmbeddingsForAnthropicModelIsClear400) {
+  auto r = test::http_request(port(), "POST", "/v1/embeddings",
+                              R"({"model":"claude-3-5-haiku-latest","input":"Hi"})");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(error_code(r), "api_mismatch");
 }

@@ -60,12 +60,18 @@ TEST(Router, UnmappedModelGoesToFirstProviderOfTheApi) {
   EXPECT_EQ(msgs[0].provider->config->name, "an");
 }
 
-TEST(Router, OtherApiReportedAsMismatch) {
+TEST(Router, OtherApiTranslatedForChatAndMessagesReportedElsewhere) {
   auto cfg = routing_config();
   Router r(cfg);
   const Provider* mismatch = nullptr;
+  // Chat Completions <-> Messages are translated: the Anthropic provider is a hop.
   auto hops = r.resolve(Endpoint::kChatCompletions, "haiku", &mismatch);
-  EXPECT_TRUE(hops.empty());
+  ASSERT_EQ(hops.size(), 1u);
+  EXPECT_EQ(hops[0].provider->config->name, "an");
+  EXPECT_EQ(mismatch, nullptr);
+  // Embeddings have no Anthropic counterpart: a mismatch.
+  auto none = r.resolve(Endpoint::kEmbeddings, "haiku", &mismatch);
+  EXPECT_TRUE(none.empty());
   ASSERT_NE(mismatch, nullptr);
   EXPECT_EQ(mismatch->config->name, "an");
 }
