@@ -566,9 +566,8 @@ void put_response_item(Out& out, const ReplyMeta& meta, std::string_view tool_ca
     out.push_back('}');
     return;
   }
-  put(out,
-      FMT_COMPILE(R"({{"id":"msg_{}","type":"message","status":"{}","content":[)"), meta.unique,
-      status);
+  put(out, FMT_COMPILE(R"({{"id":"msg_{}","type":"message","status":"{}","content":[)"),
+      meta.unique, status);
   if (!in_progress) {
     put(out, FMT_COMPILE(R"({{"type":"output_text","annotations":[],"text":"{}"}})"), text);
   }
@@ -577,8 +576,8 @@ void put_response_item(Out& out, const ReplyMeta& meta, std::string_view tool_ca
 
 // The Response object; `output` is the JSON text of the output array.
 template <class Out>
-void put_response(Out& out, const ReplyMeta& meta, std::string_view status,
-                  std::string_view output, bool with_usage, uint64_t output_tokens) {
+void put_response(Out& out, const ReplyMeta& meta, std::string_view status, std::string_view output,
+                  bool with_usage, uint64_t output_tokens) {
   put(out,
       FMT_COMPILE(R"({{"id":"resp_{}","object":"response","created_at":{},"status":"{}",)"
                   R"("background":false,"error":null,"incomplete_details":{},"instructions":null,)"
@@ -653,7 +652,8 @@ void response_events(const ReplyMeta& meta, const Answer& answer, std::string_vi
   put_response_item(data, meta, tool_call, "in_progress", {}, true);
   send("response.output_item.added");
   if (tool_call.empty()) {
-    const std::string item_ref = fmt::format(R"("item_id":"msg_{}","output_index":0,"content_index":0)", meta.unique);
+    const std::string item_ref =
+        fmt::format(R"("item_id":"msg_{}","output_index":0,"content_index":0)", meta.unique);
     begin("response.content_part.added");
     put(data, FMT_COMPILE(R"({},"part":{{"type":"output_text","annotations":[],"text":""}})"),
         item_ref);

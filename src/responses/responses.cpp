@@ -31,7 +31,8 @@ std::optional<json::value> parse_json(std::string_view text) {
   return v;
 }
 
-std::string_view str_or(const json::object& o, std::string_view key, std::string_view fallback = {}) {
+std::string_view str_or(const json::object& o, std::string_view key,
+                        std::string_view fallback = {}) {
   const json::value* v = o.if_contains(key);
   return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : fallback;
 }
@@ -68,13 +69,29 @@ std::string at(std::string_view base, std::size_t i) {
 
 // --- request validation --------------------------------------------------------------------------
 
-constexpr std::array<std::string_view, 23> kKnownFields = {
-    "model",          "input",           "instructions",     "tools",
-    "tool_choice",    "temperature",     "top_p",            "max_output_tokens",
-    "stream",         "stream_options",  "previous_response_id", "store",
-    "metadata",       "user",            "parallel_tool_calls", "text",
-    "include",        "truncation",      "reasoning",        "service_tier",
-    "prompt_cache_key", "safety_identifier", "background"};
+constexpr std::array<std::string_view, 23> kKnownFields = {"model",
+                                                           "input",
+                                                           "instructions",
+                                                           "tools",
+                                                           "tool_choice",
+                                                           "temperature",
+                                                           "top_p",
+                                                           "max_output_tokens",
+                                                           "stream",
+                                                           "stream_options",
+                                                           "previous_response_id",
+                                                           "store",
+                                                           "metadata",
+                                                           "user",
+                                                           "parallel_tool_calls",
+                                                           "text",
+                                                           "include",
+                                                           "truncation",
+                                                           "reasoning",
+                                                           "service_tier",
+                                                           "prompt_cache_key",
+                                                           "safety_identifier",
+                                                           "background"};
 
 bool known_field(std::string_view key) {
   for (auto k : kKnownFields) {
@@ -216,13 +233,17 @@ json::object message_item(const ChatAnswer& a, std::string_view id, std::string_
 }
 
 json::object call_item(const ToolCall& c, std::string_view id, std::string_view status) {
-  return json::object{{"id", id},           {"type", "function_call"}, {"status", status},
-                      {"arguments", c.arguments}, {"call_id", c.call_id},   {"name", c.name}};
+  return json::object{{"id", id},
+                      {"type", "function_call"},
+                      {"status", status},
+                      {"arguments", c.arguments},
+                      {"call_id", c.call_id},
+                      {"name", c.name}};
 }
 
 std::string_view status_of(const ChatAnswer& a) {
   return a.finish_reason == "length" || a.finish_reason == "content_filter" ? "incomplete"
-                                                                           : "completed";
+                                                                            : "completed";
 }
 
 json::value usage_of(const json::value& chat_usage) {
@@ -241,7 +262,8 @@ json::value usage_of(const json::value& chat_usage) {
   const json::value* total = u->if_contains("total_tokens");
   return json::object{
       {"input_tokens", in},
-      {"input_tokens_details", {{"cached_tokens", nested("prompt_tokens_details", "cached_tokens")}}},
+      {"input_tokens_details",
+       {{"cached_tokens", nested("prompt_tokens_details", "cached_tokens")}}},
       {"output_tokens", out},
       {"output_tokens_details",
        {{"reasoning_tokens", nested("completion_tokens_details", "reasoning_tokens")}}},
@@ -271,14 +293,14 @@ Echo echo_of(const ResponsesRequest& r) {
                        : json::value(json::object{{"effort", nullptr}, {"summary", nullptr}});
   f["store"] = r.store.value_or(true);
   f["temperature"] = r.temperature.value_or(1.0);
-  f["text"] = r.text.is_object() ? r.text
-                                 : json::value(json::object{{"format", {{"type", "text"}}}});
+  f["text"] =
+      r.text.is_object() ? r.text : json::value(json::object{{"format", {{"type", "text"}}}});
   f["tool_choice"] = r.tool_choice.is_null() ? json::value("auto") : r.tool_choice;
   f["tools"] = r.tools;
   f["top_p"] = r.top_p.value_or(1.0);
   const json::value* truncation = b.if_contains("truncation");
-  f["truncation"] = truncation != nullptr && truncation->is_string() ? *truncation
-                                                                    : json::value("disabled");
+  f["truncation"] =
+      truncation != nullptr && truncation->is_string() ? *truncation : json::value("disabled");
   if (r.user) f["user"] = *r.user;
   f["metadata"] = r.metadata.is_object() ? r.metadata : json::value(json::object());
   return e;
@@ -378,7 +400,7 @@ std::string joined_text(const json::value& content) {
 }
 
 std::variant<json::value, RequestError> chat_part(const json::object& part,
-                                                   const std::string& where) {
+                                                  const std::string& where) {
   const std::string_view type = str_or(part, "type");
   if (type == "input_text" || type == "output_text") {
     return json::value(json::object{{"type", "text"}, {"text", str_or(part, "text")}});
@@ -542,7 +564,8 @@ std::variant<ResponsesRequest, RequestError> parse_request(std::string_view body
       if (k == "stream") r.stream = v->get_bool();
       if (k == "store") r.store = v->get_bool();
       if (k == "parallel_tool_calls") r.parallel_tool_calls = v->get_bool();
-      if (k == "background" && v->get_bool()) return err("background", "background mode is not supported");
+      if (k == "background" && v->get_bool())
+        return err("background", "background mode is not supported");
     }
   }
   for (std::string_view k : {"previous_response_id", "user", "prompt_cache_key",
@@ -575,7 +598,8 @@ std::variant<ResponsesRequest, RequestError> parse_request(std::string_view body
   return r;
 }
 
-// --- expand ----------------------------------------------------------------------------------------
+// --- expand
+// ----------------------------------------------------------------------------------------
 
 ResponsesRequest expand(const ResponsesRequest& request, const json::array& chain) {
   ResponsesRequest out = request;
@@ -647,7 +671,8 @@ std::variant<std::string, RequestError> to_chat_request(const ResponsesRequest& 
       m["tool_calls"].get_array().emplace_back(json::object{
           {"id", str_or(item, "call_id")},
           {"type", "function"},
-          {"function", {{"name", str_or(item, "name")}, {"arguments", str_or(item, "arguments")}}}});
+          {"function",
+           {{"name", str_or(item, "name")}, {"arguments", str_or(item, "arguments")}}}});
     } else if (type == "function_call_output") {
       messages.emplace_back(json::object{{"role", "tool"},
                                          {"tool_call_id", str_or(item, "call_id")},
@@ -679,9 +704,9 @@ std::variant<std::string, RequestError> to_chat_request(const ResponsesRequest& 
   if (expanded.tool_choice.is_string()) {
     chat["tool_choice"] = expanded.tool_choice;
   } else if (expanded.tool_choice.is_object()) {
-    chat["tool_choice"] = json::object{
-        {"type", "function"},
-        {"function", {{"name", str_or(expanded.tool_choice.get_object(), "name")}}}};
+    chat["tool_choice"] =
+        json::object{{"type", "function"},
+                     {"function", {{"name", str_or(expanded.tool_choice.get_object(), "name")}}}};
   }
   if (expanded.temperature) chat["temperature"] = *expanded.temperature;
   if (expanded.top_p) chat["top_p"] = *expanded.top_p;
@@ -714,10 +739,9 @@ std::variant<std::string, RequestError> to_chat_request(const ResponsesRequest& 
 // --- ids and answers -----------------------------------------------------------------------------
 
 std::string new_response_id() {
-  thread_local std::mt19937_64 rng(std::random_device{}() ^
-                                   static_cast<uint64_t>(std::chrono::steady_clock::now()
-                                                             .time_since_epoch()
-                                                             .count()));
+  thread_local std::mt19937_64 rng(
+      std::random_device{}() ^
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   return fmt::format("resp_{:016x}{:016x}", rng(), rng());
 }
 
@@ -813,11 +837,12 @@ struct ChatToResponsesStream::State {
     message = Message{next_output_index++, -1, -1, 0};
     emit("response.output_item.added",
          {{"output_index", message->output_index},
-          {"item", {{"id", message_id(response_id)},
-                    {"type", "message"},
-                    {"status", "in_progress"},
-                    {"content", json::array()},
-                    {"role", "assistant"}}}},
+          {"item",
+           {{"id", message_id(response_id)},
+            {"type", "message"},
+            {"status", "in_progress"},
+            {"content", json::array()},
+            {"role", "assistant"}}}},
          out);
   }
 
@@ -1037,7 +1062,8 @@ void ChatToResponsesStream::feed(std::string_view chat_event, std::vector<std::s
         }
       }
     }
-    if (const json::value* f = choice->if_contains("finish_reason"); f != nullptr && f->is_string()) {
+    if (const json::value* f = choice->if_contains("finish_reason");
+        f != nullptr && f->is_string()) {
       s.answer.finish_reason = f->get_string();
       s.close_items(out);
     }
@@ -1048,8 +1074,12 @@ void ChatToResponsesStream::finish(std::vector<std::string>& out) {
   if (!state_->terminal) state_->fail("the upstream stream ended early", out);
 }
 
-bool ChatToResponsesStream::done() const { return state_->terminal; }
-bool ChatToResponsesStream::failed() const { return state_->failed; }
+bool ChatToResponsesStream::done() const {
+  return state_->terminal;
+}
+bool ChatToResponsesStream::failed() const {
+  return state_->failed;
+}
 const std::optional<std::string>& ChatToResponsesStream::final_response() const {
   return state_->final;
 }

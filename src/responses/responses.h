@@ -43,7 +43,7 @@ struct ResponsesRequest {
   // OpenAI-type providers, left out of Chat Completions).
   boost::json::array input;
   std::optional<std::string> instructions;
-  boost::json::array tools;  // function tools only, as sent
+  boost::json::array tools;        // function tools only, as sent
   boost::json::value tool_choice;  // null when absent
   std::optional<double> temperature;
   std::optional<double> top_p;
@@ -54,7 +54,7 @@ struct ResponsesRequest {
   boost::json::value metadata;  // null when absent
   std::optional<std::string> user;
   std::optional<bool> parallel_tool_calls;
-  boost::json::value text;  // the `text` config ({format, verbosity}); null when absent
+  boost::json::value text;   // the `text` config ({format, verbosity}); null when absent
   boost::json::object body;  // the whole request as sent
   bool expanded = false;     // expand() ran: `input` holds the whole chain
 };

@@ -41,9 +41,9 @@ std::string_view str_of(const json::value& item, std::string_view key) {
 }
 
 redis::Error bad_reply(std::string_view what, const redis::Reply& reply) {
-  return redis::Error{redis::ErrorKind::kProtocolError,
-                      "responses " + std::string(what) + ": unexpected reply " +
-                          reply.debug_string()};
+  return redis::Error{
+      redis::ErrorKind::kProtocolError,
+      "responses " + std::string(what) + ": unexpected reply " + reply.debug_string()};
 }
 
 }  // namespace
@@ -75,7 +75,8 @@ std::optional<std::string> trim_chain(std::string_view input, std::size_t output
   // A tool result whose call was dropped would be refused by every provider: drop it too.
   std::unordered_set<std::string_view> calls;
   for (std::size_t i = first; i < items->size(); ++i) {
-    if (str_of((*items)[i], "type") == "function_call") calls.insert(str_of((*items)[i], "call_id"));
+    if (str_of((*items)[i], "type") == "function_call")
+      calls.insert(str_of((*items)[i], "call_id"));
   }
   std::string out = "[";
   std::size_t kept = 0;
@@ -121,8 +122,8 @@ boost::asio::awaitable<redis::Result<SaveResult>> ResponsesStore::save(
                            "responses save: output is not a JSON array"};
   }
   SaveResult result;
-  auto input = trim_chain(record.input, record.output.size(), max_chain_bytes_,
-                          &result.trimmed_items);
+  auto input =
+      trim_chain(record.input, record.output.size(), max_chain_bytes_, &result.trimmed_items);
   if (!input) {
     co_return redis::Error{redis::ErrorKind::kInvalidArgument,
                            "responses save: input is not a JSON array"};
@@ -133,10 +134,9 @@ boost::asio::awaitable<redis::Result<SaveResult>> ResponsesStore::save(
       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(ttl_).count());
   const std::string created = std::to_string(record.created_at);
   const std::vector<std::string_view> keys = {k};
-  const std::vector<std::string_view> args = {ttl_ms,   "id",     record.id,  "model",
-                                              record.model, "created_at", created, "input",
-                                              *input,   "output", record.output,
-                                              "response", record.response};
+  const std::vector<std::string_view> args = {
+      ttl_ms,  "id",   record.id, "model",       record.model, "created_at",   created,
+      "input", *input, "output",  record.output, "response",   record.response};
   const redis::Command cmd = save_script().call(keys, args);
   auto reply = co_await save_script().run(redis, cmd);
   if (!reply) co_return reply.error();

@@ -20,12 +20,12 @@ namespace redline::responses {
 
 // One stored response.
 struct StoredResponse {
-  std::string id;        // "resp_..."
-  std::string model;     // as the client asked for it
+  std::string id;          // "resp_..."
+  std::string model;       // as the client asked for it
   int64_t created_at = 0;  // unix seconds
-  std::string input;     // JSON array text: the whole input chain of this turn (expanded)
-  std::string output;    // JSON array text: the output items
-  std::string response;  // the Response object, JSON text (GET /v1/responses/{id})
+  std::string input;       // JSON array text: the whole input chain of this turn (expanded)
+  std::string output;      // JSON array text: the output items
+  std::string response;    // the Response object, JSON text (GET /v1/responses/{id})
 
   // The items a next turn puts in front of its input: input, then output (JSON array text).
   // nullopt when either is not a JSON array.

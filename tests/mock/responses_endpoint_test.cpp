@@ -119,8 +119,7 @@ TEST_F(MockResponsesTest, AnswerHasTheResponsesShapeAndUsage) {
   const json::value again = json::parse(post(kBody).body);
   EXPECT_EQ(str(again.at("output").at(0).at("content").at(0).at("text")), text);
   EXPECT_NE(str(again.at("id")), str(v.at("id")));
-  const json::value other =
-      json::parse(post(R"({"model":"gpt-4o-mini","input":"Say bye"})").body);
+  const json::value other = json::parse(post(R"({"model":"gpt-4o-mini","input":"Say bye"})").body);
   EXPECT_NE(str(other.at("output").at(0).at("content").at(0).at("text")), text);
 }
 
@@ -134,10 +133,12 @@ TEST_F(MockResponsesTest, StreamSendsTheFullEventSequence) {
   std::vector<std::string> types;
   for (const auto& e : events) types.push_back(e.type);
   const std::vector<std::string> expected = {
-      "response.created",           "response.in_progress",       "response.output_item.added",
-      "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
-      "response.output_text.delta", "response.output_text.delta", "response.output_text.done",
-      "response.content_part.done", "response.output_item.done",  "response.completed"};
+      "response.created",           "response.in_progress",
+      "response.output_item.added", "response.content_part.added",
+      "response.output_text.delta", "response.output_text.delta",
+      "response.output_text.delta", "response.output_text.delta",
+      "response.output_text.done",  "response.content_part.done",
+      "response.output_item.done",  "response.completed"};
   ASSERT_EQ(types, expected) << r.body;
   std::string deltas;
   for (std::size_t i = 0; i < events.size(); ++i) {
@@ -165,8 +166,8 @@ TEST_F(MockResponsesTest, MaxOutputTokensCutsTheAnswerToIncomplete) {
   EXPECT_EQ(v.at("usage").at("output_tokens").as_int64(), 3);
   HttpClient client("127.0.0.1", port_);
   auto r = client.stream("POST", "/v1/responses",
-                         R"({"model":"gpt-4o","input":"x","max_output_tokens":2,"stream":true})", {},
-                         [](const std::string&) {});
+                         R"({"model":"gpt-4o","input":"x","max_output_tokens":2,"stream":true})",
+                         {}, [](const std::string&) {});
   const auto events = events_of(r.body);
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().type, "response.incomplete");
@@ -191,14 +192,13 @@ TEST_F(MockResponsesTest, AUserMessageNamingAToolGetsAFunctionCall) {
   const auto events = events_of(r.body);
   std::vector<std::string> types;
   for (const auto& e : events) types.push_back(e.type);
-  const std::vector<std::string> expected = {
-      "response.created",
-      "response.in_progress",
-      "response.output_item.added",
-      "response.function_call_arguments.delta",
-      "response.function_call_arguments.done",
-      "response.output_item.done",
-      "response.completed"};
+  const std::vector<std::string> expected = {"response.created",
+                                             "response.in_progress",
+                                             "response.output_item.added",
+                                             "response.function_call_arguments.delta",
+                                             "response.function_call_arguments.done",
+                                             "response.output_item.done",
+                                             "response.completed"};
   EXPECT_EQ(types, expected) << r.body;
   ASSERT_EQ(events.size(), expected.size());
   EXPECT_EQ(str(events[2].data.at("item").at("arguments")), "");

@@ -3,6 +3,8 @@
 // as Response objects, the chunk-stream converter (event sequence, sequence numbers, equality
 // with the converted assembled answer), output_items_of / response_from_events, and the store
 // against a real redis-server: round trip, tenant isolation, TTL, trimming, removal.
+#include "responses/responses.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -11,7 +13,6 @@
 #include "cache/replay.h"
 #include "cache/sse.h"
 #include "redis/async_test_util.h"
-#include "responses/responses.h"
 #include "responses/store.h"
 #include "support/redis_server.h"
 
@@ -209,9 +210,12 @@ TEST(Expand, ThreeTurnsCarryTheWholeChainAndNotTheInstructions) {
   ASSERT_TRUE(e3);
   std::vector<std::string> kinds;
   for (const auto& item : e3->input) kinds.emplace_back(item.at("type").as_string());
-  const std::vector<std::string> expected = {"message",       "message",
-                                             "message",       "function_call",
-                                             "function_call", "function_call_output",
+  const std::vector<std::string> expected = {"message",
+                                             "message",
+                                             "message",
+                                             "function_call",
+                                             "function_call",
+                                             "function_call_output",
                                              "function_call_output"};
   EXPECT_EQ(kinds, expected);
   EXPECT_EQ(e3->input[3].at("call_id"), "call_1");
@@ -300,24 +304,28 @@ TEST(ToChatRequest, MapsInstructionsItemsToolsAndSettings) {
   EXPECT_EQ(chat.at("user"), "u1");
   EXPECT_EQ(chat.at("stream"), true);
   EXPECT_EQ(chat.at("stream_options"), J(R"({"include_usage":true})"));
-  EXPECT_EQ(chat.at("response_format"),
-            J(R"({"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object"},"strict":true}})"));
+  EXPECT_EQ(
+      chat.at("response_format"),
+      J(R"({"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object"},"strict":true}})"));
   // Nothing of the Responses-only fields leaks into the chat body.
-  for (const char* k : {"input", "instructions", "max_output_tokens", "text", "store",
-                        "previous_response_id"}) {
+  for (const char* k :
+       {"input", "instructions", "max_output_tokens", "text", "store", "previous_response_id"}) {
     EXPECT_FALSE(chat.as_object().contains(k)) << k;
   }
 }
 
 TEST(ToChatRequest, StringInputAndNoStreamingGiveAPlainBody) {
-  const json::value chat = J(chat_ok(parsed_ok(R"({"model":"m","input":"Hi","tool_choice":"auto"})")));
-  EXPECT_EQ(chat, J(R"({"model":"claude-x","messages":[{"role":"user","content":"Hi"}],"tool_choice":"auto"})"));
+  const json::value chat =
+      J(chat_ok(parsed_ok(R"({"model":"m","input":"Hi","tool_choice":"auto"})")));
+  EXPECT_EQ(
+      chat,
+      J(R"({"model":"claude-x","messages":[{"role":"user","content":"Hi"}],"tool_choice":"auto"})"));
 }
 
 TEST(ToChatRequest, RefusesWhatChatCannotCarryNamingTheItem) {
-  const ResponsesRequest r = parsed_ok(
-      R"({"model":"m","input":[{"role":"user","content":"a"},)"
-      R"({"role":"user","content":[{"type":"input_image","file_id":"file_1"}]}]})");
+  const ResponsesRequest r =
+      parsed_ok(R"({"model":"m","input":[{"role":"user","content":"a"},)"
+                R"({"role":"user","content":[{"type":"input_image","file_id":"file_1"}]}]})");
   auto c = to_chat_request(r, "x");
   ASSERT_TRUE(std::holds_alternative<RequestError>(c));
   EXPECT_EQ(std::get<RequestError>(c).param, "input[1].content[0]");
@@ -363,7 +371,8 @@ TEST(FromChatResponse, TextAnswerHasTheSDKShape) {
 }
 
 TEST(FromChatResponse, ToolCallsBecomeFunctionCallItems) {
-  const ResponsesRequest r = parsed_ok(R"({"model":"m","input":"x","store":false,"temperature":0.2})");
+  const ResponsesRequest r =
+      parsed_ok(R"({"model":"m","input":"x","store":false,"temperature":0.2})");
   const json::value resp = J(from_chat_response(kChatTool, "resp_t", r).value_or("{}"));
   EXPECT_EQ(resp.at("status"), "completed");
   EXPECT_EQ(resp.at("output"), J(R"([
@@ -402,7 +411,8 @@ Events chat_stream(bool with_tool, std::string_view finish = "stop") {
     return head + std::string(choice) + "]" + std::string(tail);
   };
   Events e;
-  e.push_back(chunk(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})"));
+  e.push_back(
+      chunk(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})"));
   e.push_back(chunk(R"({"index":0,"delta":{"content":"Let"},"finish_reason":null})"));
   e.push_back(": keep-alive");
   e.push_back(chunk(R"({"index":0,"delta":{"content":" me"},"finish_reason":null})"));
@@ -418,8 +428,9 @@ Events chat_stream(bool with_tool, std::string_view finish = "stop") {
         R"({"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"lo\"}"}}]},"finish_reason":null})"));
   }
   e.push_back(chunk(R"({"index":0,"delta":{},"finish_reason":")" + std::string(finish) + R"("})"));
-  e.push_back(head.substr(0, head.size() - std::string_view(R"("choices":[)").size()) +
-              R"("choices":[],"usage":{"prompt_tokens":40,"completion_tokens":11,"total_tokens":51}})");
+  e.push_back(
+      head.substr(0, head.size() - std::string_view(R"("choices":[)").size()) +
+      R"("choices":[],"usage":{"prompt_tokens":40,"completion_tokens":11,"total_tokens":51}})");
   e.push_back("data: [DONE]");
   return e;
 }
@@ -448,24 +459,23 @@ TEST(ChatToResponsesStream, TextAndAToolCallGiveTheFullEventSequence) {
   expect_well_formed(out);
   std::vector<std::string> types;
   for (const auto& e : out) types.push_back(type_of(e));
-  const std::vector<std::string> expected = {
-      "response.created",
-      "response.in_progress",
-      "response.output_item.added",
-      "response.content_part.added",
-      "response.output_text.delta",
-      "response.output_text.delta",
-      "response.output_text.delta",
-      "response.output_text.done",
-      "response.content_part.done",
-      "response.output_item.done",
-      "response.output_item.added",
-      "response.function_call_arguments.delta",
-      "response.function_call_arguments.delta",
-      "response.function_call_arguments.delta",
-      "response.function_call_arguments.done",
-      "response.output_item.done",
-      "response.completed"};
+  const std::vector<std::string> expected = {"response.created",
+                                             "response.in_progress",
+                                             "response.output_item.added",
+                                             "response.content_part.added",
+                                             "response.output_text.delta",
+                                             "response.output_text.delta",
+                                             "response.output_text.delta",
+                                             "response.output_text.done",
+                                             "response.content_part.done",
+                                             "response.output_item.done",
+                                             "response.output_item.added",
+                                             "response.function_call_arguments.delta",
+                                             "response.function_call_arguments.delta",
+                                             "response.function_call_arguments.delta",
+                                             "response.function_call_arguments.done",
+                                             "response.output_item.done",
+                                             "response.completed"};
   EXPECT_EQ(types, expected);
   // Details the SDK's accumulator reads.
   const json::value created = J(cache::event_data(out[0]));
@@ -531,7 +541,8 @@ TEST(ChatToResponsesStream, AnErrorChunkOrACutStreamFails) {
     conv.feed(R"(data: {"error":{"message":"overloaded","type":"server_error"}})", out);
     expect_well_formed(out);
     EXPECT_EQ(type_of(out.back()), "response.failed");
-    EXPECT_EQ(J(cache::event_data(out.back())).at("response").at("error").at("message"), "overloaded");
+    EXPECT_EQ(J(cache::event_data(out.back())).at("response").at("error").at("message"),
+              "overloaded");
     EXPECT_TRUE(conv.failed());
     EXPECT_FALSE(conv.final_response());
     EXPECT_FALSE(response_from_events(out));
@@ -567,8 +578,9 @@ TEST(ChatToResponsesStream, AnEmptyAnswerStillHasAMessageItem) {
 // output_items_of / response_from_events
 
 TEST(PassThrough, OutputItemsAndTheCompletedResponse) {
-  EXPECT_EQ(J(output_items_of(R"({"id":"resp_1","output":[{"type":"message","id":"m"}]})").value_or("")),
-            J(R"([{"type":"message","id":"m"}])"));
+  EXPECT_EQ(
+      J(output_items_of(R"({"id":"resp_1","output":[{"type":"message","id":"m"}]})").value_or("")),
+      J(R"([{"type":"message","id":"m"}])"));
   EXPECT_FALSE(output_items_of(R"({"id":"resp_1"})"));
   EXPECT_FALSE(output_items_of("nope"));
   const Events events = {
@@ -628,7 +640,8 @@ class Store : public ::testing::Test {
     s.model = "gpt-4o";
     s.created_at = 1700000123;
     s.input = std::move(input);
-    s.output = R"([{"type":"message","role":"assistant","content":[{"type":"output_text","text":"ok","annotations":[]}]}])";
+    s.output =
+        R"([{"type":"message","role":"assistant","content":[{"type":"output_text","text":"ok","annotations":[]}]}])";
     s.response = R"({"id":")" + s.id + R"(","object":"response","output":[]})";
     return s;
   }
@@ -642,7 +655,8 @@ test::RedisServer* Store::server_ = nullptr;
 
 TEST_F(Store, SaveLoadRemoveRoundTrip) {
   const ResponsesStore store(std::chrono::seconds(3600), 1 << 20);
-  const StoredResponse rec = record("resp_1", R"([{"type":"message","role":"user","content":"Hi"}])");
+  const StoredResponse rec =
+      record("resp_1", R"([{"type":"message","role":"user","content":"Hi"}])");
   const SaveResult saved = save(store, "acme", rec);
   EXPECT_EQ(saved.trimmed_items, 0u);
   EXPECT_EQ(saved.stored_bytes, rec.input.size() + rec.output.size());
