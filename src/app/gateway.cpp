@@ -109,6 +109,21 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
     for (auto& r : cache::export_cache_metrics(*cache_)) metric_sources_.push_back(std::move(r));
   }
   if (keys_) export_key_store_metrics();
+  for (const auto& p : proxy_handler_->router().providers()) {
+    const auto* breaker = p->breaker.get();
+    metric_sources_.push_back(
+        metrics::gauge("redline_upstream_circuit_state",
+                       "Provider circuit breaker: 0 closed, 1 open (skipped), 2 half-open (one "
+                       "probe out).",
+                       {"provider"})
+            .labels(p->config->name)
+            .track([breaker] { return static_cast<double>(breaker->state()); }));
+    metric_sources_.push_back(
+        metrics::counter("redline_upstream_circuit_opens_total",
+                         "Times a provider's circuit breaker opened.", {"provider"})
+            .labels(p->config->name)
+            .track([breaker] { return static_cast<double>(breaker->opened_count()); }));
+  }
   redis_health_ = std::make_unique<metrics::RedisHealth>(raw.front()->get_executor(),
                                                          redis_health_options(config_));
   admin_handler_->set_cache(cache_.get());

@@ -69,6 +69,12 @@ struct RetryPolicy {
   Millis max_retry_after{10'000};   // a longer retry-after moves on to the fallback instead
 };
 
+// The provider's circuit breaker (src/upstream/circuit_breaker.h).
+struct CircuitConfig {
+  uint32_t failures = 5;         // consecutive failed attempts that open it; 0 = off
+  Millis open_for{10'000};       // how long it stays open before one probe is let through
+};
+
 struct ProviderConfig {
   std::string name;
   ProviderType type = ProviderType::kOpenAI;
@@ -78,6 +84,7 @@ struct ProviderConfig {
   std::string anthropic_version = "2023-06-01";
   UpstreamTimeouts timeouts;
   RetryPolicy retry;
+  CircuitConfig circuit;
   std::size_t max_idle_connections = 512;  // per thread; beyond it, idle ones are closed
   std::string ca_file;                    // extra CA bundle (PEM); system store always used
   bool tls_verify = true;

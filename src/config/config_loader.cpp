@@ -575,6 +575,10 @@ ProviderConfig read_provider(const Value& v) {
       r.read("max_backoff", p.retry.max_backoff, as_duration);
       r.read("max_retry_after", p.retry.max_retry_after, as_duration);
     });
+    m.section("circuit", [&](Map& c) {
+      c.read("failures", p.circuit.failures, as_count_u32);
+      c.read("open_for", p.circuit.open_for, as_duration);
+    });
     m.read("max_idle_connections", p.max_idle_connections, as_count);
     m.read("ca_file", p.ca_file, as_string);
     m.read("tls_verify", p.tls_verify, as_bool);

@@ -177,6 +177,54 @@ bool read_int(const json::object& obj, std::string_view key, int64_t& out) {
   return false;
 }
 
+// The text of a Responses input item that is a user message ("" for anything else).
+std::string user_text(const json::value& item) {
+  const json::object* o = item.if_object();
+  if (o == nullptr) return {};
+  const json::value* role = o->if_contains("role");
+  if (role == nullptr || !role->is_string() || role->get_string() != "user") return {};
+  const json::value* content = o->if_contains("content");
+  if (content == nullptr) return {};
+  if (content->is_string()) return std::string(content->get_string());
+  std::string text;
+  if (const json::array* parts = content->if_array()) {
+    for (const auto& p : *parts) {
+      const json::object* part = p.if_object();
+      const json::value* t = part != nullptr ? part->if_contains("text") : nullptr;
+      if (t != nullptr && t->is_string()) text += t->get_string();
+    }
+  }
+  return text;
+}
+
+// See ModelRequest::tool_call.
+std::string responses_tool_call(const json::object& request) {
+  const json::value* tools = request.if_contains("tools");
+  const json::value* input = request.if_contains("input");
+  if (tools == nullptr || !tools->is_array() || input == nullptr) return {};
+  std::string text;
+  if (input->is_string()) {
+    text = input->get_string();
+  } else if (const json::array* items = input->if_array(); items != nullptr && !items->empty()) {
+    text = user_text(items->back());
+  }
+  if (text.empty()) return {};
+  for (const auto& t : tools->get_array()) {
+    const json::object* tool = t.if_object();
+    if (tool == nullptr) continue;
+    const json::value* type = tool->if_contains("type");
+    const json::value* name = tool->if_contains("name");
+    if (type == nullptr || !type->is_string() || type->get_string() != "function" ||
+        name == nullptr || !name->is_string() || name->get_string().empty()) {
+      continue;
+    }
+    if (text.find(std::string_view(name->get_string())) != std::string::npos) {
+      return std::string(name->get_string());
+    }
+  }
+  return {};
+}
+
 void append_usage_openai(std::string& out, uint64_t prompt, uint64_t completion) {
   put(out,
       FMT_COMPILE(R"("usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}})"),
@@ -232,6 +280,12 @@ std::string parse_model_request(Endpoint endpoint, std::string_view body, ModelR
   if (const json::value* so = obj->if_contains("stream_options"); so && so->is_object()) {
     const json::value* iu = so->get_object().if_contains("include_usage");
     out.include_usage = iu && iu->is_bool() && iu->get_bool();
+  }
+  if (endpoint == Endpoint::kResponses) {
+    read_int(*obj, "max_output_tokens", out.max_tokens);
+    if (!obj->contains("input")) return "Missing required parameter: 'input'.";
+    out.tool_call = responses_tool_call(*obj);
+    return {};
   }
   if (!read_int(*obj, "max_completion_tokens", out.max_tokens)) {
     read_int(*obj, "max_tokens", out.max_tokens);
@@ -491,6 +545,155 @@ void message_events(const ReplyMeta& meta, const Answer& answer, SseSink& sink) 
       meta.truncated ? "max_tokens" : "end_turn", answer.words());
   sink.emit("message_delta", view(data));
   sink.emit("message_stop", R"({"type":"message_stop"})");
+}
+
+// --- Responses API ----------------------------------------------------------------------
+
+namespace {
+
+// The output item: the message with `text`, or the function call.
+template <class Out>
+void put_response_item(Out& out, const ReplyMeta& meta, std::string_view tool_call,
+                       std::string_view status, std::string_view text, bool in_progress) {
+  if (!tool_call.empty()) {
+    put(out,
+        FMT_COMPILE(R"({{"id":"fc_{}","type":"function_call","status":"{}","arguments":"{}",)"
+                    R"("call_id":"call_{}","name":)"),
+        meta.unique, status, in_progress ? "" : "{}", meta.unique);
+    std::string name;
+    append_json_string(name, tool_call);
+    out.append(name.data(), name.data() + name.size());
+    out.push_back('}');
+    return;
+  }
+  put(out, FMT_COMPILE(R"({{"id":"msg_{}","type":"message","status":"{}","content":[)"),
+      meta.unique, status);
+  if (!in_progress) {
+    put(out, FMT_COMPILE(R"({{"type":"output_text","annotations":[],"text":"{}"}})"), text);
+  }
+  out.append(std::string_view(R"(],"role":"assistant"})"));
+}
+
+// The Response object; `output` is the JSON text of the output array.
+template <class Out>
+void put_response(Out& out, const ReplyMeta& meta, std::string_view status, std::string_view output,
+                  bool with_usage, uint64_t output_tokens) {
+  put(out,
+      FMT_COMPILE(R"({{"id":"resp_{}","object":"response","created_at":{},"status":"{}",)"
+                  R"("background":false,"error":null,"incomplete_details":{},"instructions":null,)"
+                  R"("max_output_tokens":null,"model":{},"output":{},"parallel_tool_calls":true,)"
+                  R"("previous_response_id":null,"reasoning":{{"effort":null,"summary":null}},)"
+                  R"("store":true,"temperature":1.0,"text":{{"format":{{"type":"text"}}}},)"
+                  R"("tool_choice":"auto","tools":[],"top_p":1.0,"truncation":"disabled",)"
+                  R"("usage":)"),
+      meta.unique, meta.created, status,
+      status == "incomplete" ? R"({"reason":"max_output_tokens"})" : "null", meta.model_json,
+      output);
+  if (with_usage) {
+    put(out,
+        FMT_COMPILE(R"({{"input_tokens":{},"input_tokens_details":{{"cached_tokens":0}},)"
+                    R"("output_tokens":{},"output_tokens_details":{{"reasoning_tokens":0}},)"
+                    R"("total_tokens":{}}})"),
+        meta.input_tokens, output_tokens, meta.input_tokens + output_tokens);
+  } else {
+    out.append(std::string_view("null"));
+  }
+  out.append(std::string_view(R"(,"metadata":{}})"));
+}
+
+struct ResponseParts {
+  std::string text;
+  std::string_view status;
+  uint64_t output_tokens;
+  std::string output;  // the final output array
+};
+
+ResponseParts response_parts(const ReplyMeta& meta, const Answer& answer,
+                             std::string_view tool_call) {
+  ResponseParts p;
+  if (tool_call.empty()) answer.append_text(p.text);
+  p.status = meta.truncated && tool_call.empty() ? "incomplete" : "completed";
+  p.output_tokens = tool_call.empty() ? static_cast<uint64_t>(answer.words()) : 1;
+  p.output = "[";
+  put_response_item(p.output, meta, tool_call, p.status, p.text, false);
+  p.output += ']';
+  return p;
+}
+
+}  // namespace
+
+void response_body(const ReplyMeta& meta, const Answer& answer, std::string_view tool_call,
+                   std::string& out) {
+  const ResponseParts p = response_parts(meta, answer, tool_call);
+  put_response(out, meta, p.status, p.output, true, p.output_tokens);
+}
+
+void response_events(const ReplyMeta& meta, const Answer& answer, std::string_view tool_call,
+                     SseSink& sink) {
+  const ResponseParts p = response_parts(meta, answer, tool_call);
+  uint64_t seq = 0;
+  fmt::memory_buffer data;
+  auto begin = [&](std::string_view type) {
+    data.clear();
+    put(data, FMT_COMPILE(R"({{"type":"{}","sequence_number":{},)"), type, seq++);
+  };
+  auto send = [&](std::string_view type) {
+    data.push_back('}');
+    sink.emit(type, view(data));
+  };
+  for (std::string_view type : {"response.created", "response.in_progress"}) {
+    begin(type);
+    data.append(std::string_view(R"("response":)"));
+    put_response(data, meta, "in_progress", "[]", false, 0);
+    send(type);
+  }
+  begin("response.output_item.added");
+  data.append(std::string_view(R"("output_index":0,"item":)"));
+  put_response_item(data, meta, tool_call, "in_progress", {}, true);
+  send("response.output_item.added");
+  if (tool_call.empty()) {
+    const std::string item_ref =
+        fmt::format(R"("item_id":"msg_{}","output_index":0,"content_index":0)", meta.unique);
+    begin("response.content_part.added");
+    put(data, FMT_COMPILE(R"({},"part":{{"type":"output_text","annotations":[],"text":""}})"),
+        item_ref);
+    send("response.content_part.added");
+    for (int i = 0; i < answer.words(); ++i) {
+      begin("response.output_text.delta");
+      put(data, FMT_COMPILE(R"({},"delta":")"), item_ref);
+      append_word(data, answer, i);
+      data.append(std::string_view(R"(","logprobs":[])"));
+      send("response.output_text.delta");
+    }
+    begin("response.output_text.done");
+    put(data, FMT_COMPILE(R"({},"text":"{}","logprobs":[])"), item_ref, p.text);
+    send("response.output_text.done");
+    begin("response.content_part.done");
+    put(data, FMT_COMPILE(R"({},"part":{{"type":"output_text","annotations":[],"text":"{}"}})"),
+        item_ref, p.text);
+    send("response.content_part.done");
+  } else {
+    begin("response.function_call_arguments.delta");
+    put(data, FMT_COMPILE(R"("item_id":"fc_{}","output_index":0,"delta":"{{}}")"), meta.unique);
+    send("response.function_call_arguments.delta");
+    begin("response.function_call_arguments.done");
+    put(data, FMT_COMPILE(R"("item_id":"fc_{}","output_index":0,"name":)"), meta.unique);
+    std::string name;
+    append_json_string(name, tool_call);
+    data.append(name);
+    data.append(std::string_view(R"(,"arguments":"{}")"));
+    send("response.function_call_arguments.done");
+  }
+  begin("response.output_item.done");
+  data.append(std::string_view(R"("output_index":0,"item":)"));
+  put_response_item(data, meta, tool_call, p.status, p.text, false);
+  send("response.output_item.done");
+  const std::string_view last =
+      p.status == "incomplete" ? "response.incomplete" : "response.completed";
+  begin(last);
+  data.append(std::string_view(R"("response":)"));
+  put_response(data, meta, p.status, p.output, true, p.output_tokens);
+  send(last);
 }
 
 std::string error_body(Api api, int status, std::string_view message) {

@@ -15,17 +15,22 @@ namespace redline::mock {
 enum class Api { kOpenAI, kAnthropic };
 
 // The model endpoints that read a JSON body.
-enum class Endpoint { kChat, kCompletions, kEmbeddings, kMessages };
+enum class Endpoint { kChat, kCompletions, kEmbeddings, kMessages, kResponses };
 
 // What a model request asks for, read once from its JSON body.
 struct ModelRequest {
   std::string model;
   bool stream = false;
   bool include_usage = false;          // stream_options.include_usage
-  int64_t max_tokens = -1;             // max_tokens / max_completion_tokens; -1 when absent
+  int64_t max_tokens = -1;             // max_tokens / max_completion_tokens (responses:
+                                       // max_output_tokens); -1 when absent
   int dimensions = 8;                  // embeddings
   bool base64 = false;                 // embeddings: encoding_format == "base64"
   std::vector<uint64_t> input_hashes;  // embeddings: one hash per input
+  // responses: the function tool to call instead of answering in text. Set when the request
+  // has function tools and its last input item is a user message whose text names one of them
+  // (the first named in `tools` order); a tool result (function_call_output) gets text.
+  std::string tool_call;
 };
 
 inline constexpr int kDefaultDimensions = 8;
@@ -70,6 +75,11 @@ void append_json_string(std::string& out, std::string_view s);
 void chat_completion_body(const ReplyMeta& meta, const Answer& answer, std::string& out);
 void text_completion_body(const ReplyMeta& meta, const Answer& answer, std::string& out);
 void message_body(const ReplyMeta& meta, const Answer& answer, std::string& out);
+// OpenAI Responses API (POST /v1/responses): a Response object with one message item (the
+// words as output_text), or one function_call item calling `tool_call` with arguments "{}"
+// when it is not empty. Usage: input_tokens as for chat, output_tokens = words (1 for a call).
+void response_body(const ReplyMeta& meta, const Answer& answer, std::string_view tool_call,
+                   std::string& out);
 void embeddings_body(const ModelRequest& request, std::string_view model_json,
                      uint64_t input_tokens, std::string& out);
 // GET /v1/models, and GET /v1/models/{id} (empty when the id is unknown).
@@ -99,6 +109,14 @@ void chat_completion_events(const ReplyMeta& meta, const Answer& answer, bool in
 void text_completion_events(const ReplyMeta& meta, const Answer& answer, bool include_usage,
                             SseSink& sink);
 void message_events(const ReplyMeta& meta, const Answer& answer, SseSink& sink);
+// Responses: response.created, response.in_progress, output_item.added, content_part.added,
+// one output_text.delta per word, output_text.done, content_part.done, output_item.done and
+// response.completed (response.incomplete when max_output_tokens cut it); a function call has
+// function_call_arguments.delta/.done instead of the content events. Every event is
+// "event: TYPE" with a `sequence_number` counting from 0; the last one carries the same object
+// response_body() returns.
+void response_events(const ReplyMeta& meta, const Answer& answer, std::string_view tool_call,
+                     SseSink& sink);
 
 // A provider-shaped error body. OpenAI: {"error":{"message","type","param","code"}};
 // Anthropic: {"type":"error","error":{"type","message"}}. The type follows the status.

@@ -206,6 +206,8 @@ void Handler::model_request(const Request& request, std::string_view path, const
     answer(Endpoint::kChat, api, request, words, plan);
   } else if (method == http::verb::post && path == "/v1/messages") {
     answer(Endpoint::kMessages, api, request, words, plan);
+  } else if (method == http::verb::post && path == "/v1/responses") {
+    answer(Endpoint::kResponses, api, request, words, plan);
   } else if (method == http::verb::post && path == "/v1/completions") {
     answer(Endpoint::kCompletions, api, request, words, plan);
   } else if (method == http::verb::post && path == "/v1/embeddings") {
@@ -270,6 +272,10 @@ void Handler::answer(Endpoint endpoint, Api api, const Request& request, int wor
         thread_.counters.bump(Counter::completions);
         text_completion_body(meta, answer, plan.body);
         break;
+      case Endpoint::kResponses:
+        thread_.counters.bump(Counter::responses);
+        response_body(meta, answer, mr.tool_call, plan.body);
+        break;
       default:
         thread_.counters.bump(Counter::messages);
         message_body(meta, answer, plan.body);
@@ -289,6 +295,10 @@ void Handler::answer(Endpoint endpoint, Api api, const Request& request, int wor
     case Endpoint::kCompletions:
       thread_.counters.bump(Counter::completions);
       text_completion_events(meta, answer, mr.include_usage, sink);
+      break;
+    case Endpoint::kResponses:
+      thread_.counters.bump(Counter::responses_stream);
+      response_events(meta, answer, mr.tool_call, sink);
       break;
     default:
       thread_.counters.bump(Counter::messages_stream);

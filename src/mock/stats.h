@@ -25,6 +25,8 @@ namespace redline::mock {
   X(models)                      \
   X(messages)                    \
   X(messages_stream)             \
+  X(responses)                   \
+  X(responses_stream)            \
   X(errors_injected)             \
   X(rejected)                    \
   X(total)

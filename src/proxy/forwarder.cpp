@@ -188,6 +188,7 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
   upstream::Failure last_failure = upstream::Failure::kNone;
   std::string last_detail;
 
+  std::optional<Clock::time_point> circuit_open_until;  // every hop skipped: until when
   for (const auto& hop : in.hops) {
     const auto& retry = hop.provider->config->retry;
     std::optional<std::string> translated;
@@ -208,18 +209,27 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
       }
       translated = std::get<std::string>(std::move(t));
     }
+    auto& breaker = *hop.provider->breaker;
     for (int attempt = 1; attempt <= retry.max_attempts; ++attempt) {
       if (Clock::now() >= deadline || sink.gone()) break;
+      if (!breaker.allow()) {
+        // Open: the provider is failing; the fallbacks (or a 503) answer instead.
+        const auto until = breaker.open_until();
+        if (!circuit_open_until || until < *circuit_open_until) circuit_open_until = until;
+        break;
+      }
       auto req = build_request(in, hop, translated ? &*translated : nullptr);
       ++out.attempts;
       auto sent =
           co_await unless_client_leaves(sink, client_.send(hop.provider->target, req, deadline));
       if (!sent) {
+        breaker.release_probe();  // no verdict on the provider
         out.upstream_failure = "client_gone";
         co_return;  // the provider's request was cancelled with the client's
       }
       auto result = std::move(*sent);
       if (!result.exchange) {
+        breaker.on_failure();
         last_failure = result.failure;
         last_detail = std::move(result.detail);
         out.upstream_failure = std::string(upstream::failure_name(last_failure));
@@ -231,6 +241,11 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
       }
       auto& up = *result.exchange;
       out.upstream_first_byte = Clock::now();
+      if (up.status() >= 500) {
+        breaker.on_failure();
+      } else {
+        breaker.on_success();  // 2xx, 4xx and 429 are the provider working
+      }
       if (!retryable_status(up.status())) {
         out.provider = hop.provider;
         co_await relay(in, out, sink, up, translated ? &hop : nullptr);
@@ -260,6 +275,17 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
   }
   out.upstream_end = Clock::now();
   if (sink.gone()) co_return;
+  if (circuit_open_until && last_failure == upstream::Failure::kNone) {
+    // Nothing was tried: every provider's circuit is open.
+    const auto wait = std::chrono::duration_cast<std::chrono::seconds>(*circuit_open_until -
+                                                                       Clock::now());
+    out.error_code = "provider_circuit_open";
+    co_await sink.respond_error(503,
+                                "the provider is failing and its circuit breaker is open; retry "
+                                "shortly",
+                                out.error_code, std::to_string(std::max<int64_t>(1, wait.count() + 1)));
+    co_return;
+  }
   const int status = is_timeout(last_failure) ? 504 : 502;
   out.error_code = status == 504 ? "upstream_timeout" : "upstream_unavailable";
   std::string message =

@@ -684,7 +684,7 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
     } else {
       const auto t0 = Clock::now();
       found = co_await cache_->lookup(thread, ctx.cache_key);
-      redis_waited(ctx, "cache_lookup", t0);
+      if (found.tier != cache::Tier::kL1) redis_waited(ctx, "cache_lookup", t0);  // L1: none
     }
     if (found.entry) {
       ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)

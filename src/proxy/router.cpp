@@ -60,6 +60,8 @@ Router::Router(const config::Config& config) : config_(config) {
     }
     provider->target.timeouts = p.timeouts;
     provider->target.max_idle = p.max_idle_connections;
+    provider->breaker =
+        std::make_unique<upstream::CircuitBreaker>(p.circuit.failures, p.circuit.open_for);
     providers_.push_back(std::move(provider));
   }
 }

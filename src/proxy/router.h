@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "upstream/circuit_breaker.h"
 #include "upstream/http_client.h"
 
 namespace redline::proxy {
@@ -36,6 +37,8 @@ bool endpoint_has_model(Endpoint e);
 struct Provider {
   const config::ProviderConfig* config;
   upstream::Target target;
+  // Shared by every thread of this gateway (atomics).
+  std::unique_ptr<upstream::CircuitBreaker> breaker;
 };
 
 // One place a request can be sent: a provider and the model name it expects.

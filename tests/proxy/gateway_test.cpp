@@ -535,6 +535,54 @@ TEST(UpstreamFailureTest, StalledProviderIs504) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << "timeout not enforced";
 }
 
+// The circuit breaker: after three failed attempts the failing provider is skipped (straight to
+// the fallback, or 503 without a fallback) until open_for passes; then one probe goes through,
+// and a recovered provider closes the circuit.
+TEST(UpstreamFailureTest, CircuitBreakerOpensSkipsAndProbes) {
+  auto failing = start_mock([&](mock::MockOptions& o) {
+    o.fail_status = 500;
+    o.fail_first = 3;  // three failures, then healthy
+  });
+  std::string yaml =
+      "listen: \"127.0.0.1:0\"\nthreads: 2\nadmin: {listen: \"127.0.0.1:0\"}\n"
+      "logging: {access_log: false, level: warn}\n"
+      "cache: {enabled: false}\nkey_store: {enabled: false}\nsessions: {enabled: false}\n"
+      "providers:\n"
+      "  - {name: primary, type: openai, base_url: \"" +
+      mock_url(*failing) +
+      "/v1\", api_key: k1, retry: {max_attempts: 1},"
+      "     circuit: {failures: 3, open_for: 400ms}}\n";
+  Gw gw(yaml);
+  auto mock_requests = [&] {
+    return json(test::http_request(failing->port(), "GET", "/mock/stats").body)
+        .at("total")
+        .as_int64();
+  };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat).status, 500);
+  }
+  const auto before = mock_requests();
+  auto skipped = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(skipped.status, 503) << skipped.body;
+  EXPECT_EQ(error_code(skipped), "provider_circuit_open");
+  EXPECT_FALSE(skipped.header("retry-after").empty());
+  EXPECT_EQ(mock_requests(), before) << "an open circuit must not reach the provider";
+  auto metrics = test::http_request(gw.gw.admin_port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("redline_upstream_circuit_state{provider=\"primary\"} 1"),
+            std::string::npos)
+      << metrics;
+  std::this_thread::sleep_for(450ms);
+  // The probe reaches the (now healthy) provider and closes the circuit.
+  EXPECT_EQ(test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat).status, 200);
+  EXPECT_EQ(mock_requests(), before + 1);
+  EXPECT_EQ(test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat).status, 200);
+  metrics = test::http_request(gw.gw.admin_port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("redline_upstream_circuit_state{provider=\"primary\"} 0"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("redline_upstream_circuit_opens_total{provider=\"primary\"} 1"),
+            std::string::npos);
+}
+
 TEST(UpstreamFailureTest, ServerErrorRetriedThenFallback) {
   auto failing = start_mock([&](mock::MockOptions& o) { o.fail_status = 500; });
   auto healthy = start_mock();

@@ -276,6 +276,15 @@ TEST_F(StateTest, TenantBudgetAndCacheSavings) {
              "prices:\n  gpt-4o-mini: {input: 1.0, output: 2.0}\n"
              "budgets:\n  tenants:\n    b: {limit: 1000, period: month}\n",
              /*cache=*/true));
+  // The metrics registry is process-wide: compare against the values before this traffic.
+  auto value_in = [](const std::string& text, const std::string& series) {
+    auto at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return 0.0;
+    return std::stod(text.substr(at + series.size() + 2));
+  };
+  const std::string trips = "redline_redis_round_trips_total{route=\"chat_completions\"}";
+  const double trips_before =
+      value_in(test::http_request(gw.admin(), "GET", "/metrics").body, trips);
   const std::string body = chat_body("cache me");
   auto miss = chat(gw, "sk-static-b", body);
   ASSERT_EQ(miss.status, 200);
@@ -292,6 +301,15 @@ TEST_F(StateTest, TenantBudgetAndCacheSavings) {
   auto metrics = test::http_request(gw.admin(), "GET", "/metrics");
   EXPECT_NE(metrics.body.find("redline_cache_saved_usd_total{model=\"gpt-4o-mini\"}"),
             std::string::npos);
+  // Issue 7 families that move with this traffic: the L1 holds the entry, the requests waited
+  // for Redis (budget check, cache lookup), the Redis clients sent commands.
+  auto value_of = [&](const std::string& series) { return value_in(metrics.body, series); };
+  EXPECT_GE(value_of("redline_cache_l1_entries"), 1.0) << metrics.body;
+  EXPECT_GT(value_of("redline_cache_l1_bytes"), 0.0);
+  // miss: budget check + Redis lookup; L1 hit: budget check only.
+  EXPECT_EQ(value_of(trips) - trips_before, 3.0);
+  EXPECT_GT(value_of("redline_redis_commands_total"), 0.0);
+  EXPECT_GE(value_of("redline_redis_connections"), 1.0);
   // Over the tenant's budget: every key of the tenant is refused.
   redis_->cli("EVAL",
               "for _, k in ipairs(redis.call('KEYS','sp:t:*')) do "
