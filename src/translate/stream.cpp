@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -67,6 +68,7 @@ class MessagesToChatStream {
         const bool has_input =
             input != nullptr && !(input->is_object() && input->get_object().empty());
         fn["arguments"] = has_input ? json_text(*input) : std::string();
+        if (has_input) with_arguments_.insert(k);
         json::object call;
         call["index"] = k;
         call["id"] = string_field(block, "id");
@@ -87,11 +89,23 @@ class MessagesToChatStream {
         const auto tool = tools_.find(*index);
         const std::string_view piece = string_field(d, "partial_json");
         if (tool == tools_.end() || piece.empty()) return;
+        with_arguments_.insert(tool->second);
         json::object call;
         call["index"] = tool->second;
         call["function"] = {{"arguments", piece}};
         tool_chunk(std::move(call), out);
       }
+    } else if (type == "content_block_stop") {
+      // A call without input still has arguments, as OpenAI sends them: "{}" (JSON.parse("")
+      // fails in every client).
+      const std::optional<uint64_t> index = count_field(*e, "index");
+      const auto tool = index ? tools_.find(*index) : tools_.end();
+      if (tool == tools_.end() || with_arguments_.contains(tool->second)) return;
+      with_arguments_.insert(tool->second);
+      json::object call;
+      call["index"] = tool->second;
+      call["function"] = {{"arguments", "{}"}};
+      tool_chunk(std::move(call), out);
     } else if (type == "message_delta") {
       start(out);
       if (const json::value* u = present(*e, "usage"); u != nullptr && u->is_object()) {
@@ -194,6 +208,7 @@ class MessagesToChatStream {
   std::string id_;
   Usage usage_;
   std::map<uint64_t, int64_t> tools_;  // content block index -> tool call index
+  std::set<int64_t> with_arguments_;   // tool calls that sent some arguments
   int64_t next_tool_ = 0;
   bool started_ = false;
   bool finish_sent_ = false;
@@ -237,7 +252,7 @@ class ChatToMessagesStream {
       }
       if (const std::string_view fr = string_field(c, "finish_reason"); !fr.empty()) {
         close_block(out);
-        stop_reason_ = stop_reason_for(fr);
+        stop_reason_ = refused_ ? "refusal" : stop_reason_for(fr);
       }
     }
   }
@@ -293,7 +308,11 @@ class ChatToMessagesStream {
 
   void delta(const json::object& d, std::vector<std::string>& out) {
     text(string_field(d, "content"), out);
-    text(string_field(d, "refusal"), out);  // a refusal is text; finish_reason says refusal
+    // A refusal is text; the stop reason says refusal, as for a whole answer.
+    if (const std::string_view refusal = string_field(d, "refusal"); !refusal.empty()) {
+      refused_ = true;
+      text(refusal, out);
+    }
     const json::value* calls = present(d, "tool_calls");
     if (calls == nullptr || !calls->is_array()) return;
     int64_t position = 0;
@@ -361,6 +380,7 @@ class ChatToMessagesStream {
   int64_t open_tool_ = -1;
   std::map<int64_t, bool> tools_started_;  // Chat tool call index -> its block was started
   std::string stop_reason_;
+  bool refused_ = false;
   Usage usage_;
 };
 
