@@ -98,7 +98,9 @@ json::object text_block(std::string_view text) {
   return b;
 }
 
-json::object text_part(std::string_view text) { return text_block(text); }  // same shape
+json::object text_part(std::string_view text) {
+  return text_block(text);
+}  // same shape
 
 // ================================================================================================
 // Chat Completions -> Messages
@@ -187,7 +189,8 @@ class ChatToMessages {
           refuse(key, "log probabilities are not available from an Anthropic model");
         }
       } else if (key == "top_logprobs") {
-        if (!v.is_null()) refuse(key, "log probabilities are not available from an Anthropic model");
+        if (!v.is_null())
+          refuse(key, "log probabilities are not available from an Anthropic model");
       } else if (key == "presence_penalty" || key == "frequency_penalty") {
         neutral_number(v, key, 0.0, kToMessages);
       } else if (key == "logit_bias") {
@@ -197,8 +200,7 @@ class ChatToMessages {
         const json::object& rf = as_object(v, key);
         const std::string_view type = string_field(rf, "type");
         if (type != "text") {
-          refuse(path(key, "type"),
-                 fmt::format("\"{}\" {} (only \"text\")", type, kToMessages));
+          refuse(path(key, "type"), fmt::format("\"{}\" {} (only \"text\")", type, kToMessages));
         }
       } else if (key == "modalities") {
         if (v.is_null()) continue;
@@ -208,7 +210,7 @@ class ChatToMessages {
           }
         }
       } else if (key == "seed") {
-        if (!v.is_null()) refuse(key, "deterministic sampling " + std::string(kToMessages));
+        if (!v.is_null()) refuse(key, fmt::format("deterministic sampling {}", kToMessages));
       } else if (key == "service_tier") {
         if (v.is_null()) continue;
         const std::string_view tier = as_string(v, key);
@@ -304,8 +306,8 @@ class ChatToMessages {
       const json::object& part = as_object(pv, p);
       const std::string_view type = string_field(part, "type");
       if (type != "text") {
-        refuse(path(p, "type"), fmt::format("only text parts can be translated here, not \"{}\"",
-                                            type));
+        refuse(path(p, "type"),
+               fmt::format("only text parts can be translated here, not \"{}\"", type));
       }
       const std::string_view text = as_string(required(part, "text", p), path(p, "text"));
       if (!text.empty()) blocks.push_back(text_block(text));
@@ -314,8 +316,7 @@ class ChatToMessages {
   }
 
   static json::object image_block(const json::object& part, const std::string& at) {
-    const json::object& image =
-        as_object(required(part, "image_url", at), path(at, "image_url"));
+    const json::object& image = as_object(required(part, "image_url", at), path(at, "image_url"));
     const std::string url_path = path(path(at, "image_url"), "url");
     const std::string_view url = as_string(required(image, "url", path(at, "image_url")), url_path);
     if (const json::value* detail = present(image, "detail")) {
@@ -409,7 +410,8 @@ class ChatToMessages {
       b["name"] = as_string(required(fn, "name", fn_path), path(fn_path, "name"));
       const json::value* args = present(fn, "arguments");
       const std::string args_path = path(fn_path, "arguments");
-      const std::string_view text = args == nullptr ? std::string_view{} : as_string(*args, args_path);
+      const std::string_view text =
+          args == nullptr ? std::string_view{} : as_string(*args, args_path);
       if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
         b["input"] = json::object();
       } else {
@@ -433,7 +435,7 @@ class ChatToMessages {
       const json::value& c = content != nullptr ? *content : kNull;
       bool plain = false;
       if (role != "assistant" && present(m, "name") != nullptr) {
-        refuse(path(at, "name"), "participant names " + std::string(kToMessages));
+        refuse(path(at, "name"), fmt::format("participant names {}", kToMessages));
       }
       if (role == "system" || role == "developer") {
         json::array blocks = text_content(c, path(at, "content"), plain);
@@ -485,8 +487,9 @@ class ChatToMessages {
       } else {
         t["input_schema"] = {{"type", "object"}, {"properties", json::object()}};
       }
-      if (const json::value* strict = present(fn, "strict"); strict && as_bool(*strict, path(fp, "strict"))) {
-        refuse(path(fp, "strict"), "strict schema adherence " + std::string(kToMessages));
+      if (const json::value* strict = present(fn, "strict");
+          strict && as_bool(*strict, path(fp, "strict"))) {
+        refuse(path(fp, "strict"), fmt::format("strict schema adherence {}", kToMessages));
       }
       out.push_back(std::move(t));
     }
@@ -508,14 +511,13 @@ class ChatToMessages {
     }
     const json::object& o = as_object(v, "tool_choice");
     if (string_field(o, "type") != "function") {
-      refuse("tool_choice.type",
-             fmt::format("\"{}\" {}", string_field(o, "type"), kToMessages));
+      refuse("tool_choice.type", fmt::format("\"{}\" {}", string_field(o, "type"), kToMessages));
     }
     const json::object& fn =
         as_object(required(o, "function", "tool_choice"), "tool_choice.function");
     choice["type"] = "tool";
-    choice["name"] = as_string(required(fn, "name", "tool_choice.function"),
-                               "tool_choice.function.name");
+    choice["name"] =
+        as_string(required(fn, "name", "tool_choice.function"), "tool_choice.function.name");
     return choice;
   }
 
@@ -577,11 +579,11 @@ class MessagesToChat {
           if (!m.value().is_null()) rest["user"] = as_string(m.value(), "metadata.user_id");
         }
       } else if (key == "top_k") {
-        if (!v.is_null()) refuse(key, "top-k sampling " + std::string(kToChat));
+        if (!v.is_null()) refuse(key, fmt::format("top-k sampling {}", kToChat));
       } else if (key == "thinking") {
         if (v.is_null()) continue;
         if (string_field(as_object(v, key), "type") != "disabled") {
-          refuse(key, "extended thinking " + std::string(kToChat));
+          refuse(key, fmt::format("extended thinking {}", kToChat));
         }
       } else if (key == "service_tier") {
         if (v.is_null()) continue;
@@ -644,15 +646,15 @@ class MessagesToChat {
 
  private:
   static json::value system_content(const json::value& v) {
-    if (v.is_string()) return v;
+    if (v.is_string()) return v;  // "" too: the caller said "no system prompt" explicitly
     json::array parts;
     std::size_t i = 0;
     for (const json::value& bv : as_array(v, "system")) {
       const std::string p = path("system", i++);
       const json::object& b = as_object(bv, p);
       if (string_field(b, "type") != "text") {
-        refuse(path(p, "type"), fmt::format("system block \"{}\" {}", string_field(b, "type"),
-                                            kToChat));
+        refuse(path(p, "type"),
+               fmt::format("system block \"{}\" {}", string_field(b, "type"), kToChat));
       }
       parts.push_back(text_part(as_string(required(b, "text", p), path(p, "text"))));
     }
@@ -691,8 +693,8 @@ class MessagesToChat {
       const std::string p = path(cp, i++);
       const json::object& part = as_object(pv, p);
       if (string_field(part, "type") != "text") {
-        refuse(path(p, "type"), fmt::format("tool result block \"{}\" {}",
-                                            string_field(part, "type"), kToChat));
+        refuse(path(p, "type"),
+               fmt::format("tool result block \"{}\" {}", string_field(part, "type"), kToChat));
       }
       parts.push_back(text_part(as_string(required(part, "text", p), path(p, "text"))));
     }
@@ -728,7 +730,7 @@ class MessagesToChat {
         } else if (type == "tool_result" && role == "user") {
           if (const json::value* e = present(b, "is_error");
               e != nullptr && as_bool(*e, path(p, "is_error"))) {
-            refuse(path(p, "is_error"), "an error flag on a tool result " + std::string(kToChat));
+            refuse(path(p, "is_error"), fmt::format("an error flag on a tool result {}", kToChat));
           }
           // Chat wants tool results right after the assistant's calls: before the user's text.
           json::object t;
@@ -747,8 +749,7 @@ class MessagesToChat {
           call["function"] = std::move(fn);
           tool_calls.push_back(std::move(call));
         } else {
-          refuse(path(p, "type"),
-                 fmt::format("{} content block \"{}\" {}", role, type, kToChat));
+          refuse(path(p, "type"), fmt::format("{} content block \"{}\" {}", role, type, kToChat));
         }
       }
       if (parts.empty() && tool_calls.empty()) continue;
@@ -774,12 +775,12 @@ class MessagesToChat {
       const json::object& tool = as_object(tv, p);
       if (const json::value* type = present(tool, "type");
           type != nullptr && !(type->is_string() && type->get_string() == "custom")) {
-        refuse(path(p, "type"), fmt::format("server tool \"{}\" {}", string_field(tool, "type"),
-                                            kToChat));
+        refuse(path(p, "type"),
+               fmt::format("server tool \"{}\" {}", string_field(tool, "type"), kToChat));
       }
       if (const json::value* strict = present(tool, "strict");
           strict != nullptr && as_bool(*strict, path(p, "strict"))) {
-        refuse(path(p, "strict"), "strict schema adherence " + std::string(kToChat));
+        refuse(path(p, "strict"), fmt::format("strict schema adherence {}", kToChat));
       }
       json::object fn;
       fn["name"] = as_string(required(tool, "name", p), path(p, "name"));

@@ -21,7 +21,8 @@ using namespace detail;  // NOLINT(google-build-using-namespace): internal helpe
 std::optional<std::string> message_to_chat(const json::object& m, std::string_view client_model) {
   const json::value* content = m.if_contains("content");
   if (content == nullptr || !content->is_array()) return std::nullopt;
-  if (const json::value* t = m.if_contains("type"); t != nullptr && !(t->is_string() && t->get_string() == "message")) {
+  if (const json::value* t = m.if_contains("type");
+      t != nullptr && !(t->is_string() && t->get_string() == "message")) {
     return std::nullopt;
   }
   std::string text;
@@ -145,8 +146,8 @@ std::optional<std::string> chat_to_message(const json::object& c, std::string_vi
 struct ProviderError {
   std::string message;
   std::string anthropic_type;  // the type of an Anthropic-shaped body
-  json::value code;   // OpenAI "code", or null
-  json::value param;  // OpenAI "param", or null
+  json::value code;            // OpenAI "code", or null
+  json::value param;           // OpenAI "param", or null
 };
 
 constexpr std::size_t kMaxRawMessage = 1024;

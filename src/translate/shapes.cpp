@@ -70,7 +70,9 @@ std::string suffix_of(std::string_view id, std::string_view prefix) {
 
 }  // namespace
 
-JsonReader::JsonReader() { ready_ = parser_.allocate(4096, kMaxJsonDepth) == simdjson::SUCCESS; }
+JsonReader::JsonReader() {
+  ready_ = parser_.allocate(4096, kMaxJsonDepth) == simdjson::SUCCESS;
+}
 
 std::optional<json::value> JsonReader::parse(std::string_view text) {
   simdjson::dom::element root;

@@ -286,8 +286,7 @@ class ChatToMessagesStream {
     close_block(out);
     open_ = kind;
     open_index_ = next_block_++;
-    emit("content_block_start", {{"index", open_index_}, {"content_block", std::move(block)}},
-         out);
+    emit("content_block_start", {{"index", open_index_}, {"content_block", std::move(block)}}, out);
   }
 
   void close_block(std::vector<std::string>& out) {
@@ -407,8 +406,7 @@ struct StreamTranslator::State {
   std::variant<MessagesToChatStream, ChatToMessagesStream, PassThroughStream> impl;
 };
 
-StreamTranslator::StreamTranslator(Api from, Api to, std::string client_model,
-                                   bool include_usage) {
+StreamTranslator::StreamTranslator(Api from, Api to, std::string client_model, bool include_usage) {
   if (from == to) {
     state_ = std::make_unique<State>(State{PassThroughStream(from)});
   } else if (from == Api::kMessages) {

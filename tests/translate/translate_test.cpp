@@ -45,7 +45,9 @@ json::value translated(Api from, Api to, std::string_view body) {
   return parsed(std::get<std::string>(r));
 }
 
-std::string text_of(const json::value& v) { return json::serialize(v); }
+std::string text_of(const json::value& v) {
+  return json::serialize(v);
+}
 
 // ================================================================================================
 // Requests: Chat -> Messages
@@ -57,14 +59,17 @@ struct MappingCase {
   const char* expected;
 };
 
-void PrintTo(const MappingCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const MappingCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class ChatToMessagesRequest : public testing::TestWithParam<MappingCase> {};
 
 TEST_P(ChatToMessagesRequest, Maps) {
   const MappingCase& c = GetParam();
   const json::value out = translated(Api::kChat, Api::kMessages, c.input);
-  EXPECT_EQ(out, parsed(c.expected)) << "actual:   " << text_of(out) << "\nexpected: " << c.expected;
+  EXPECT_EQ(out, parsed(c.expected))
+      << "actual:   " << text_of(out) << "\nexpected: " << c.expected;
 }
 
 const MappingCase kChatToMessages[] = {
@@ -92,13 +97,15 @@ const MappingCase kChatToMessages[] = {
     {"sampling", R"({"messages":[{"role":"user","content":"x"}],"temperature":0.7,"top_p":0.9})",
      R"({"model":"up-model","max_tokens":1024,"messages":[{"role":"user","content":"x"}],
          "temperature":0.7,"top_p":0.9})"},
-    {"temperature_one_is_allowed", R"({"messages":[{"role":"user","content":"x"}],"temperature":1})",
+    {"temperature_one_is_allowed",
+     R"({"messages":[{"role":"user","content":"x"}],"temperature":1})",
      R"({"model":"up-model","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":1})"},
     {"stop_string", R"({"messages":[{"role":"user","content":"x"}],"stop":"END"})",
      R"({"model":"up-model","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"stop_sequences":["END"]})"},
     {"stop_array", R"({"messages":[{"role":"user","content":"x"}],"stop":["a","b"]})",
      R"({"model":"up-model","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"stop_sequences":["a","b"]})"},
-    {"stream", R"({"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}})",
+    {"stream",
+     R"({"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}})",
      R"({"model":"up-model","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"stream":true})"},
     {"user", R"({"messages":[{"role":"user","content":"x"}],"user":"u-1"})",
      R"({"model":"up-model","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"metadata":{"user_id":"u-1"}})"},
@@ -204,15 +211,18 @@ class MessagesToChatRequest : public testing::TestWithParam<MappingCase> {};
 TEST_P(MessagesToChatRequest, Maps) {
   const MappingCase& c = GetParam();
   const json::value out = translated(Api::kMessages, Api::kChat, c.input);
-  EXPECT_EQ(out, parsed(c.expected)) << "actual:   " << text_of(out) << "\nexpected: " << c.expected;
+  EXPECT_EQ(out, parsed(c.expected))
+      << "actual:   " << text_of(out) << "\nexpected: " << c.expected;
 }
 
 const MappingCase kMessagesToChat[] = {
-    {"plain_user", R"({"model":"claude","max_tokens":300,"messages":[{"role":"user","content":"Hi"}]})",
+    {"plain_user",
+     R"({"model":"claude","max_tokens":300,"messages":[{"role":"user","content":"Hi"}]})",
      R"({"model":"up-model","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":300})"},
     {"default_max_tokens", R"({"messages":[{"role":"user","content":"Hi"}]})",
      R"({"model":"up-model","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":1024})"},
-    {"system_string", R"({"max_tokens":5,"system":"Be brief","messages":[{"role":"user","content":"Hi"}]})",
+    {"system_string",
+     R"({"max_tokens":5,"system":"Be brief","messages":[{"role":"user","content":"Hi"}]})",
      R"({"model":"up-model","messages":[{"role":"system","content":"Be brief"},{"role":"user","content":"Hi"}],
          "max_completion_tokens":5})"},
     {"system_blocks",
@@ -225,14 +235,18 @@ const MappingCase kMessagesToChat[] = {
          "top_k":null,"thinking":{"type":"disabled"}})",
      R"({"model":"up-model","messages":[{"role":"user","content":"x"}],"max_completion_tokens":5,"temperature":0.2,
          "top_p":0.5,"stop":["\n\nHuman:"]})"},
-    {"stream_asks_for_usage", R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":true})",
+    {"stream_asks_for_usage",
+     R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":true})",
      R"({"model":"up-model","messages":[{"role":"user","content":"x"}],"max_completion_tokens":5,"stream":true,
          "stream_options":{"include_usage":true}})"},
-    {"stream_false", R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":false})",
+    {"stream_false",
+     R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":false})",
      R"({"model":"up-model","messages":[{"role":"user","content":"x"}],"max_completion_tokens":5})"},
-    {"metadata_user", R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"metadata":{"user_id":"u-9"}})",
+    {"metadata_user",
+     R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"metadata":{"user_id":"u-9"}})",
      R"({"model":"up-model","messages":[{"role":"user","content":"x"}],"max_completion_tokens":5,"user":"u-9"})"},
-    {"service_tier", R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"service_tier":"standard_only"})",
+    {"service_tier",
+     R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],"service_tier":"standard_only"})",
      R"({"model":"up-model","messages":[{"role":"user","content":"x"}],"max_completion_tokens":5,"service_tier":"default"})"},
     {"tools_any_no_parallel",
      R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}],
@@ -306,7 +320,9 @@ struct RefusedCase {
   const char* param;
 };
 
-void PrintTo(const RefusedCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const RefusedCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class Refused : public testing::TestWithParam<RefusedCase> {};
 
@@ -314,22 +330,26 @@ TEST_P(Refused, NamesTheField) {
   const RefusedCase& c = GetParam();
   const Api to = c.from == Api::kChat ? Api::kMessages : Api::kChat;
   auto r = translate_request(c.from, to, c.body, opts());
-  ASSERT_TRUE(std::holds_alternative<Untranslatable>(r)) << "translated: " << std::get<std::string>(r);
+  ASSERT_TRUE(std::holds_alternative<Untranslatable>(r))
+      << "translated: " << std::get<std::string>(r);
   const Untranslatable& u = std::get<Untranslatable>(r);
   EXPECT_EQ(u.param, c.param) << u.message;
-  if (!u.param.empty()) EXPECT_TRUE(u.message.starts_with(std::string(c.param) + ": ")) << u.message;
+  if (!u.param.empty())
+    EXPECT_TRUE(u.message.starts_with(std::string(c.param) + ": ")) << u.message;
   EXPECT_GT(u.message.size(), u.param.size() + 10) << u.message;
 }
 
 #define CHAT_BODY(extra) R"({"model":"m","messages":[{"role":"user","content":"x"}],)" extra "}"
-#define MSG_BODY(extra) R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],)" extra "}"
+#define MSG_BODY(extra) \
+  R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],)" extra "}"
 
 const RefusedCase kRefused[] = {
     {"n", Api::kChat, CHAT_BODY(R"("n":2)"), "n"},
     {"logprobs", Api::kChat, CHAT_BODY(R"("logprobs":true)"), "logprobs"},
     {"top_logprobs", Api::kChat, CHAT_BODY(R"("top_logprobs":3)"), "top_logprobs"},
     {"json_schema", Api::kChat,
-     CHAT_BODY(R"("response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}})"),
+     CHAT_BODY(
+         R"("response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}})"),
      "response_format.type"},
     {"json_object", Api::kChat, CHAT_BODY(R"("response_format":{"type":"json_object"})"),
      "response_format.type"},
@@ -354,7 +374,8 @@ const RefusedCase kRefused[] = {
      CHAT_BODY(R"("tools":[{"type":"function","function":{"name":"f","strict":true}}])"),
      "tools[0].function.strict"},
     {"allowed_tools", Api::kChat,
-     CHAT_BODY(R"("tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"allowed_tools"})"),
+     CHAT_BODY(
+         R"("tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"allowed_tools"})"),
      "tool_choice.type"},
     {"input_audio", Api::kChat,
      R"({"messages":[{"role":"user","content":[{"type":"text","text":"x"},{"type":"input_audio","input_audio":{}}]}]})",
@@ -432,13 +453,13 @@ const RefusedCase kRefused[] = {
     {"tool_use_in_user", Api::kMessages,
      R"({"max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"t","name":"f","input":{}}]}]})",
      "messages[0].content[0].type"},
-    {"system_role", Api::kMessages, R"({"max_tokens":5,"messages":[{"role":"system","content":"x"}]})",
-     "messages[0].role"},
+    {"system_role", Api::kMessages,
+     R"({"max_tokens":5,"messages":[{"role":"system","content":"x"}]})", "messages[0].role"},
     {"system_image_block", Api::kMessages,
      R"({"max_tokens":5,"system":[{"type":"image"}],"messages":[{"role":"user","content":"x"}]})",
      "system[0].type"},
-    {"max_tokens_zero", Api::kMessages, R"({"max_tokens":0,"messages":[{"role":"user","content":"x"}]})",
-     "max_tokens"},
+    {"max_tokens_zero", Api::kMessages,
+     R"({"max_tokens":0,"messages":[{"role":"user","content":"x"}]})", "max_tokens"},
     {"content_missing", Api::kMessages, R"({"max_tokens":5,"messages":[{"role":"user"}]})",
      "messages[0].content"},
     {"not_object", Api::kMessages, R"([1,2])", ""},
@@ -498,9 +519,10 @@ TEST(RoundTrip, ChatThroughMessagesKeepsMeaning) {
       "messages":[{"role":"system","content":"sys"},{"role":"user","content":"q"},
         {"role":"assistant","content":"c","tool_calls":[{"id":"x","type":"function","function":{"name":"f","arguments":"{\"k\":[1,2]}"}}]},
         {"role":"tool","tool_call_id":"x","content":"r"}]})";
-  const json::value chat1 = translated(
-      Api::kMessages, Api::kChat, text_of(translated(Api::kChat, Api::kMessages, request)));
-  const json::value expected = parsed(R"({"model":"up-model","max_completion_tokens":50,"temperature":0.5,"stop":["Z"],
+  const json::value chat1 = translated(Api::kMessages, Api::kChat,
+                                       text_of(translated(Api::kChat, Api::kMessages, request)));
+  const json::value expected =
+      parsed(R"({"model":"up-model","max_completion_tokens":50,"temperature":0.5,"stop":["Z"],
       "stream":true,"stream_options":{"include_usage":true},"user":"u","parallel_tool_calls":false,
       "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"required",
       "messages":[{"role":"system","content":"sys"},{"role":"user","content":"q"},
@@ -568,10 +590,13 @@ TEST(Answer, MessageToChatCompletion) {
 }
 
 TEST(Answer, MessageWithOnlyToolUseHasNullContent) {
-  const json::value out = answer(Api::kMessages, Api::kChat, R"({"id":"msg_1","type":"message","content":[
+  const json::value out =
+      answer(Api::kMessages, Api::kChat, R"({"id":"msg_1","type":"message","content":[
       {"type":"tool_use","id":"t","name":"f","input":{}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}})");
   EXPECT_TRUE(out.at("choices").at(0).at("message").at("content").is_null());
-  EXPECT_EQ(out.at("choices").at(0).at("message").at("tool_calls").at(0).at("function").at("arguments"), "{}");
+  EXPECT_EQ(
+      out.at("choices").at(0).at("message").at("tool_calls").at(0).at("function").at("arguments"),
+      "{}");
 }
 
 struct ReasonCase {
@@ -580,14 +605,19 @@ struct ReasonCase {
 };
 
 TEST(Answer, StopReasonsToFinishReasons) {
-  const ReasonCase cases[] = {{"end_turn", "stop"},       {"stop_sequence", "stop"},
-                              {"max_tokens", "length"},   {"tool_use", "tool_calls"},
-                              {"refusal", "content_filter"}, {"pause_turn", "stop"},
+  const ReasonCase cases[] = {{"end_turn", "stop"},
+                              {"stop_sequence", "stop"},
+                              {"max_tokens", "length"},
+                              {"tool_use", "tool_calls"},
+                              {"refusal", "content_filter"},
+                              {"pause_turn", "stop"},
                               {"model_context_window_exceeded", "length"}};
   for (const ReasonCase& c : cases) {
-    const std::string body = std::string(R"({"id":"msg_1","type":"message","content":[],"stop_reason":")") +
-                             c.from + R"(","usage":{"input_tokens":1,"output_tokens":1}})";
-    EXPECT_EQ(answer(Api::kMessages, Api::kChat, body).at("choices").at(0).at("finish_reason"), c.to)
+    const std::string body =
+        std::string(R"({"id":"msg_1","type":"message","content":[],"stop_reason":")") + c.from +
+        R"(","usage":{"input_tokens":1,"output_tokens":1}})";
+    EXPECT_EQ(answer(Api::kMessages, Api::kChat, body).at("choices").at(0).at("finish_reason"),
+              c.to)
         << c.from;
   }
 }
@@ -600,7 +630,8 @@ TEST(Answer, FinishReasonsToStopReasons) {
                               {"content_filter", "refusal"}};
   for (const ReasonCase& c : cases) {
     const std::string body =
-        std::string(R"({"id":"chatcmpl-1","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":")") +
+        std::string(
+            R"({"id":"chatcmpl-1","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":")") +
         c.from + R"("}]})";
     const json::value out = answer(Api::kChat, Api::kMessages, body);
     EXPECT_EQ(out.at("stop_reason"), c.to) << c.from;
@@ -628,7 +659,8 @@ TEST(Answer, ChatCompletionToMessage) {
 }
 
 TEST(Answer, RefusalBecomesTextWithRefusalStop) {
-  const json::value out = answer(Api::kChat, Api::kMessages, R"({"id":"chatcmpl-1","choices":[{"index":0,
+  const json::value out =
+      answer(Api::kChat, Api::kMessages, R"({"id":"chatcmpl-1","choices":[{"index":0,
       "message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]})");
   EXPECT_EQ(out.at("content"), parsed(R"([{"type":"text","text":"I can't help with that."}])"));
   EXPECT_EQ(out.at("stop_reason"), "refusal");
@@ -636,11 +668,14 @@ TEST(Answer, RefusalBecomesTextWithRefusalStop) {
 }
 
 TEST(Answer, IdsWithoutKnownPrefixOrMissing) {
-  EXPECT_EQ(answer(Api::kChat, Api::kMessages, R"({"id":"gen-42","choices":[{"message":{"content":"x"},"finish_reason":"stop"}]})")
-                .at("id"),
-            "msg_gen-42");
-  const json::value fresh = answer(Api::kChat, Api::kMessages,
-                                   R"({"choices":[{"message":{"content":"x"},"finish_reason":"stop"}]})");
+  EXPECT_EQ(
+      answer(Api::kChat, Api::kMessages,
+             R"({"id":"gen-42","choices":[{"message":{"content":"x"},"finish_reason":"stop"}]})")
+          .at("id"),
+      "msg_gen-42");
+  const json::value fresh =
+      answer(Api::kChat, Api::kMessages,
+             R"({"choices":[{"message":{"content":"x"},"finish_reason":"stop"}]})");
   const std::string id(fresh.at("id").as_string());
   EXPECT_TRUE(id.starts_with("msg_") && id.size() > 10) << id;
 }
@@ -655,8 +690,8 @@ TEST(Answer, RoundTripMessageThroughChat) {
 }
 
 TEST(Answer, NotAnAnswer) {
-  for (const char* body : {"", "nope", "[]", R"({"type":"message"})", R"({"type":"error","content":[]})",
-                           R"({"content":[1]})"}) {
+  for (const char* body : {"", "nope", "[]", R"({"type":"message"})",
+                           R"({"type":"error","content":[]})", R"({"content":[1]})"}) {
     EXPECT_FALSE(translate_response(Api::kMessages, Api::kChat, body, "m")) << body;
   }
   for (const char* body : {"", "{}", R"({"choices":[]})", R"({"choices":[{"index":0}]})",
@@ -670,22 +705,33 @@ TEST(Answer, NotAnAnswer) {
 // ================================================================================================
 
 TEST(Error, AnthropicBodyToOpenAI) {
-  EXPECT_EQ(parsed(translate_error(Api::kChat, 429,
-                                   R"({"type":"error","error":{"type":"rate_limit_error","message":"Slow down"}})")),
-            parsed(R"({"error":{"message":"Slow down","type":"rate_limit_error","code":"rate_limit_error","param":null}})"));
-  EXPECT_EQ(parsed(translate_error(Api::kChat, 529,
-                                   R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})")),
-            parsed(R"({"error":{"message":"Overloaded","type":"api_error","code":"overloaded_error","param":null}})"));
+  EXPECT_EQ(
+      parsed(translate_error(
+          Api::kChat, 429,
+          R"({"type":"error","error":{"type":"rate_limit_error","message":"Slow down"}})")),
+      parsed(
+          R"({"error":{"message":"Slow down","type":"rate_limit_error","code":"rate_limit_error","param":null}})"));
+  EXPECT_EQ(
+      parsed(translate_error(
+          Api::kChat, 529,
+          R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})")),
+      parsed(
+          R"({"error":{"message":"Overloaded","type":"api_error","code":"overloaded_error","param":null}})"));
 }
 
 TEST(Error, OpenAIBodyToAnthropic) {
-  EXPECT_EQ(parsed(translate_error(Api::kMessages, 400,
-                                   R"({"error":{"message":"Bad thing","type":"invalid_request_error","param":"messages","code":null}})")),
-            parsed(R"({"type":"error","error":{"type":"invalid_request_error","message":"Bad thing"}})"));
+  EXPECT_EQ(
+      parsed(translate_error(
+          Api::kMessages, 400,
+          R"({"error":{"message":"Bad thing","type":"invalid_request_error","param":"messages","code":null}})")),
+      parsed(R"({"type":"error","error":{"type":"invalid_request_error","message":"Bad thing"}})"));
   // OpenAI-shaped bodies to OpenAI keep code and param.
-  EXPECT_EQ(parsed(translate_error(Api::kChat, 404,
-                                   R"({"error":{"message":"No model","type":"invalid_request_error","param":"model","code":"model_not_found"}})")),
-            parsed(R"({"error":{"message":"No model","type":"not_found_error","code":"model_not_found","param":"model"}})"));
+  EXPECT_EQ(
+      parsed(translate_error(
+          Api::kChat, 404,
+          R"({"error":{"message":"No model","type":"invalid_request_error","param":"model","code":"model_not_found"}})")),
+      parsed(
+          R"({"error":{"message":"No model","type":"not_found_error","code":"model_not_found","param":"model"}})"));
 }
 
 TEST(Error, TypeByStatus) {
@@ -705,7 +751,8 @@ TEST(Error, TypeByStatus) {
                         {503, "overloaded_error", "api_error"},
                         {529, "overloaded_error", "api_error"}};
   for (const Case& c : cases) {
-    EXPECT_EQ(parsed(translate_error(Api::kMessages, c.status, "{}")).at("error").at("type"), c.anthropic)
+    EXPECT_EQ(parsed(translate_error(Api::kMessages, c.status, "{}")).at("error").at("type"),
+              c.anthropic)
         << c.status;
     EXPECT_EQ(parsed(translate_error(Api::kChat, c.status, "{}")).at("error").at("type"), c.openai)
         << c.status;
@@ -713,18 +760,24 @@ TEST(Error, TypeByStatus) {
 }
 
 TEST(Error, BodiesThatAreNotErrorShapes) {
-  EXPECT_EQ(parsed(translate_error(Api::kMessages, 502, "upstream exploded")).at("error").at("message"),
-            "upstream exploded");
+  EXPECT_EQ(
+      parsed(translate_error(Api::kMessages, 502, "upstream exploded")).at("error").at("message"),
+      "upstream exploded");
   EXPECT_EQ(parsed(translate_error(Api::kChat, 502, "")).at("error").at("message"),
             "the provider answered HTTP 502");
-  EXPECT_EQ(parsed(translate_error(Api::kChat, 400, R"({"error":"plain string"})")).at("error").at("message"),
+  EXPECT_EQ(parsed(translate_error(Api::kChat, 400, R"({"error":"plain string"})"))
+                .at("error")
+                .at("message"),
             "plain string");
-  EXPECT_EQ(parsed(translate_error(Api::kMessages, 400, R"({"message":"top level"})")).at("error").at("message"),
+  EXPECT_EQ(parsed(translate_error(Api::kMessages, 400, R"({"message":"top level"})"))
+                .at("error")
+                .at("message"),
             "top level");
   const std::string huge(100000, 'x');
   EXPECT_LT(translate_error(Api::kChat, 500, huge).size(), 2000u);
   // Control characters in a raw body are escaped, so the result is always JSON.
-  EXPECT_EQ(parsed(translate_error(Api::kChat, 500, "a\n\"b\"\x01")).at("error").at("message"), "a\n\"b\"\x01");
+  EXPECT_EQ(parsed(translate_error(Api::kChat, 500, "a\n\"b\"\x01")).at("error").at("message"),
+            "a\n\"b\"\x01");
 }
 
 // ================================================================================================
@@ -844,8 +897,10 @@ TEST(StreamMessagesToChat, ChunksAsTheSdkAccumulatesThem) {
   }
   EXPECT_EQ(json::value(chunks[0].at("choices").at(0).at("delta")),
             parsed(R"({"role":"assistant","content":"","refusal":null})"));
-  EXPECT_EQ(json::value(chunks[3].at("choices").at(0).at("delta")),
-            parsed(R"({"tool_calls":[{"index":0,"id":"toolu_A","type":"function","function":{"name":"weather","arguments":""}}]})"));
+  EXPECT_EQ(
+      json::value(chunks[3].at("choices").at(0).at("delta")),
+      parsed(
+          R"({"tool_calls":[{"index":0,"id":"toolu_A","type":"function","function":{"name":"weather","arguments":""}}]})"));
   EXPECT_EQ(json::value(chunks[5].at("choices").at(0).at("delta")),
             parsed(R"({"tool_calls":[{"index":0,"function":{"arguments":"ty\": \"Par"}}]})"));
   EXPECT_EQ(chunks[7].at("choices").at(0).at("delta").at("tool_calls").at(0).at("index"), 1);
@@ -853,8 +908,10 @@ TEST(StreamMessagesToChat, ChunksAsTheSdkAccumulatesThem) {
             parsed(R"({"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]})"));
   EXPECT_EQ(chunks[9].at("choices").at(0).at("finish_reason"), "tool_calls");
   EXPECT_TRUE(chunks[10].at("choices").as_array().empty());
-  EXPECT_EQ(json::value(chunks[10].at("usage")),
-            parsed(R"({"prompt_tokens":28,"completion_tokens":42,"total_tokens":70,"prompt_tokens_details":{"cached_tokens":3}})"));
+  EXPECT_EQ(
+      json::value(chunks[10].at("usage")),
+      parsed(
+          R"({"prompt_tokens":28,"completion_tokens":42,"total_tokens":70,"prompt_tokens_details":{"cached_tokens":3}})"));
 
   // Cross-check: assembling the translated stream = translating the assembled source.
   const std::optional<std::string> assembled = cache::assemble_chat_completion(out);
@@ -867,7 +924,8 @@ TEST(StreamMessagesToChat, ChunksAsTheSdkAccumulatesThem) {
 }
 
 TEST(StreamMessagesToChat, WithoutUsage) {
-  const Events out = translate_stream(Api::kMessages, Api::kChat, events_of(kMessagesStream), false);
+  const Events out =
+      translate_stream(Api::kMessages, Api::kChat, events_of(kMessagesStream), false);
   const std::vector<json::object> chunks = data_objects(out);
   ASSERT_EQ(chunks.size(), 10u);
   for (const json::object& c : chunks) {
@@ -892,14 +950,20 @@ TEST(StreamMessagesToChat, PingsAndCommentsProduceNothing) {
 TEST(StreamMessagesToChat, ErrorEventEndsTheStream) {
   StreamTranslator t(Api::kMessages, Api::kChat, "m", true);
   Events out;
-  for (const std::string& e : events_of(kMessagesStream.substr(0, kMessagesStream.find("event: ping")))) {
+  for (const std::string& e :
+       events_of(kMessagesStream.substr(0, kMessagesStream.find("event: ping")))) {
     t.feed(e, out);
   }
   const std::size_t before = out.size();
-  t.feed("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}", out);
+  t.feed(
+      "event: error\ndata: "
+      "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}",
+      out);
   ASSERT_EQ(out.size(), before + 2);
-  EXPECT_EQ(parsed(cache::event_data(out[before])),
-            parsed(R"({"error":{"message":"Overloaded","type":"api_error","code":"overloaded_error","param":null}})"));
+  EXPECT_EQ(
+      parsed(cache::event_data(out[before])),
+      parsed(
+          R"({"error":{"message":"Overloaded","type":"api_error","code":"overloaded_error","param":null}})"));
   EXPECT_EQ(out.back(), "data: [DONE]");
   EXPECT_TRUE(t.finished());
   t.feed("event: message_stop\ndata: {\"type\":\"message_stop\"}", out);
@@ -908,12 +972,14 @@ TEST(StreamMessagesToChat, ErrorEventEndsTheStream) {
 }
 
 TEST(StreamMessagesToChat, StopReasons) {
-  for (const ReasonCase& c : {ReasonCase{"end_turn", "stop"}, ReasonCase{"max_tokens", "length"},
-                              ReasonCase{"stop_sequence", "stop"}, ReasonCase{"refusal", "content_filter"}}) {
+  for (const ReasonCase& c :
+       {ReasonCase{"end_turn", "stop"}, ReasonCase{"max_tokens", "length"},
+        ReasonCase{"stop_sequence", "stop"}, ReasonCase{"refusal", "content_filter"}}) {
     StreamTranslator t(Api::kMessages, Api::kChat, "m", false);
     Events out;
-    t.feed(std::string("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"") + c.from +
-               "\"},\"usage\":{\"output_tokens\":1}}",
+    t.feed(std::string("event: message_delta\ndata: "
+                       "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"") +
+               c.from + "\"},\"usage\":{\"output_tokens\":1}}",
            out);
     ASSERT_EQ(out.size(), 2u);  // role chunk (no message_start came), finish chunk
     EXPECT_EQ(parsed(cache::event_data(out[1])).at("choices").at(0).at("finish_reason"), c.to);
@@ -952,28 +1018,40 @@ std::vector<std::string> names_of(const Events& events) {
 TEST(StreamChatToMessages, EventsAsTheSdkAccumulatesThem) {
   const Events out = translate_stream(Api::kChat, Api::kMessages, events_of(kChatStream), true);
   const std::vector<std::string> expected_names = {
-      "message_start",       "content_block_start", "content_block_delta", "content_block_delta",
-      "content_block_stop",  "content_block_start", "content_block_delta", "content_block_delta",
-      "content_block_stop",  "content_block_start", "content_block_delta", "content_block_stop",
-      "message_delta",       "message_stop"};
+      "message_start",      "content_block_start", "content_block_delta", "content_block_delta",
+      "content_block_stop", "content_block_start", "content_block_delta", "content_block_delta",
+      "content_block_stop", "content_block_start", "content_block_delta", "content_block_stop",
+      "message_delta",      "message_stop"};
   EXPECT_EQ(names_of(out), expected_names) << cache::frame_events(out);
   const std::vector<json::object> events = data_objects(out);
   ASSERT_EQ(events.size(), expected_names.size());
-  for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].at("type"), json::value(expected_names[i]));
-  EXPECT_EQ(json::value(events[0]),
-            parsed(R"({"type":"message_start","message":{"id":"msg_77","type":"message","role":"assistant","content":[],
+  for (std::size_t i = 0; i < events.size(); ++i)
+    EXPECT_EQ(events[i].at("type"), json::value(expected_names[i]));
+  EXPECT_EQ(
+      json::value(events[0]),
+      parsed(
+          R"({"type":"message_start","message":{"id":"msg_77","type":"message","role":"assistant","content":[],
                 "model":"client-m","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}})"));
-  EXPECT_EQ(json::value(events[1]),
-            parsed(R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"));
-  EXPECT_EQ(json::value(events[2]),
-            parsed(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"On "}})"));
-  EXPECT_EQ(json::value(events[5]),
-            parsed(R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"call_A","name":"weather","input":{}}})"));
-  EXPECT_EQ(json::value(events[7]),
-            parsed(R"({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"ty\":\"Rome\"}"}})"));
+  EXPECT_EQ(
+      json::value(events[1]),
+      parsed(
+          R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"));
+  EXPECT_EQ(
+      json::value(events[2]),
+      parsed(
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"On "}})"));
+  EXPECT_EQ(
+      json::value(events[5]),
+      parsed(
+          R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"call_A","name":"weather","input":{}}})"));
+  EXPECT_EQ(
+      json::value(events[7]),
+      parsed(
+          R"({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"ty\":\"Rome\"}"}})"));
   EXPECT_EQ(events[11].at("index"), 2);
-  EXPECT_EQ(json::value(events[12]),
-            parsed(R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},
+  EXPECT_EQ(
+      json::value(events[12]),
+      parsed(R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},
                 "usage":{"input_tokens":40,"output_tokens":20,"cache_read_input_tokens":10}})"));
 
   const std::optional<std::string> assembled = cache::assemble_message(out);
@@ -986,19 +1064,23 @@ TEST(StreamChatToMessages, EventsAsTheSdkAccumulatesThem) {
 TEST(StreamChatToMessages, ErrorChunk) {
   StreamTranslator t(Api::kChat, Api::kMessages, "m", true);
   Events out;
-  t.feed(R"(data: {"error":{"message":"Rate limited","type":"rate_limit_error","code":null}})", out);
+  t.feed(R"(data: {"error":{"message":"Rate limited","type":"rate_limit_error","code":null}})",
+         out);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(cache::event_type(out[0]), "error");
-  EXPECT_EQ(parsed(cache::event_data(out[0])),
-            parsed(R"({"type":"error","error":{"type":"rate_limit_error","message":"Rate limited"}})"));
+  EXPECT_EQ(
+      parsed(cache::event_data(out[0])),
+      parsed(R"({"type":"error","error":{"type":"rate_limit_error","message":"Rate limited"}})"));
   EXPECT_TRUE(t.finished());
   t.feed("data: [DONE]", out);
   EXPECT_EQ(out.size(), 1u);
 }
 
 TEST(StreamChatToMessages, EmptyStreamStillWellFormed) {
-  const Events out = translate_stream(Api::kChat, Api::kMessages, {": comment", "data: [DONE]"}, true);
-  EXPECT_EQ(names_of(out), (std::vector<std::string>{"message_start", "message_delta", "message_stop"}));
+  const Events out =
+      translate_stream(Api::kChat, Api::kMessages, {": comment", "data: [DONE]"}, true);
+  EXPECT_EQ(names_of(out),
+            (std::vector<std::string>{"message_start", "message_delta", "message_stop"}));
   const std::optional<std::string> assembled = cache::assemble_message(out);
   ASSERT_TRUE(assembled);
   EXPECT_EQ(parsed(*assembled).at("content"), json::array());
