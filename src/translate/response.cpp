@@ -169,7 +169,7 @@ ProviderError read_error(int status, std::string_view body) {
       e.message = string_field(*root, "message");
     }
   } else {
-    e.message = body.substr(0, kMaxRawMessage);
+    e.message = utf8_prefix(body, kMaxRawMessage);
   }
   if (e.message.empty()) e.message = fmt::format("the provider answered HTTP {}", status);
   return e;

@@ -80,6 +80,10 @@ std::string_view anthropic_error_type(int status);
 // The HTTP status an error type of either vocabulary stands for (500 when unknown).
 int status_for_error_type(std::string_view type);
 
+// Up to `max_bytes` of `text` as valid UTF-8 (for a provider's raw, non-JSON error body): a
+// byte that does not begin a well-formed sequence becomes U+FFFD, and a sequence is never cut.
+std::string utf8_prefix(std::string_view text, std::size_t max_bytes);
+
 // "event: NAME\ndata: {json}" (Messages) or "data: {json}" (Chat, name empty).
 std::string data_event(std::string_view name, const json::value& v);
 

@@ -734,6 +734,22 @@ TEST(Error, OpenAIBodyToAnthropic) {
           R"({"error":{"message":"No model","type":"not_found_error","code":"model_not_found","param":"model"}})"));
 }
 
+// A raw body that is not UTF-8 still gives a JSON (so UTF-8) error: bad bytes become U+FFFD,
+// and the 1 KiB cut never splits a character. Found by fuzz_translate.
+TEST(Error, RawBodyThatIsNotUtf8) {
+  const json::value v = parsed(translate_error(Api::kChat, 502, "bad \x9d byte \xE2\x82"));
+  EXPECT_EQ(v.at("error").at("message"),
+            json::value("bad \xEF\xBF\xBD byte \xEF\xBF\xBD\xEF\xBF\xBD"));
+  std::string euros;
+  for (int i = 0; i < 400; ++i) euros += "\xE2\x82\xAC";  // 3 bytes each
+  const json::value cut = parsed(translate_error(Api::kMessages, 500, euros));
+  EXPECT_EQ(cut.at("error").at("message").as_string().size(), 1023u);
+  // Overlong forms and surrogates are not well-formed either.
+  EXPECT_EQ(
+      parsed(translate_error(Api::kChat, 500, "\xC0\xAF\xED\xA0\x80")).at("error").at("message"),
+      json::value("\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"));
+}
+
 TEST(Error, TypeByStatus) {
   struct Case {
     int status;
