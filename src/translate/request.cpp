@@ -443,9 +443,12 @@ class ChatToMessages {
         system_plain_ = system_plain_ && plain && system_.empty() && blocks.size() <= 1;
         for (json::value& b : blocks) system_.push_back(std::move(b));
       } else if (role == "user") {
-        add_turn("user", user_content(c, path(at, "content"), plain), plain);
+        // Built first: `plain` is set by the call (argument order is unspecified).
+        json::array blocks = user_content(c, path(at, "content"), plain);
+        add_turn("user", std::move(blocks), plain);
       } else if (role == "assistant") {
-        add_turn("assistant", assistant_content(m, at, plain), plain);
+        json::array blocks = assistant_content(m, at, plain);
+        add_turn("assistant", std::move(blocks), plain);
       } else if (role == "tool") {
         json::object b;
         b["type"] = "tool_result";

@@ -334,8 +334,9 @@ TEST_P(Refused, NamesTheField) {
       << "translated: " << std::get<std::string>(r);
   const Untranslatable& u = std::get<Untranslatable>(r);
   EXPECT_EQ(u.param, c.param) << u.message;
-  if (!u.param.empty())
+  if (!u.param.empty()) {
     EXPECT_TRUE(u.message.starts_with(std::string(c.param) + ": ")) << u.message;
+  }
   EXPECT_GT(u.message.size(), u.param.size() + 10) << u.message;
 }
 
