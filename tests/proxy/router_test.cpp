@@ -41,11 +41,15 @@ TEST(Router, AliasWithFallbackChainEachModelOnce) {
   auto cfg = routing_config();
   Router r(cfg);
   auto hops = r.resolve(Endpoint::kChatCompletions, "fast");
-  ASSERT_EQ(hops.size(), 2u);  // haiku is skipped: another API
+  ASSERT_EQ(hops.size(), 3u);  // haiku too: another API, reached through translation
   EXPECT_EQ(hops[0].provider->config->name, "oa2");
   EXPECT_EQ(hops[0].model, "gpt-4o-mini");
   EXPECT_EQ(hops[1].provider->config->name, "oa");
   EXPECT_EQ(hops[1].model, "gpt-4o");
+  EXPECT_EQ(hops[2].provider->config->name, "an");
+  EXPECT_EQ(hops[2].model, "claude-3-5-haiku-latest");
+  // Embeddings cannot be translated: the Anthropic fallback is left out.
+  EXPECT_EQ(r.resolve(Endpoint::kEmbeddings, "fast").size(), 2u);
 }
 
 TEST(Router, UnmappedModelGoesToFirstProviderOfTheApi) {
@@ -81,8 +85,9 @@ TEST(Router, DisabledProviderSkipped) {
   cfg.providers[0].enabled = false;  // oa
   Router r(cfg);
   auto hops = r.resolve(Endpoint::kChatCompletions, "gpt-4o");
-  ASSERT_EQ(hops.size(), 1u);  // straight to its fallback "fast" on oa2
+  ASSERT_EQ(hops.size(), 2u);  // straight to its fallback "fast" on oa2, then fast's haiku
   EXPECT_EQ(hops[0].provider->config->name, "oa2");
+  EXPECT_EQ(hops[1].provider->config->name, "an");
   EXPECT_EQ(r.default_provider(config::ProviderType::kOpenAI)->config->name, "oa2");
 }
 

@@ -306,8 +306,10 @@ TEST_F(StateTest, TenantBudgetAndCacheSavings) {
   auto value_of = [&](const std::string& series) { return value_in(metrics.body, series); };
   EXPECT_GE(value_of("redline_cache_l1_entries"), 1.0) << metrics.body;
   EXPECT_GT(value_of("redline_cache_l1_bytes"), 0.0);
-  // miss: budget check + Redis lookup; L1 hit: budget check only.
-  EXPECT_EQ(value_of(trips) - trips_before, 3.0);
+  // miss: budget check + Redis lookup; hit: budget check, plus a Redis lookup when the hit
+  // lands on the other thread (whose L1 shard has not seen the entry).
+  EXPECT_GE(value_of(trips) - trips_before, 3.0);
+  EXPECT_LE(value_of(trips) - trips_before, 4.0);
   EXPECT_GT(value_of("redline_redis_commands_total"), 0.0);
   EXPECT_GE(value_of("redline_redis_connections"), 1.0);
   // Over the tenant's budget: every key of the tenant is refused.

@@ -158,4 +158,68 @@ await check('anthropic: JSON and stream answers replay in the other form (cache 
   assert.equal(j2.usage.output_tokens, s2.usage.output_tokens);
 });
 
+// --- translation: any model through either API (src/translate) ---
+
+await check('openai SDK -> Anthropic-type provider: chat.completions.create', async () => {
+  const r = await openai.chat.completions.create({
+    model: 'claude-3-5-haiku-latest', max_tokens: 64,
+    messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello via translation' }],
+  });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.model, 'claude-3-5-haiku-latest');
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  assert.ok(r.choices[0].message.content.length > 0);
+  assert.ok(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0);
+});
+
+await check('openai SDK -> Anthropic-type provider: streamed, event by event', async () => {
+  const stream = await openai.chat.completions.create({
+    model: 'claude-3-5-haiku-latest', stream: true, stream_options: { include_usage: true },
+    messages: [{ role: 'user', content: 'Stream via translation' }],
+  });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.choices.length) {
+      text += chunk.choices[0].delta.content ?? '';
+      finish = chunk.choices[0].finish_reason ?? finish;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.ok(text.length > 0);
+  assert.equal(finish, 'stop');
+  assert.ok(usage && usage.completion_tokens > 0);
+});
+
+await check('anthropic SDK -> OpenAI-type provider: messages.create and stream', async () => {
+  const r = await anthropic.messages.create({
+    model: 'gpt-4o-mini', max_tokens: 64, system: 'Be brief.',
+    messages: [{ role: 'user', content: 'Hello GPT, via translation' }],
+  });
+  assert.equal(r.type, 'message');
+  assert.equal(r.role, 'assistant');
+  assert.equal(r.content[0].type, 'text');
+  assert.equal(r.stop_reason, 'end_turn');
+  assert.ok(r.usage.output_tokens > 0);
+  const stream = anthropic.messages.stream({
+    model: 'gpt-4o-mini', max_tokens: 64,
+    messages: [{ role: 'user', content: 'Stream, GPT, via translation' }],
+  });
+  let deltas = 0;
+  stream.on('text', () => deltas++);
+  const final = await stream.finalMessage();
+  assert.ok(deltas > 1, `only ${deltas} text deltas`);
+  assert.equal(final.stop_reason, 'end_turn');
+  assert.ok(final.usage.output_tokens > 0);
+});
+
+await check('a field that cannot be translated is a 400 naming it', async () => {
+  await assert.rejects(
+    openai.chat.completions.create({
+      model: 'claude-3-5-haiku-latest', n: 2, messages: [{ role: 'user', content: 'x' }],
+    }),
+    (e) => e instanceof OpenAI.APIError && e.status === 400 && /\bn\b/.test(e.message));
+});
+
 console.log(`sdk: ${passed} checks passed`);
