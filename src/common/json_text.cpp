@@ -31,7 +31,74 @@ void write_double(std::string& out, double d) {
   if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
 }
 
+constexpr std::size_t kMaxJsonDepth = 256;
+
+bool convert(simdjson::dom::element e, json::value& out) {
+  using T = simdjson::dom::element_type;
+  switch (e.type()) {
+    case T::ARRAY: {
+      simdjson::dom::array items;
+      if (e.get_array().get(items) != simdjson::SUCCESS) return false;
+      json::array& a = out.emplace_array();
+      for (simdjson::dom::element item : items) {
+        if (!convert(item, a.emplace_back(nullptr))) return false;
+      }
+      return true;
+    }
+    case T::OBJECT: {
+      simdjson::dom::object fields;
+      if (e.get_object().get(fields) != simdjson::SUCCESS) return false;
+      json::object& o = out.emplace_object();
+      for (simdjson::dom::key_value_pair kv : fields) {
+        json::value& slot = o[kv.key];
+        slot = nullptr;
+        if (!convert(kv.value, slot)) return false;
+      }
+      return true;
+    }
+    case T::INT64:
+      out = e.get_int64().value_unsafe();
+      return true;
+    case T::UINT64:
+      out = e.get_uint64().value_unsafe();
+      return true;
+    case T::DOUBLE:
+      out = e.get_double().value_unsafe();
+      return true;
+    case T::STRING:
+      out = e.get_string().value_unsafe();
+      return true;
+    case T::BOOL:
+      out = e.get_bool().value_unsafe();
+      return true;
+    case T::NULL_VALUE:
+      out = nullptr;
+      return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+JsonReader::JsonReader() {
+  ready_ = parser_.allocate(4096, kMaxJsonDepth) == simdjson::SUCCESS;
+}
+
+std::optional<json::value> JsonReader::parse(std::string_view text) {
+  simdjson::dom::element root;
+  if (!ready_ || parser_.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  json::value out;
+  if (!convert(root, out)) return std::nullopt;
+  return out;
+}
+
+std::optional<json::object> JsonReader::parse_object(std::string_view text) {
+  std::optional<json::value> v = parse(text);
+  if (!v || !v->is_object()) return std::nullopt;
+  return std::move(v->get_object());
+}
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -309,35 +309,6 @@ std::string parse_model_request(Endpoint endpoint, std::string_view body, ModelR
   return read_embedding_inputs(obj->if_contains("input"), out.input_hashes);
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          put(out, FMT_COMPILE("\\u{:04x}"), static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
 
 void chat_completion_body(const ReplyMeta& meta, const Answer& answer, std::string& out) {
   put(out,

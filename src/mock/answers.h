@@ -3,6 +3,8 @@
 // carry it. Pure functions over strings; no I/O, no routing, no fault injection.
 #pragma once
 
+#include "common/json_text.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -68,8 +70,7 @@ struct ReplyMeta {
   bool truncated = false;  // max_tokens cut the answer: "length" / "max_tokens"
 };
 
-// `s` as a quoted JSON string, appended to `out`.
-void append_json_string(std::string& out, std::string_view s);
+using redline::append_json_string;  // common/json_text.h
 
 // Non-streaming bodies, appended to `out`.
 void chat_completion_body(const ReplyMeta& meta, const Answer& answer, std::string& out);

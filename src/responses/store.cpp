@@ -3,7 +3,6 @@
 // here, before the write, by trim_chain().
 #include "responses/store.h"
 
-#include <xxhash.h>
 
 #include <boost/json.hpp>
 #include <charconv>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "common/json_text.h"
+#include "common/scoped_key.h"
 #include "redis/script.h"
 #include "redline_scripts.h"
 
@@ -98,21 +98,7 @@ ResponsesStore::ResponsesStore(std::chrono::seconds ttl, std::size_t max_chain_b
     : ttl_(ttl), max_chain_bytes_(max_chain_bytes) {}
 
 std::string ResponsesStore::key(std::string_view tenant, std::string_view id) {
-  std::string input;
-  input.reserve(tenant.size() + 1 + id.size());
-  input.append(tenant);
-  input += '\0';
-  input.append(id);
-  XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash(&canonical, XXH3_128bits(input.data(), input.size()));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "rs:{";
-  for (unsigned char b : canonical.digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  out += '}';
-  return out;
+  return "rs:{" + scoped_tag(tenant, id) + "}";
 }
 
 boost::asio::awaitable<redis::Result<SaveResult>> ResponsesStore::save(

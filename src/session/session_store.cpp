@@ -4,13 +4,13 @@
 #include "session/session_store.h"
 
 #include <spdlog/spdlog.h>
-#include <xxhash.h>
 
 #include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
 
 #include "cache/replay.h"
+#include "common/scoped_key.h"
 #include "redis/script.h"
 #include "redline_scripts.h"
 
@@ -385,22 +385,7 @@ std::optional<std::string> reply_message_from_events(Api api, std::span<const st
 SessionStore::SessionStore(const config::SessionConfig& config) : config_(config) {}
 
 std::string SessionStore::key(std::string_view tenant, std::string_view id) const {
-  // XXH3-128 of tenant NUL id: a fixed-width hex hash tag, whatever bytes tenant and id hold.
-  std::string input;
-  input.reserve(tenant.size() + 1 + id.size());
-  input.append(tenant);
-  input += '\0';
-  input.append(id);
-  XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash(&canonical, XXH3_128bits(input.data(), input.size()));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "s:{";
-  for (unsigned char b : canonical.digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  out += '}';
-  return out;
+  return "s:{" + scoped_tag(tenant, id) + "}";
 }
 
 boost::asio::awaitable<redis::Result<History>> SessionStore::load(redis::Client& redis,

@@ -12,51 +12,6 @@
 namespace redline::translate::detail {
 namespace {
 
-bool convert(simdjson::dom::element e, json::value& out) {
-  using T = simdjson::dom::element_type;
-  switch (e.type()) {
-    case T::ARRAY: {
-      simdjson::dom::array items;
-      if (e.get_array().get(items) != simdjson::SUCCESS) return false;
-      json::array& a = out.emplace_array();
-      for (simdjson::dom::element item : items) {
-        if (!convert(item, a.emplace_back(nullptr))) return false;
-      }
-      return true;
-    }
-    case T::OBJECT: {
-      simdjson::dom::object fields;
-      if (e.get_object().get(fields) != simdjson::SUCCESS) return false;
-      json::object& o = out.emplace_object();
-      for (simdjson::dom::key_value_pair kv : fields) {
-        json::value& slot = o[kv.key];
-        slot = nullptr;
-        if (!convert(kv.value, slot)) return false;
-      }
-      return true;
-    }
-    case T::INT64:
-      out = e.get_int64().value_unsafe();
-      return true;
-    case T::UINT64:
-      out = e.get_uint64().value_unsafe();
-      return true;
-    case T::DOUBLE:
-      out = e.get_double().value_unsafe();
-      return true;
-    case T::STRING:
-      out = e.get_string().value_unsafe();
-      return true;
-    case T::BOOL:
-      out = e.get_bool().value_unsafe();
-      return true;
-    case T::NULL_VALUE:
-      out = nullptr;
-      return true;
-  }
-  return false;
-}
-
 std::string random_suffix() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("{:016x}{:08x}", rng(), static_cast<uint32_t>(rng()));
@@ -69,26 +24,6 @@ std::string suffix_of(std::string_view id, std::string_view prefix) {
 }
 
 }  // namespace
-
-JsonReader::JsonReader() {
-  ready_ = parser_.allocate(4096, kMaxJsonDepth) == simdjson::SUCCESS;
-}
-
-std::optional<json::value> JsonReader::parse(std::string_view text) {
-  simdjson::dom::element root;
-  if (!ready_ || parser_.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) {
-    return std::nullopt;
-  }
-  json::value out;
-  if (!convert(root, out)) return std::nullopt;
-  return out;
-}
-
-std::optional<json::object> JsonReader::parse_object(std::string_view text) {
-  std::optional<json::value> v = parse(text);
-  if (!v || !v->is_object()) return std::nullopt;
-  return std::move(v->get_object());
-}
 
 const json::value* present(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_text.h"
+
 namespace redline::translate::detail {
 
 namespace json = boost::json;
@@ -19,19 +21,7 @@ namespace json = boost::json;
 // Deeper documents are refused; also bounds every recursion over a parsed value.
 inline constexpr std::size_t kMaxJsonDepth = 256;
 
-// Parses JSON text into a Boost.JSON value: integers stay int64/uint64, other numbers are
-// simdjson's correctly rounded doubles (Boost.JSON 1.81's own parser is not always), a
-// repeated key keeps its last value. One reader can be reused for many documents.
-class JsonReader {
- public:
-  JsonReader();
-  std::optional<json::value> parse(std::string_view text);
-  std::optional<json::object> parse_object(std::string_view text);
-
- private:
-  simdjson::dom::parser parser_;
-  bool ready_ = false;
-};
+using redline::JsonReader;  // common/json_text.h (kMaxJsonDepth bounds recursion here too)
 
 // The field's value when present and not null, else nullptr.
 const json::value* present(const json::object& o, std::string_view key);
