@@ -241,6 +241,22 @@ double cost_of(const test::HttpResponse& r) {
          1e6;
 }
 
+// Spend is recorded right after the answer went out: wait (bounded) until `query` reports
+// `requests` answers, and return that report.
+json::value spend_after(const Gw& gw, const std::string& query, int64_t requests) {
+  json::value report;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  do {
+    auto r = admin(gw, "GET", "/admin/spend?" + query);
+    if (r.status == 200) {
+      report = parse(r.body);
+      if (report.at("requests").to_number<int64_t>() >= requests) break;
+    }
+    std::this_thread::sleep_for(5ms);
+  } while (std::chrono::steady_clock::now() < until);
+  return report;
+}
+
 TEST_F(StateTest, BudgetRefusesOnceSpentAndSpendIsReported) {
   Gw gw(yaml(mock_->port(), *redis_, "prices:\n  gpt-4o-mini: {input: 1.0, output: 2.0}\n"));
   // A budget smaller than two answers: the first passes, the second finds it spent.
@@ -253,6 +269,7 @@ TEST_F(StateTest, BudgetRefusesOnceSpentAndSpendIsReported) {
   ASSERT_EQ(first.status, 200) << first.body;
   const double cost = cost_of(first);
   ASSERT_GT(cost, 0.00005) << "the test needs the first answer to exhaust the budget";
+  spend_after(gw, "key=" + id + "&period=day", 1);  // recorded just after the answer
   auto refused = chat(gw, key, chat_body("again"));
   EXPECT_EQ(refused.status, 429) << refused.body;
   EXPECT_EQ(parse(refused.body).at("error").at("code").as_string(), "budget_exceeded");
@@ -292,13 +309,17 @@ TEST_F(StateTest, TenantBudgetAndCacheSavings) {
   auto hit = chat(gw, "sk-static-b", body);
   ASSERT_EQ(hit.header("x-redline-cache"), "hit");
   const double cost = cost_of(miss);
-  auto spend = admin(gw, "GET", "/admin/spend?tenant=b");
-  ASSERT_EQ(spend.status, 200) << spend.body;
-  const auto s = parse(spend.body);
-  EXPECT_NEAR(s.at("spent_usd").to_number<double>(), cost, 1e-6) << spend.body;
-  EXPECT_NEAR(s.at("saved_usd").to_number<double>(), cost, 1e-6) << spend.body;
+  const auto s = spend_after(gw, "tenant=b", 2);  // the miss and the hit
+  EXPECT_NEAR(s.at("spent_usd").to_number<double>(), cost, 1e-6) << json::serialize(s);
+  EXPECT_NEAR(s.at("saved_usd").to_number<double>(), cost, 1e-6) << json::serialize(s);
   EXPECT_NEAR(s.at("limit_usd").to_number<double>(), 1000, 1e-9);
-  auto metrics = test::http_request(gw.admin(), "GET", "/metrics");
+  // Metrics are recorded when a request's last phase ends, just after its answer: wait for both.
+  test::HttpResponse metrics;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  do {
+    metrics = test::http_request(gw.admin(), "GET", "/metrics");
+  } while (value_in(metrics.body, trips) - trips_before < 3.0 &&
+           std::chrono::steady_clock::now() < until);
   EXPECT_NE(metrics.body.find("redline_cache_saved_usd_total{model=\"gpt-4o-mini\"}"),
             std::string::npos);
   // Issue 7 families that move with this traffic: the L1 holds the entry, the requests waited
