@@ -12,6 +12,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -20,7 +22,9 @@ extern char** environ;
 
 namespace redline::test {
 
-int free_port() {
+namespace {
+// One ephemeral port from the kernel (free when this returns).
+int ephemeral_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket() failed");
   sockaddr_in addr{};
@@ -35,6 +39,20 @@ int free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+}  // namespace
+
+int free_port() {
+  // The kernel may hand the same free port out twice before anyone binds it (two ports picked
+  // for one config): never return a port this process was already given.
+  static std::mutex mu;
+  static std::set<int> given;
+  std::lock_guard lock(mu);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int port = ephemeral_port();
+    if (given.insert(port).second) return port;
+  }
+  throw std::runtime_error("free_port: no new port in 100 attempts");
 }
 
 bool wait_for_port(int port, std::chrono::milliseconds timeout) {
