@@ -179,6 +179,9 @@ json::object redacted_config(const config::Config& c) {
                    {"ttl", c.sessions.ttl.count()},
                    {"max_messages", c.sessions.max_messages},
                    {"max_bytes", c.sessions.max_bytes}};
+  o["responses"] = {{"enabled", c.responses.enabled},
+                    {"ttl", c.responses.ttl.count()},
+                    {"max_chain_bytes", c.responses.max_chain_bytes}};
   return o;
 }
 

@@ -88,7 +88,12 @@ Gateway::Gateway(config::Config config) : config_(std::move(config)) {
     if (!made.ok()) throw std::runtime_error("state redis: " + made.error().to_string());
     admin_redis_ = std::move(*made);
   }
-  const proxy::StateServices state{keys_.get(), budgets_.get(), sessions_.get()};
+  if (config_.responses.enabled) {
+    responses_ = std::make_unique<responses::ResponsesStore>(config_.responses.ttl,
+                                                             config_.responses.max_chain_bytes);
+  }
+  const proxy::StateServices state{keys_.get(), budgets_.get(), sessions_.get(),
+                                   responses_.get()};
   proxy_handler_ =
       std::make_unique<proxy::ProxyHandler>(config_, raw, *access_log_, cache_.get(), state);
   metrics::standard::declare_all();

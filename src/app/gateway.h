@@ -58,6 +58,7 @@ class Gateway {
   std::unique_ptr<auth::KeyStore> keys_;
   std::unique_ptr<budget::Budgets> budgets_;
   std::unique_ptr<session::SessionStore> sessions_;
+  std::unique_ptr<responses::ResponsesStore> responses_;
   std::unique_ptr<redis::Client> admin_redis_;  // the admin API's state client (thread 0)
   std::unique_ptr<proxy::ProxyHandler> proxy_handler_;
   std::unique_ptr<admin::AdminHandler> admin_handler_;

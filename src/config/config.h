@@ -152,6 +152,14 @@ struct SessionConfig {
   std::size_t max_id_bytes = 128;       // longer session ids are refused (400)
 };
 
+// The Responses API (POST /v1/responses): the gateway keeps each response and its input chain
+// in the state Redis (`rs:`), so previous_response_id works for every provider.
+struct ResponsesConfig {
+  bool enabled = true;                        // false: the provider keeps the state (OpenAI only)
+  Seconds ttl{7 * 86'400};                    // from the save; a new turn saves a new record
+  std::size_t max_chain_bytes = 1024 * 1024;  // input + output stored; oldest input trimmed
+};
+
 enum class CacheMode { kCacheAside, kWriteThrough, kWriteBehind, kRefreshAhead };
 
 struct CacheConfig {
@@ -228,6 +236,7 @@ struct Config {
   std::map<std::string, ModelPrice> prices;  // model name -> price
   BudgetsConfig budgets;
   SessionConfig sessions;
+  ResponsesConfig responses;
   LoggingConfig logging;
 
   const ProviderConfig* find_provider(const std::string& name) const {

@@ -785,6 +785,11 @@ Config read_config(const Value& root) {
       s.read("max_bytes", c.sessions.max_bytes, as_size);
       s.read("max_id_bytes", c.sessions.max_id_bytes, as_count);
     });
+    m.section("responses", [&](Map& r) {
+      r.read("enabled", c.responses.enabled, as_bool);
+      r.read("ttl", c.responses.ttl, as_seconds);
+      r.read("max_chain_bytes", c.responses.max_chain_bytes, as_size);
+    });
     m.section("logging", [&](Map& l) {
       l.read("level", c.logging.level, as_enum(kLogLevels));
       l.read("access_log", c.logging.access_log, as_bool);

@@ -337,6 +337,8 @@ void check_state_features(const Checker& check, const Config& config) {
   check.positive(config.sessions.max_messages, "sessions.max_messages");
   check.positive(config.sessions.max_bytes, "sessions.max_bytes");
   check.positive(config.sessions.max_id_bytes, "sessions.max_id_bytes");
+  check.positive(config.responses.ttl, "responses.ttl");
+  check.positive(config.responses.max_chain_bytes, "responses.max_chain_bytes");
 }
 
 void validate(const Config& config) {

@@ -197,10 +197,33 @@ std::string user_text(const json::value& item) {
   return text;
 }
 
-// See ModelRequest::tool_call.
-std::string responses_tool_call(const json::object& request) {
+// A tool's name as each API declares it: Responses {"type":"function","name"}, Chat
+// {"type":"function","function":{"name"}}, Messages {"name", "input_schema"} (custom tools).
+std::string_view tool_name(Endpoint endpoint, const json::value& t) {
+  const json::object* tool = t.if_object();
+  if (tool == nullptr) return {};
+  const json::value* type = tool->if_contains("type");
+  const json::object* holder = tool;
+  if (endpoint == Endpoint::kMessages) {
+    if (type != nullptr && (!type->is_string() || type->get_string() != "custom")) return {};
+  } else {
+    if (type == nullptr || !type->is_string() || type->get_string() != "function") return {};
+    if (endpoint == Endpoint::kChat) {
+      const json::value* fn = tool->if_contains("function");
+      holder = fn != nullptr ? fn->if_object() : nullptr;
+      if (holder == nullptr) return {};
+    }
+  }
+  const json::value* name = holder->if_contains("name");
+  if (name == nullptr || !name->is_string()) return {};
+  return name->get_string();
+}
+
+// See ModelRequest::tool_call. The conversation is `input` (Responses) or `messages`.
+std::string requested_tool_call(Endpoint endpoint, const json::object& request) {
   const json::value* tools = request.if_contains("tools");
-  const json::value* input = request.if_contains("input");
+  const json::value* input =
+      request.if_contains(endpoint == Endpoint::kResponses ? "input" : "messages");
   if (tools == nullptr || !tools->is_array() || input == nullptr) return {};
   std::string text;
   if (input->is_string()) {
@@ -210,17 +233,8 @@ std::string responses_tool_call(const json::object& request) {
   }
   if (text.empty()) return {};
   for (const auto& t : tools->get_array()) {
-    const json::object* tool = t.if_object();
-    if (tool == nullptr) continue;
-    const json::value* type = tool->if_contains("type");
-    const json::value* name = tool->if_contains("name");
-    if (type == nullptr || !type->is_string() || type->get_string() != "function" ||
-        name == nullptr || !name->is_string() || name->get_string().empty()) {
-      continue;
-    }
-    if (text.find(std::string_view(name->get_string())) != std::string::npos) {
-      return std::string(name->get_string());
-    }
+    const std::string_view name = tool_name(endpoint, t);
+    if (!name.empty() && text.find(name) != std::string::npos) return std::string(name);
   }
   return {};
 }
@@ -284,8 +298,11 @@ std::string parse_model_request(Endpoint endpoint, std::string_view body, ModelR
   if (endpoint == Endpoint::kResponses) {
     read_int(*obj, "max_output_tokens", out.max_tokens);
     if (!obj->contains("input")) return "Missing required parameter: 'input'.";
-    out.tool_call = responses_tool_call(*obj);
+    out.tool_call = requested_tool_call(endpoint, *obj);
     return {};
+  }
+  if (endpoint == Endpoint::kChat || endpoint == Endpoint::kMessages) {
+    out.tool_call = requested_tool_call(endpoint, *obj);
   }
   if (!read_int(*obj, "max_completion_tokens", out.max_tokens)) {
     read_int(*obj, "max_tokens", out.max_tokens);
@@ -344,6 +361,34 @@ void message_body(const ReplyMeta& meta, const Answer& answer, std::string& out)
       FMT_COMPILE(R"("}}],"stop_reason":"{}","stop_sequence":null,)"
                   R"("usage":{{"input_tokens":{},"output_tokens":{}}}}})"),
       meta.truncated ? "max_tokens" : "end_turn", meta.input_tokens, answer.words());
+}
+
+void chat_tool_call_body(const ReplyMeta& meta, std::string_view tool_call, std::string& out) {
+  put(out,
+      FMT_COMPILE(R"({{"id":"chatcmpl-{}","object":"chat.completion","created":{},"model":{},)"
+                  R"("choices":[{{"index":0,"message":{{"role":"assistant","content":null,)"
+                  R"("tool_calls":[{{"id":"call_{}","type":"function","function":{{"name":)"),
+      meta.unique, meta.created, meta.model_json, meta.unique);
+  append_json_string(out, tool_call);
+  out += R"(,"arguments":)";
+  append_json_string(out, kToolArguments);
+  out += R"(}}],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}],)";
+  append_usage_openai(out, meta.input_tokens, 1);
+  put(out, FMT_COMPILE(R"(,"system_fingerprint":"{}"}})"), kFingerprint);
+}
+
+void message_tool_use_body(const ReplyMeta& meta, std::string_view tool_call, std::string& out) {
+  put(out,
+      FMT_COMPILE(R"({{"id":"msg_{}","type":"message","role":"assistant","model":{},)"
+                  R"("content":[{{"type":"tool_use","id":"toolu_{}","name":)"),
+      meta.unique, meta.model_json, meta.unique);
+  append_json_string(out, tool_call);
+  out += R"(,"input":)";
+  out += kToolArguments;
+  put(out,
+      FMT_COMPILE(R"(}}],"stop_reason":"tool_use","stop_sequence":null,)"
+                  R"("usage":{{"input_tokens":{},"output_tokens":1}}}})"),
+      meta.input_tokens);
 }
 
 void embeddings_body(const ModelRequest& request, std::string_view model_json,
@@ -515,6 +560,94 @@ void message_events(const ReplyMeta& meta, const Answer& answer, SseSink& sink) 
                   R"("usage":{{"output_tokens":{}}}}})"),
       meta.truncated ? "max_tokens" : "end_turn", answer.words());
   sink.emit("message_delta", view(data));
+  sink.emit("message_stop", R"({"type":"message_stop"})");
+}
+
+void chat_tool_call_events(const ReplyMeta& meta, std::string_view tool_call, bool include_usage,
+                           SseSink& sink) {
+  fmt::memory_buffer prefix;
+  put(prefix,
+      FMT_COMPILE(R"({{"id":"chatcmpl-{}","object":"chat.completion.chunk","created":{},)"
+                  R"("model":{},"system_fingerprint":"{}","choices":[)"),
+      meta.unique, meta.created, meta.model_json, kFingerprint);
+  const std::string_view usage_null = include_usage ? R"(,"usage":null})" : "}";
+  fmt::memory_buffer data;
+  auto start = [&] {
+    data.clear();
+    data.append(prefix.data(), prefix.data() + prefix.size());
+  };
+  start();
+  put(data,
+      FMT_COMPILE(R"({{"index":0,"delta":{{"role":"assistant","content":null,"refusal":null}},)"
+                  R"("logprobs":null,"finish_reason":null}}]{})"),
+      usage_null);
+  sink.emit({}, view(data));
+  start();
+  put(data,
+      FMT_COMPILE(R"({{"index":0,"delta":{{"tool_calls":[{{"index":0,"id":"call_{}",)"
+                  R"("type":"function","function":{{"name":)"),
+      meta.unique);
+  std::string name;
+  append_json_string(name, tool_call);
+  data.append(std::string_view(name));
+  put(data,
+      FMT_COMPILE(R"(,"arguments":""}}}}]}},"logprobs":null,"finish_reason":null}}]{})"),
+      usage_null);
+  sink.emit({}, view(data));
+  start();
+  std::string args;
+  append_json_string(args, kToolArguments);
+  data.append(std::string_view(R"({"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":)"));
+  data.append(std::string_view(args));
+  put(data, FMT_COMPILE(R"(}}}}]}},"logprobs":null,"finish_reason":null}}]{})"), usage_null);
+  sink.emit({}, view(data));
+  start();
+  put(data,
+      FMT_COMPILE(R"({{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"tool_calls"}}]{})"),
+      usage_null);
+  sink.emit({}, view(data));
+  if (include_usage) {
+    start();
+    put(data,
+        FMT_COMPILE(
+            R"(],"usage":{{"prompt_tokens":{},"completion_tokens":1,"total_tokens":{}}}}})"),
+        meta.input_tokens, meta.input_tokens + 1);
+    sink.emit({}, view(data));
+  }
+  sink.emit({}, "[DONE]");
+}
+
+void message_tool_use_events(const ReplyMeta& meta, std::string_view tool_call, SseSink& sink) {
+  fmt::memory_buffer data;
+  put(data,
+      FMT_COMPILE(
+          R"({{"type":"message_start","message":{{"id":"msg_{}","type":"message","role":"assistant",)"
+          R"("model":{},"content":[],"stop_reason":null,"stop_sequence":null,)"
+          R"("usage":{{"input_tokens":{},"output_tokens":1}}}}}})"),
+      meta.unique, meta.model_json, meta.input_tokens);
+  sink.emit("message_start", view(data));
+  data.clear();
+  put(data,
+      FMT_COMPILE(R"({{"type":"content_block_start","index":0,"content_block":{{"type":"tool_use",)"
+                  R"("id":"toolu_{}","name":)"),
+      meta.unique);
+  std::string name;
+  append_json_string(name, tool_call);
+  data.append(std::string_view(name));
+  data.append(std::string_view(R"(,"input":{}}})"));
+  sink.emit("content_block_start", view(data));
+  std::string args;
+  append_json_string(args, kToolArguments);
+  data.clear();
+  data.append(std::string_view(
+      R"({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":)"));
+  data.append(std::string_view(args));
+  data.append(std::string_view("}}"));
+  sink.emit("content_block_delta", view(data));
+  sink.emit("content_block_stop", R"({"type":"content_block_stop","index":0})");
+  sink.emit("message_delta",
+            R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},)"
+            R"("usage":{"output_tokens":1}})");
   sink.emit("message_stop", R"({"type":"message_stop"})");
 }
 

@@ -29,9 +29,10 @@ struct ModelRequest {
   int dimensions = 8;                  // embeddings
   bool base64 = false;                 // embeddings: encoding_format == "base64"
   std::vector<uint64_t> input_hashes;  // embeddings: one hash per input
-  // responses: the function tool to call instead of answering in text. Set when the request
-  // has function tools and its last input item is a user message whose text names one of them
-  // (the first named in `tools` order); a tool result (function_call_output) gets text.
+  // responses, chat, messages: the tool to call instead of answering in text. Set when the
+  // request has (function / custom) tools and its last input item or message is a user message
+  // whose text names one of them (the first named in `tools` order); a tool result
+  // (function_call_output, role "tool", a tool_result block) gets a text answer.
   std::string tool_call;
 };
 
@@ -81,6 +82,13 @@ void message_body(const ReplyMeta& meta, const Answer& answer, std::string& out)
 // when it is not empty. Usage: input_tokens as for chat, output_tokens = words (1 for a call).
 void response_body(const ReplyMeta& meta, const Answer& answer, std::string_view tool_call,
                    std::string& out);
+// A tool call instead of text (ModelRequest::tool_call), with arguments kToolArguments.
+// Chat: message.tool_calls [{id "call_<unique>", type function, function {name, arguments}}],
+// content null, finish_reason "tool_calls". Messages: content [{type tool_use, id
+// "toolu_<unique>", name, input}], stop_reason "tool_use". Output tokens: 1.
+inline constexpr std::string_view kToolArguments = R"({"q":"mock"})";
+void chat_tool_call_body(const ReplyMeta& meta, std::string_view tool_call, std::string& out);
+void message_tool_use_body(const ReplyMeta& meta, std::string_view tool_call, std::string& out);
 void embeddings_body(const ModelRequest& request, std::string_view model_json,
                      uint64_t input_tokens, std::string& out);
 // GET /v1/models, and GET /v1/models/{id} (empty when the id is unknown).
@@ -110,6 +118,14 @@ void chat_completion_events(const ReplyMeta& meta, const Answer& answer, bool in
 void text_completion_events(const ReplyMeta& meta, const Answer& answer, bool include_usage,
                             SseSink& sink);
 void message_events(const ReplyMeta& meta, const Answer& answer, SseSink& sink);
+// The tool calls streamed: chat: role delta, a tool_calls delta with id, type and name (empty
+// arguments), one with the arguments, the finish chunk ("tool_calls"), the usage chunk when
+// asked, [DONE]. Messages: message_start, content_block_start (tool_use, input {}),
+// content_block_delta (input_json_delta), content_block_stop, message_delta ("tool_use"),
+// message_stop.
+void chat_tool_call_events(const ReplyMeta& meta, std::string_view tool_call, bool include_usage,
+                           SseSink& sink);
+void message_tool_use_events(const ReplyMeta& meta, std::string_view tool_call, SseSink& sink);
 // Responses: response.created, response.in_progress, output_item.added, content_part.added,
 // one output_text.delta per word, output_text.done, content_part.done, output_item.done and
 // response.completed (response.incomplete when max_output_tokens cut it); a function call has

@@ -266,7 +266,11 @@ void Handler::answer(Endpoint endpoint, Api api, const Request& request, int wor
     switch (endpoint) {
       case Endpoint::kChat:
         thread_.counters.bump(Counter::chat);
-        chat_completion_body(meta, answer, plan.body);
+        if (mr.tool_call.empty()) {
+          chat_completion_body(meta, answer, plan.body);
+        } else {
+          chat_tool_call_body(meta, mr.tool_call, plan.body);
+        }
         break;
       case Endpoint::kCompletions:
         thread_.counters.bump(Counter::completions);
@@ -278,7 +282,11 @@ void Handler::answer(Endpoint endpoint, Api api, const Request& request, int wor
         break;
       default:
         thread_.counters.bump(Counter::messages);
-        message_body(meta, answer, plan.body);
+        if (mr.tool_call.empty()) {
+          message_body(meta, answer, plan.body);
+        } else {
+          message_tool_use_body(meta, mr.tool_call, plan.body);
+        }
         break;
     }
     return;
@@ -290,7 +298,11 @@ void Handler::answer(Endpoint endpoint, Api api, const Request& request, int wor
   switch (endpoint) {
     case Endpoint::kChat:
       thread_.counters.bump(Counter::chat_stream);
-      chat_completion_events(meta, answer, mr.include_usage, sink);
+      if (mr.tool_call.empty()) {
+        chat_completion_events(meta, answer, mr.include_usage, sink);
+      } else {
+        chat_tool_call_events(meta, mr.tool_call, mr.include_usage, sink);
+      }
       break;
     case Endpoint::kCompletions:
       thread_.counters.bump(Counter::completions);
@@ -302,7 +314,11 @@ void Handler::answer(Endpoint endpoint, Api api, const Request& request, int wor
       break;
     default:
       thread_.counters.bump(Counter::messages_stream);
-      message_events(meta, answer, sink);
+      if (mr.tool_call.empty()) {
+        message_events(meta, answer, sink);
+      } else {
+        message_tool_use_events(meta, mr.tool_call, sink);
+      }
       break;
   }
 }

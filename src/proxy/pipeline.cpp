@@ -141,7 +141,7 @@ ProxyHandler::ProxyHandler(const config::Config& config, std::vector<asio::io_co
       state_(state) {
   for (auto* c : contexts) workers_.push_back(std::make_unique<Worker>(*c));
   const bool limits = any_rate_limits(config);
-  if (limits || state_.keys || state_.budgets || state_.sessions) {
+  if (limits || state_.keys || state_.budgets || state_.sessions || state_.responses) {
     // One state Redis client per thread (connected on first use).
     const auto client_options = redis::client_options(config.redis, "redline-state");
     for (std::size_t i = 0; i < contexts.size(); ++i) {
@@ -313,15 +313,20 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
   ctx.request_id = pick_request_id(exchange.request()["x-request-id"]);
   exchange.add_response_header("x-request-id", ctx.request_id);
 
-  if (exchange.request().target().starts_with(kSessionsPath)) {
-    // The client's own sessions: GET / DELETE /v1/sessions/{id}.
+  const auto target = exchange.request().target();
+  const bool sessions = target.starts_with(kSessionsPath);
+  if (sessions || (state_.responses != nullptr && target.starts_with(kResponsesPath))) {
+    // The client's own sessions and stored responses: GET / DELETE /v1/sessions/{id},
+    // /v1/responses/{id}.
     auto denied = co_await auth_phase(ctx);
     if (denied) {
       ctx.error_code = denied->code;
       co_await exchange.respond_error(denied->status, denied->message, denied->code,
                                       denied->retry_after);
+    } else if (sessions) {
+      co_await sessions_api(ctx, target.substr(kSessionsPath.size()));
     } else {
-      co_await sessions_api(ctx, exchange.request().target().substr(kSessionsPath.size()));
+      co_await responses_api(ctx, target.substr(kResponsesPath.size()));
     }
     access_log_.write(ctx);
     co_return;
@@ -343,6 +348,8 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
     ctx.error_code = reject->code;
     co_await exchange.respond_error(reject->status, reject->message, reject->code,
                                     reject->retry_after);
+  } else if (ctx.endpoint == Endpoint::kResponses) {
+    co_await responses_phase(ctx);
   } else if (ctx.cacheable) {
     co_await cached_upstream_phase(ctx, std::move(prefetched));
   } else if (!ctx.reservation.empty() || ctx.spender || ctx.capture_answer) {

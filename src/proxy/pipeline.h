@@ -22,6 +22,7 @@
 #include "proxy/forwarder.h"
 #include "proxy/router.h"
 #include "ratelimit/limiter.h"
+#include "responses/store.h"
 #include "session/session_store.h"
 
 namespace redline::proxy {
@@ -38,11 +39,13 @@ struct StateServices {
   auth::KeyStore* keys = nullptr;
   budget::Budgets* budgets = nullptr;
   session::SessionStore* sessions = nullptr;
+  responses::ResponsesStore* responses = nullptr;  // stored Responses API answers
 };
 
 class ProxyHandler : public http::Handler {
  public:
   static constexpr std::string_view kSessionsPath = "/v1/sessions/";
+  static constexpr std::string_view kResponsesPath = "/v1/responses/";
 
   // `contexts`: the io_context of each server thread, by thread index.
   // `cache`: null when the cache is off.
@@ -75,6 +78,10 @@ class ProxyHandler : public http::Handler {
   asio::awaitable<void> session_append(RequestContext& ctx);
   // GET / DELETE /v1/sessions/{id} with the client's own key.
   asio::awaitable<void> sessions_api(RequestContext& ctx, std::string_view id);
+  // POST /v1/responses for every provider (responses_api.cpp).
+  asio::awaitable<void> responses_phase(RequestContext& ctx);
+  // GET / DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items.
+  asio::awaitable<void> responses_api(RequestContext& ctx, std::string_view rest);
   std::optional<Reject> route_phase(RequestContext& ctx);
   // Request, latency and cache metrics (metrics/standard.h), after the answer.
   void record_metrics(const RequestContext& ctx);

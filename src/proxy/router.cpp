@@ -102,7 +102,9 @@ std::vector<Hop> Router::resolve(Endpoint endpoint, std::string_view model,
       for (const auto& f : route->fallbacks) queue.push_back(f);
     }
     if (provider == nullptr || !provider->config->enabled) continue;
-    if (provider->config->type != api && !translatable(endpoint)) {
+    // The Responses API reaches other providers as a chat completion (responses_api.cpp).
+    if (provider->config->type != api && !translatable(endpoint) &&
+        endpoint != Endpoint::kResponses) {
       if (mismatch && *mismatch == nullptr) *mismatch = provider;
       continue;
     }

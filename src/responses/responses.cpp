@@ -69,7 +69,7 @@ std::string at(std::string_view base, std::size_t i) {
 
 // --- request validation --------------------------------------------------------------------------
 
-constexpr std::array<std::string_view, 23> kKnownFields = {"model",
+constexpr std::array<std::string_view, 25> kKnownFields = {"model",
                                                            "input",
                                                            "instructions",
                                                            "tools",
@@ -91,7 +91,9 @@ constexpr std::array<std::string_view, 23> kKnownFields = {"model",
                                                            "service_tier",
                                                            "prompt_cache_key",
                                                            "safety_identifier",
-                                                           "background"};
+                                                           "background",
+                                                           "top_logprobs",
+                                                           "max_tool_calls"};
 
 bool known_field(std::string_view key) {
   for (auto k : kKnownFields) {

@@ -138,5 +138,113 @@ TEST(Bodies, AreValidJsonWithTheModelEchoed) {
   EXPECT_EQ(model_body("nope"), "");
 }
 
+TEST(ToolCalls, ChatAndMessagesCallTheToolTheUserNames) {
+  ModelRequest chat;
+  ASSERT_EQ(parse_model_request(
+                Endpoint::kChat,
+                R"({"model":"m","messages":[{"role":"user","content":"use get_weather now"}],)"
+                R"("tools":[{"type":"function","function":{"name":"get_time"}},)"
+                R"({"type":"function","function":{"name":"get_weather"}}]})",
+                chat),
+            "");
+  EXPECT_EQ(chat.tool_call, "get_weather");
+  ModelRequest result;  // the tool's result comes back: text again
+  ASSERT_EQ(parse_model_request(
+                Endpoint::kChat,
+                R"({"model":"m","messages":[{"role":"user","content":"use get_weather"},)"
+                R"({"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",)"
+                R"("function":{"name":"get_weather","arguments":"{}"}}]},)"
+                R"({"role":"tool","tool_call_id":"c","content":"sunny"}],)"
+                R"("tools":[{"type":"function","function":{"name":"get_weather"}}]})",
+                result),
+            "");
+  EXPECT_EQ(result.tool_call, "");
+  ModelRequest message;
+  ASSERT_EQ(parse_model_request(
+                Endpoint::kMessages,
+                R"({"model":"m","max_tokens":9,"messages":[{"role":"user","content":)"
+                R"([{"type":"text","text":"call get_weather"}]}],)"
+                R"("tools":[{"name":"get_weather","input_schema":{"type":"object"}}]})",
+                message),
+            "");
+  EXPECT_EQ(message.tool_call, "get_weather");
+  ModelRequest tool_result;
+  ASSERT_EQ(parse_model_request(
+                Endpoint::kMessages,
+                R"({"model":"m","max_tokens":9,"messages":[{"role":"user","content":)"
+                R"([{"type":"tool_result","tool_use_id":"t","content":"get_weather said"}]}],)"
+                R"("tools":[{"name":"get_weather","input_schema":{"type":"object"}}]})",
+                tool_result),
+            "");
+  EXPECT_EQ(tool_result.tool_call, "");
+  ModelRequest no_tools;
+  ASSERT_EQ(parse_model_request(Endpoint::kChat,
+                                R"({"model":"m","messages":[{"role":"user","content":"get_weather"}]})",
+                                no_tools),
+            "");
+  EXPECT_EQ(no_tools.tool_call, "");
+}
+
+TEST(ToolCalls, BodiesAndStreamsCarryTheCall) {
+  ReplyMeta meta;
+  meta.unique = "u2";
+  meta.model_json = "\"m\"";
+  meta.input_tokens = 5;
+  std::string chat, message;
+  chat_tool_call_body(meta, "get_weather", chat);
+  message_tool_use_body(meta, "get_weather", message);
+  auto c = json::parse(chat);
+  const auto& choice = c.at("choices").at(0);
+  EXPECT_EQ(choice.at("finish_reason").as_string(), "tool_calls");
+  EXPECT_TRUE(choice.at("message").at("content").is_null());
+  const auto& call = choice.at("message").at("tool_calls").at(0);
+  EXPECT_EQ(call.at("id").as_string(), "call_u2");
+  EXPECT_EQ(call.at("function").at("name").as_string(), "get_weather");
+  EXPECT_EQ(call.at("function").at("arguments").as_string(), kToolArguments);
+  auto m = json::parse(message);
+  EXPECT_EQ(m.at("stop_reason").as_string(), "tool_use");
+  EXPECT_EQ(m.at("content").at(0).at("type").as_string(), "tool_use");
+  EXPECT_EQ(m.at("content").at(0).at("name").as_string(), "get_weather");
+  EXPECT_EQ(m.at("content").at(0).at("input").at("q").as_string(), "mock");
+
+  // Streams: every data line is JSON (or [DONE]); the arguments arrive in a delta.
+  for (bool anthropic : {false, true}) {
+    std::string out;
+    std::vector<std::size_t> ends;
+    SseSink sink(out, ends, false);
+    if (anthropic) {
+      message_tool_use_events(meta, "get_weather", sink);
+    } else {
+      chat_tool_call_events(meta, "get_weather", true, sink);
+    }
+    std::string args;
+    std::string finish;
+    std::size_t pos = 0;
+    while ((pos = out.find("data: ", pos)) != std::string::npos) {
+      const auto end = out.find('\n', pos);
+      const std::string data = out.substr(pos + 6, end - pos - 6);
+      pos = end;
+      if (data == "[DONE]") continue;
+      auto v = json::parse(data);
+      if (anthropic) {
+        if (v.at("type") == "content_block_delta") {
+          args += v.at("delta").at("partial_json").as_string();
+        }
+        if (v.at("type") == "message_delta") {
+          finish = v.at("delta").at("stop_reason").as_string();
+        }
+      } else if (!v.at("choices").as_array().empty()) {
+        const auto& ch = v.at("choices").at(0);
+        if (const auto* tc = ch.at("delta").as_object().if_contains("tool_calls")) {
+          args += tc->at(0).at("function").at("arguments").as_string();
+        }
+        if (ch.at("finish_reason").is_string()) finish = ch.at("finish_reason").as_string();
+      }
+    }
+    EXPECT_EQ(args, kToolArguments) << out;
+    EXPECT_EQ(finish, anthropic ? "tool_use" : "tool_calls") << out;
+  }
+}
+
 }  // namespace
 }  // namespace redline::mock

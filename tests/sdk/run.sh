@@ -28,10 +28,21 @@ providers:
   - {name: claude, type: anthropic, base_url: "http://127.0.0.1:$mock_port", api_key: sk-upstream}
 models:
   claude-3-5-haiku-latest: claude
+  gpt-4o-mini: openai
 keys:
   - {key: sk-sdk-test, tenant: sdk}
 YAML
 "$build/redline" --config "$tmp/redline.yaml" >"$tmp/redline.log" 2>&1 &
-track $!
+gw_pid=$!
+track $gw_pid
 wait_port "$redis_port" && wait_port "$mock_port" && wait_port "$gw_port" || { cat "$tmp"/*.log; exit 1; }
-REDLINE_URL="http://127.0.0.1:$gw_port" REDLINE_KEY=sk-sdk-test node sdk_test.mjs || { cat "$tmp"/*.log; exit 1; }
+export REDLINE_URL="http://127.0.0.1:$gw_port" REDLINE_KEY=sk-sdk-test \
+  MOCK_URL="http://127.0.0.1:$mock_port" SDK_STATE="$tmp/sdk-state.json"
+node sdk_test.mjs || { cat "$tmp"/*.log; exit 1; }
+
+# Stored responses live in Redis: a new gateway process continues the conversations.
+kill "$gw_pid" && wait "$gw_pid" 2>/dev/null || true
+"$build/redline" --config "$tmp/redline.yaml" >"$tmp/redline2.log" 2>&1 &
+track $!
+wait_port "$gw_port" || { cat "$tmp"/*.log; exit 1; }
+SDK_PHASE=after-restart node sdk_test.mjs || { cat "$tmp"/*.log; exit 1; }
