@@ -177,18 +177,19 @@ TEST(FloodTest, HeaderAndBodyFloodsHitTheirLimits) {
   // Header bytes: a head that never ends; refused once 4 KiB arrived, not when it ends.
   {
     RawConn c(srv.port());
-    c.send("GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(8000, 'a'));
+    c.send(std::string("GET / HTTP/1.1\r\nHost: a\r\nX-Big: ").append(8000, 'a'));
     const auto out = c.read_all(3s);
     EXPECT_EQ(test::raw_status(out), 431) << out;
   }
   std::string many = "GET / HTTP/1.1\r\nHost: a\r\n";
-  for (int i = 0; i < 30; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 30; ++i) many.append("X-H").append(std::to_string(i)).append(": v\r\n");
   expect_refused(srv.port(), many + "\r\n", 431, "header count");
   expect_refused(srv.port(),
-                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n" + std::string(1001, 'b'),
+                 std::string("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n").append(1001, 'b'),
                  413, "Content-Length body flood");
   std::string chunked = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
-  for (int i = 0; i < 5; ++i) chunked += "100\r\n" + std::string(256, 'c') + "\r\n";
+  const std::string chunk = std::string("100\r\n").append(256, 'c').append("\r\n");
+  for (int i = 0; i < 5; ++i) chunked += chunk;
   expect_refused(srv.port(), chunked + "0\r\n\r\n", 413, "chunked body flood");
 }
 
