@@ -32,6 +32,14 @@ struct HttpLimits {
   Millis idle_timeout{60'000};                    // keep-alive wait for the next request
   Millis send_timeout{60'000};                    // a client that stops reading
   std::size_t max_connections = 10'000;           // per process; beyond: 503 and close
+  // Per client address (the TCP peer); beyond: 503 and close; 0 = off. Peers inside
+  // trusted_proxies are exempt (a load balancer carries many clients). 1024 sits above
+  // the connection pool of the official SDKs (openai-python: 1000) and is a tenth of
+  // max_connections, so one address alone cannot take the whole process.
+  std::size_t max_connections_per_ip = 1024;
+  // The top-level `trusted_proxies` key (CIDRs or addresses), kept here because the HTTP
+  // server applies it: X-Forwarded-For / X-Real-IP are believed only from these peers.
+  std::vector<std::string> trusted_proxies;
 };
 
 struct AdminConfig {

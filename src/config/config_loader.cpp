@@ -720,7 +720,9 @@ Config read_config(const Value& root) {
       l.read("idle_timeout", c.limits.idle_timeout, as_duration);
       l.read("send_timeout", c.limits.send_timeout, as_duration);
       l.read("max_connections", c.limits.max_connections, as_count);
+      l.read("max_connections_per_ip", c.limits.max_connections_per_ip, as_count);
     });
+    m.read("trusted_proxies", c.limits.trusted_proxies, one_or_list(as_string));
     m.section("admin", [&](Map& a) {
       a.read("listen", c.admin.listen, as_host_port);
       a.read("token", c.admin.token, as_string);

@@ -2,6 +2,7 @@
 // and self-referencing fallbacks, key hashes, limits, Redis URLs and rate-limit policies. It reads the
 // structs only, so a Config built in code obeys the same rules as one loaded from YAML.
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 #include <cctype>
 #include <charconv>
@@ -99,6 +100,23 @@ bool is_http_token(std::string_view name) {
   });
 }
 
+// "10.0.0.0/8", "fd00::/8" or a plain address (the same test as http::TrustedProxies).
+bool valid_cidr(std::string_view text) {
+  boost::system::error_code ec;
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    boost::asio::ip::make_address(text, ec);
+    return !ec;
+  }
+  const auto addr = boost::asio::ip::make_address(text.substr(0, slash), ec);
+  if (ec) return false;
+  const auto bits = text.substr(slash + 1);
+  unsigned prefix = 0;
+  auto [end, perr] = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
+  if (perr != std::errc() || end != bits.data() + bits.size() || bits.empty()) return false;
+  return prefix <= (addr.is_v4() ? 32u : 128u);
+}
+
 bool is_lower_sha256(std::string_view hex) {
   return hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -154,6 +172,11 @@ void check_limits(const Checker& check, const HttpLimits& l) {
   check.positive(l.idle_timeout, "limits.idle_timeout");
   check.positive(l.send_timeout, "limits.send_timeout");
   check.positive(l.max_connections, "limits.max_connections");
+  for (std::size_t i = 0; i < l.trusted_proxies.size(); ++i) {
+    check.expect(valid_cidr(l.trusted_proxies[i]), "trusted_proxies[" + std::to_string(i) + "]",
+                 "an IP address or CIDR like 10.0.0.0/8 or fd00::/8",
+                 quoted(l.trusted_proxies[i]));
+  }
 }
 
 void check_redis(const Checker& check, const RedisConfig& redis, const std::string& path) {

@@ -9,12 +9,13 @@
 #include <unordered_set>
 
 #include "common/error_body.h"
+#include "http/request_reader.h"
 
 namespace redline::http {
 
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kReadChunk = 16 * 1024;  // keep-alive wait and read-ahead
 }  // namespace
 
 struct Server::PerThread {
@@ -38,6 +39,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     server_.stats_.connections_total.fetch_add(1, std::memory_order_relaxed);
   }
   ~Connection() {
+    if (ip_counted_) server_.release_ip(peer_ip_);
     pt_.connections.erase(this);
     server_.stats_.connections.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -70,6 +72,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++deadline_gen_;
     timer_.cancel();
   }
+  bool timed_out() const { return timed_out_; }
 
   template <class Buffers>
   asio::awaitable<bool> write_buffers(const Buffers& buffers) {
@@ -89,12 +92,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     disarm();
     if (ec) gone_ = true;
     co_return !ec;
-  }
-
-  bool buffered_contains(std::string_view needle) const {
-    const auto data = buffer_.cdata();
-    std::string_view bytes(static_cast<const char*>(data.data()), data.size());
-    return bytes.find(needle) != std::string_view::npos;
   }
 
   // Answers a protocol-level failure (408, 413, 431, 400) and marks the connection to close.
@@ -117,6 +114,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool idle_ = false;
   bool keep_alive_ = true;
   bool gone_ = false;
+  bool ip_counted_ = false;  // counted in Server::per_ip_
 };
 
 asio::awaitable<void> Connection::run() {
@@ -136,59 +134,12 @@ asio::awaitable<void> Connection::run() {
     }
 
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-    parser.body_limit(limits.max_body_bytes);
-
-    // Usually the whole header is already buffered: then no I/O, so no deadline to set.
-    const bool header_buffered = buffered_contains("\r\n\r\n");
-    if (!header_buffered) arm(limits.header_timeout);
-    auto [hec, hn] = co_await bhttp::async_read_header(socket_, buffer_, parser, use_nothrow);
-    if (!header_buffered) disarm();
-    if (hec) {
-      if (timed_out_) {
-        co_await reject(408, "request headers not received in time", "request_timeout");
-      } else if (hec == bhttp::error::header_limit) {
-        co_await reject(431, "request headers too large", "header_too_large");
-      } else if (hec == bhttp::error::body_limit) {
-        co_await reject(413, "request body too large", "body_too_large");
-      } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
-                 hec != asio::error::connection_reset && hec != asio::error::operation_aborted) {
-        co_await reject(400, "malformed HTTP request: " + hec.message(), "bad_request");
-      }
+    auto outcome = co_await read_request(socket_, buffer_, limits, parser, *this);
+    if (outcome.kind == ReadOutcome::Kind::kReject) {
+      co_await reject(outcome.status, outcome.message, outcome.code);
       break;
     }
-    const auto& head = parser.get();
-    if (static_cast<std::size_t>(std::distance(head.begin(), head.end())) >
-        limits.max_header_count) {
-      co_await reject(431, "too many request headers", "too_many_headers");
-      break;
-    }
-    if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
-      co_await reject(413, "request body too large", "body_too_large");
-      break;
-    }
-    if (!parser.is_done()) {
-      if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (!co_await write_buffers(asio::buffer(kContinue))) break;
-      }
-      const bool body_buffered = !parser.chunked() && parser.content_length() &&
-                                 buffer_.size() >= *parser.content_length();
-      if (!body_buffered) arm(limits.body_timeout);
-      auto [bec, bn] = co_await bhttp::async_read(socket_, buffer_, parser, use_nothrow);
-      if (!body_buffered) disarm();
-      if (bec) {
-        if (timed_out_) {
-          co_await reject(408, "request body not received in time", "request_timeout");
-        } else if (bec == bhttp::error::body_limit) {
-          co_await reject(413, "request body too large", "body_too_large");
-        } else if (bec != bhttp::error::partial_message && bec != asio::error::eof &&
-                   bec != asio::error::connection_reset) {
-          co_await reject(400, "malformed HTTP request body: " + bec.message(), "bad_request");
-        }
-        break;
-      }
-    }
+    if (outcome.kind == ReadOutcome::Kind::kClose) break;
 
     Request request = parser.release();
     keep_alive_ = request.keep_alive() && !server_.draining();
@@ -212,6 +163,13 @@ asio::awaitable<void> Connection::run() {
 }
 
 const std::string& Exchange::peer_ip() const { return conn_.peer_ip_; }
+
+const std::string& Exchange::client_ip() const {
+  if (!client_ip_) {
+    client_ip_ = resolve_client_ip(conn_.peer_ip_, request_.base(), conn_.server_.trusted_);
+  }
+  return *client_ip_;
+}
 
 asio::awaitable<void> Exchange::wait_client_gone() {
   // Read-ahead of pipelined requests is bounded; past it, stop reading and just wait.
@@ -252,11 +210,17 @@ asio::awaitable<bool> Exchange::respond(Response& response) {
 asio::awaitable<bool> Exchange::respond_error(int status, std::string_view message,
                                               std::string_view code,
                                               std::string_view retry_after) {
+  Response res = error_response(status, message, code, retry_after);
+  co_return co_await respond(res);
+}
+
+Response error_response(int status, std::string_view message, std::string_view code,
+                        std::string_view retry_after) {
   Response res{static_cast<bhttp::status>(status), 11};
   res.set(bhttp::field::content_type, "application/json");
   if (!retry_after.empty()) res.set(bhttp::field::retry_after, retry_after);
   res.body() = openai_error_body(message, error_type_for_status(status), code);
-  co_return co_await respond(res);
+  return res;
 }
 
 asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header) {
@@ -286,7 +250,11 @@ asio::awaitable<bool> Exchange::end_stream() {
 Server::Server(std::string name, const config::HostPort& listen,
                const config::HttpLimits& limits, Handler& handler,
                std::vector<asio::io_context*> contexts)
-    : name_(std::move(name)), listen_(listen), limits_(limits), handler_(handler) {
+    : name_(std::move(name)),
+      listen_(listen),
+      limits_(limits),
+      handler_(handler),
+      trusted_(limits.trusted_proxies) {
   for (auto* c : contexts) threads_.push_back(std::make_unique<PerThread>(*c, threads_.size()));
 }
 
@@ -342,8 +310,49 @@ asio::awaitable<void> Server::accept_loop(PerThread& pt) {
           asio::detached);
       continue;
     }
+    if (!admit_ip(*conn)) {
+      stats_.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+      asio::co_spawn(
+          pt.ioc,
+          [conn]() -> asio::awaitable<void> {
+            co_await conn->reject(503, "too many connections from this address",
+                                  "connection_limit_per_ip");
+            beast::error_code ignored;
+            conn->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+          },
+          asio::detached);
+      continue;
+    }
     asio::co_spawn(pt.ioc, conn->run(), asio::detached);
   }
+}
+
+bool Server::admit_ip(Connection& conn) {
+  const auto cap = limits_.max_connections_per_ip;
+  if (cap == 0 || conn.peer_ip_.empty() || trusted_.contains(std::string_view(conn.peer_ip_))) {
+    return true;
+  }
+  std::lock_guard lock(ip_mutex_);
+  auto& n = per_ip_[conn.peer_ip_];
+  if (n >= cap) {
+    if (n == 0) per_ip_.erase(conn.peer_ip_);
+    return false;
+  }
+  ++n;
+  conn.ip_counted_ = true;
+  return true;
+}
+
+void Server::release_ip(const std::string& ip) {
+  std::lock_guard lock(ip_mutex_);
+  auto it = per_ip_.find(ip);
+  if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+}
+
+std::size_t Server::connections_from(const std::string& ip) const {
+  std::lock_guard lock(ip_mutex_);
+  auto it = per_ip_.find(ip);
+  return it == per_ip_.end() ? 0 : it->second;
 }
 
 void Server::close_io() {

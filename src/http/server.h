@@ -10,11 +10,15 @@
 #include <boost/beast/http.hpp>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
 #include "config/config.h"
+#include "http/request_guard.h"
 
 namespace redline::http {
 
@@ -38,6 +42,9 @@ class Exchange {
 
   Request& request() { return request_; }
   const std::string& peer_ip() const;
+  // The client's address: peer_ip(), or from X-Forwarded-For / X-Real-IP when the peer is
+  // one of `trusted_proxies` (see resolve_client_ip in request_guard.h). Computed once.
+  const std::string& client_ip() const;
   // Which of the server's threads (0..threads-1) runs this request.
   std::size_t thread_index() const;
 
@@ -77,7 +84,12 @@ class Exchange {
   bool streaming_ = false;
   std::size_t body_bytes_sent_ = 0;
   std::vector<std::pair<std::string, std::string>> extra_headers_;
+  mutable std::optional<std::string> client_ip_;
 };
+
+// The OpenAI-shaped error response ({"error":{"message","type","code"}}) respond_error sends.
+Response error_response(int status, std::string_view message, std::string_view code = {},
+                        std::string_view retry_after = {});
 
 class Handler {
  public:
@@ -119,12 +131,18 @@ class Server {
   void close_io();
 
   const ServerStats& stats() const { return stats_; }
+  // Open connections counted against max_connections_per_ip for this peer address.
+  std::size_t connections_from(const std::string& ip) const;
   const config::HttpLimits& limits() const { return limits_; }
 
  private:
   friend class Connection;
+  friend class Exchange;
   struct PerThread;
   asio::awaitable<void> accept_loop(PerThread& pt);
+  // Counts conn against max_connections_per_ip; false when its address is at the cap.
+  bool admit_ip(Connection& conn);
+  void release_ip(const std::string& ip);
 
   std::string name_;
   config::HostPort listen_;
@@ -134,6 +152,9 @@ class Server {
   uint16_t port_ = 0;
   std::atomic<bool> draining_{false};
   ServerStats stats_;
+  TrustedProxies trusted_;
+  mutable std::mutex ip_mutex_;
+  std::unordered_map<std::string, std::size_t> per_ip_;  // open connections per peer address
 };
 
 }  // namespace redline::http

@@ -90,10 +90,19 @@ bool is_dropped_request_header(std::string_view n) {
                                                   "x-api-key",
                                                   "accept-encoding",
                                                   "expect",
-                                                  "cookie"};
+                                                  "cookie",
+                                                  // the client's addresses stay with us
+                                                  "forwarded",
+                                                  "x-forwarded-for",
+                                                  "x-forwarded-host",
+                                                  "x-forwarded-proto",
+                                                  "x-real-ip"};
   for (auto d : kDropped) {
     if (iequal(n, d)) return true;
   }
+  // Underscore names (x_api_key) could pass for dashed ones upstream; the server drops
+  // them already (http/request_guard.h), this is the second line.
+  if (n.find('_') != std::string_view::npos) return true;
   return n.size() >= 10 && iequal(n.substr(0, 10), "x-redline-");
 }
 

@@ -966,6 +966,35 @@ TEST(Validate, LimitsMustBePositive) {
             "test.yaml: limits.max_connections: expected a value > 0, got 0");
 }
 
+TEST(ConfigLoader, EdgeKeysPerIpCapAndTrustedProxies) {
+  const Config defaults = load_with_provider("").config;
+  EXPECT_EQ(defaults.limits.max_connections_per_ip, 1024u);
+  EXPECT_TRUE(defaults.limits.trusted_proxies.empty());
+  const Config c = load_with_provider(
+                       "limits: {max_connections_per_ip: 0}\n"
+                       "trusted_proxies: [10.0.0.0/8, 'fd00::/8', 192.168.1.7, '::1']\n")
+                       .config;
+  EXPECT_EQ(c.limits.max_connections_per_ip, 0u);  // 0 = off is allowed
+  EXPECT_EQ(c.limits.trusted_proxies,
+            (std::vector<std::string>{"10.0.0.0/8", "fd00::/8", "192.168.1.7", "::1"}));
+  const Config one = load_with_provider("trusted_proxies: 127.0.0.1/32\n").config;
+  EXPECT_EQ(one.limits.trusted_proxies, std::vector<std::string>{"127.0.0.1/32"});
+}
+
+TEST(Validate, TrustedProxiesMustBeAddressesOrCidrs) {
+  for (const char* bad : {"10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0/8", "proxy.local",
+                          "10.0.0.0/8x", "/8"}) {
+    EXPECT_EQ(error_with_provider("trusted_proxies: ['" + std::string(bad) + "']\n"),
+              "test.yaml: trusted_proxies[0]: expected an IP address or CIDR like 10.0.0.0/8 "
+              "or fd00::/8, got '" +
+                  std::string(bad) + "'")
+        << bad;
+  }
+  EXPECT_NE(error_with_provider("limits: {max_connections_per_ip: -1}\n")
+                .find("limits.max_connections_per_ip: expected a non-negative integer"),
+            std::string::npos);
+}
+
 TEST(Validate, AdminMustNotShareTheProxyAddress) {
   Config c = valid_config();
   c.admin.listen = c.listen;

@@ -1,0 +1,282 @@
+// Request-head rules of the edge (see request_guard.h).
+#include "http/request_guard.h"
+
+#include <algorithm>
+#include <array>
+#include <boost/beast/core/string.hpp>
+#include <charconv>
+
+namespace redline::http {
+
+namespace {
+
+namespace bhttp = boost::beast::http;
+using boost::beast::iequals;
+
+bool is_tchar(unsigned char c) {
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         kExtra.find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls f(element) for each comma-separated, trimmed, non-empty element.
+template <class F>
+void for_each_element(std::string_view list, F&& f) {
+  while (true) {
+    const auto comma = list.find(',');
+    const auto item = trim(list.substr(0, comma));
+    if (!item.empty()) f(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+bool starts_with_i(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// Names a client may list in `Connection:` that are still ours to read: dropping them
+// would change how the gateway understands the request, and it never forwards them.
+bool protected_from_connection(std::string_view name) {
+  static constexpr std::array<std::string_view, 8> kKept = {
+      "authorization",     "x-api-key", "host",       "content-length",
+      "transfer-encoding", "connection", "content-type", "expect"};
+  for (auto k : kKept) {
+    if (iequals(name, k)) return true;
+  }
+  return starts_with_i(name, "x-redline-");
+}
+
+}  // namespace
+
+HeadScanner::State HeadScanner::feed(std::string_view data) {
+  if (state_ != State::kNeedMore) return state_;
+  for (; pos_ < data.size(); ++pos_) {
+    const auto c = static_cast<unsigned char>(data[pos_]);
+    if (want_lf_) {
+      if (c != '\n') return fail("bare CR in request head");
+      want_lf_ = false;
+      if (line_len_ == 0) {
+        if (line_ == 0) return fail("empty request line");
+        head_size_ = pos_ + 1;
+        ++pos_;
+        state_ = State::kComplete;
+        return state_;
+      }
+      if (line_ > 0 && !in_value_) return fail("header line without a colon");
+      ++line_;
+      line_len_ = 0;
+      in_value_ = false;
+      continue;
+    }
+    if (c == '\r') {
+      want_lf_ = true;
+      continue;
+    }
+    if (c == '\n') return fail("bare LF line ending in request head");
+    if (line_ > 0 && line_len_ == 0 && (c == ' ' || c == '\t')) {
+      return fail("obsolete line folding in request head");
+    }
+    if (line_ == 0 || in_value_) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return fail("control character in request head");
+      if (line_ == 0 && c == '\t') return fail("control character in request line");
+    } else if (c == ':') {
+      if (line_len_ == 0) return fail("empty header name");
+      in_value_ = true;
+    } else if (!is_tchar(c)) {
+      return fail("invalid character in header name");
+    }
+    ++line_len_;
+  }
+  return state_;
+}
+
+std::optional<std::string_view> check_head(const RequestHead& head) {
+  std::size_t content_lengths = 0;
+  std::size_t transfer_encodings = 0;
+  std::size_t hosts = 0;
+  for (const auto& f : head) {
+    const auto name = f.name();
+    if (name == bhttp::field::content_length) {
+      ++content_lengths;
+      if (f.value().find(',') != std::string_view::npos) return "Content-Length with a list value";
+    } else if (name == bhttp::field::transfer_encoding) {
+      ++transfer_encodings;
+      if (!iequals(trim(f.value()), "chunked")) {
+        return "unsupported Transfer-Encoding (only chunked is accepted)";
+      }
+    } else if (name == bhttp::field::host) {
+      ++hosts;
+    }
+  }
+  if (content_lengths > 1) return "more than one Content-Length";
+  if (transfer_encodings > 1) return "more than one Transfer-Encoding";
+  if (transfer_encodings > 0 && content_lengths > 0) {
+    return "both Content-Length and Transfer-Encoding";
+  }
+  if (transfer_encodings > 0 && head.version() < 11) return "Transfer-Encoding in HTTP/1.0";
+  if (hosts > 1) return "more than one Host";
+  const auto target = head.target();
+  if (target.empty()) return "empty request target";
+  if (target.front() != '/') {
+    if (!starts_with_i(target, "http://") && !starts_with_i(target, "https://")) {
+      return "request target is neither /path nor http(s)://host/path";
+    }
+    const auto rest = target.substr(target.find("//") + 2);
+    const auto authority = rest.substr(0, rest.find_first_of("/?"));
+    if (authority.empty() || authority.find('@') != std::string_view::npos) {
+      return "absolute-form target without a plain authority";
+    }
+  } else if (target.size() > 1 && target[1] == '/') {
+    // "//host/path" is not origin-form: some routers read it as a scheme-relative URL.
+    return "request target starting with //";
+  }
+  return std::nullopt;
+}
+
+void normalize_head(RequestHead& head) {
+  const std::string_view target = head.target();
+  if (!target.empty() && target.front() != '/') {
+    const auto rest = target.substr(target.find("//") + 2);
+    const auto cut = rest.find_first_of("/?");
+    const std::string authority(rest.substr(0, cut));
+    std::string path = cut == std::string_view::npos ? std::string("/") : std::string(rest.substr(cut));
+    if (path.front() == '?') path.insert(path.begin(), '/');
+    head.target(path);
+    head.set(bhttp::field::host, authority);
+  }
+  // Names listed in Connection (all Connection fields).
+  std::vector<std::string> listed;
+  for (const auto& f : head) {
+    if (f.name() != bhttp::field::connection) continue;
+    for_each_element(f.value(), [&](std::string_view token) {
+      if (!protected_from_connection(token)) listed.emplace_back(token);
+    });
+  }
+  for (const auto& name : listed) head.erase(name);
+  for (auto it = head.begin(); it != head.end();) {
+    if (it->name_string().find('_') != std::string_view::npos) {
+      it = head.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+TrustedProxies::TrustedProxies(const std::vector<std::string>& cidrs) {
+  for (const auto& text : cidrs) {
+    boost::system::error_code ec;
+    const auto slash = text.find('/');
+    const auto addr = boost::asio::ip::make_address(text.substr(0, slash), ec);
+    if (ec) continue;
+    unsigned prefix = addr.is_v4() ? 32 : 128;
+    if (slash != std::string::npos) {
+      const char* b = text.data() + slash + 1;
+      const char* e = text.data() + text.size();
+      auto [p, perr] = std::from_chars(b, e, prefix);
+      if (perr != std::errc() || p != e || b == e || prefix > (addr.is_v4() ? 32u : 128u)) continue;
+    }
+    nets_.push_back({addr, prefix});
+  }
+}
+
+namespace {
+bool prefix_match(const unsigned char* a, const unsigned char* b, unsigned prefix) {
+  const unsigned full = prefix / 8;
+  if (!std::equal(a, a + full, b)) return false;
+  const unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+  return (a[full] & mask) == (b[full] & mask);
+}
+
+boost::asio::ip::address unmapped(const boost::asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+  }
+  return a;
+}
+}  // namespace
+
+bool TrustedProxies::contains(const boost::asio::ip::address& raw) const {
+  const auto a = unmapped(raw);
+  for (const auto& n : nets_) {
+    if (n.base.is_v4() != a.is_v4()) continue;
+    if (a.is_v4()) {
+      const auto x = a.to_v4().to_bytes();
+      const auto y = n.base.to_v4().to_bytes();
+      if (prefix_match(x.data(), y.data(), n.prefix)) return true;
+    } else {
+      const auto x = a.to_v6().to_bytes();
+      const auto y = n.base.to_v6().to_bytes();
+      if (prefix_match(x.data(), y.data(), n.prefix)) return true;
+    }
+  }
+  return false;
+}
+
+bool TrustedProxies::contains(std::string_view ip) const {
+  if (nets_.empty()) return false;
+  const auto a = parse_forwarded_address(ip);
+  return a && contains(*a);
+}
+
+std::optional<boost::asio::ip::address> parse_forwarded_address(std::string_view text) {
+  text = trim(text);
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  if (text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    const auto after = text.substr(close + 1);
+    if (!after.empty() && after.front() != ':') return std::nullopt;
+    text = text.substr(1, close - 1);
+  } else if (std::count(text.begin(), text.end(), ':') == 1) {
+    text = text.substr(0, text.find(':'));  // v4:port
+  }
+  boost::system::error_code ec;
+  const std::string s(text);
+  auto a = boost::asio::ip::make_address(s, ec);
+  if (ec) return std::nullopt;
+  // Scoped IPv6 ("fe80::1%eth0") is not a client address we want in logs or limits.
+  if (a.is_v6() && a.to_v6().scope_id() != 0) return std::nullopt;
+  return unmapped(a);
+}
+
+std::string resolve_client_ip(const std::string& peer_ip, const Fields& fields,
+                              const TrustedProxies& trusted) {
+  if (trusted.empty() || !trusted.contains(std::string_view(peer_ip))) return peer_ip;
+  std::vector<std::string_view> hops;
+  for (const auto& f : fields) {
+    if (!iequals(f.name_string(), "x-forwarded-for")) continue;
+    std::string_view v = f.value();
+    while (true) {
+      const auto comma = v.find(',');
+      hops.push_back(trim(v.substr(0, comma)));
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  if (hops.empty()) {
+    const auto real = fields.find("x-real-ip");
+    if (real != fields.end()) {
+      if (auto a = parse_forwarded_address(real->value())) return a->to_string();
+    }
+    return peer_ip;
+  }
+  std::string believed = peer_ip;
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    const auto a = parse_forwarded_address(*it);
+    if (!a) break;
+    believed = a->to_string();
+    if (!trusted.contains(*a)) break;
+  }
+  return believed;
+}
+
+}  // namespace redline::http
