@@ -8,8 +8,9 @@
 #include <spdlog/spdlog.h>
 
 #include "metrics/process.h"
-#include "redis/config_options.h"
 #include "metrics/standard.h"
+#include "redis/config_options.h"
+#include "redis/connection.h"
 
 namespace redline::app {
 
@@ -58,6 +59,82 @@ metrics::RedisHealthOptions redis_health_options(const config::Config& config) {
   add("state", config.redis);
   if (config.cache.redis) add("cache", *config.cache.redis);
   return o;
+}
+
+// A host that only this machine can reach: 127.0.0.0/8, ::1, localhost, a Unix socket path.
+bool loopback_host(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("/")) {
+    return true;
+  }
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(host, ec);
+  return !ec && addr.is_loopback();
+}
+
+// Start-up warnings that need no Redis round trip: a Redis URL without a password on an
+// address other machines can reach (anyone on that network can read keys and sessions).
+void warn_about_redis_urls(const config::Config& config) {
+  auto check = [](const char* role, const config::RedisConfig& rc) {
+    for (const auto& url : rc.urls) {
+      auto parsed = redis::parse_url(url);
+      if (!parsed.ok()) continue;  // the config validator already refused it
+      if (parsed->password.empty() && !loopback_host(parsed->host)) {
+        spdlog::warn(
+            "SECURITY: the {} Redis {}:{} is not on a loopback address and its URL carries no "
+            "password: anyone who can reach it can read and change keys, sessions and spend. "
+            "Use an ACL user (redis://user:password@host) and TLS (rediss://); see "
+            "docs/security.md",
+            role, parsed->host, parsed->port);
+      }
+    }
+  };
+  check("state", config.redis);
+  if (config.cache.enabled && config.cache.redis) check("cache", *config.cache.redis);
+}
+
+// Start-up check against the state Redis: a maxmemory-policy other than noeviction lets
+// Redis silently drop rate-limit counters, issued keys, sessions and spend under memory
+// pressure. Logged loudly; the gateway still starts (the operator may be mid-migration).
+boost::asio::awaitable<void> check_state_eviction_policy(redis::Client* client,
+                                                         bool shared_with_cache) {
+  const redis::Command cmd("CONFIG", "GET", "maxmemory-policy");
+  auto r = co_await client->execute(cmd, std::chrono::milliseconds(3000));
+  std::string policy;
+  if (r.ok() && r->elements().size() >= 2) policy = r->elements()[1].str();
+  if (policy.empty()) {
+    // CONFIG may be denied to the gateway's ACL user: INFO memory says the same.
+    const redis::Command info("INFO", "memory");
+    auto i = co_await client->execute(info, std::chrono::milliseconds(3000));
+    if (i.ok()) {
+      const std::string& text = i->str();
+      const std::string field = "maxmemory_policy:";
+      auto pos = text.find(field);
+      if (pos != std::string::npos) {
+        auto end = text.find_first_of("\r\n", pos);
+        policy = text.substr(pos + field.size(), end - pos - field.size());
+      }
+    }
+  }
+  if (policy.empty()) {
+    spdlog::info("could not read the state Redis' maxmemory-policy at start-up ({})",
+                 r.ok() ? std::string("no answer") : r.error().to_string());
+    co_return;
+  }
+  if (policy == "noeviction") co_return;
+  if (shared_with_cache) {
+    spdlog::warn(
+        "DATA LOSS RISK: one Redis holds both the cache and the gateway's state (rate limits, "
+        "issued keys, sessions, spend) and its maxmemory-policy is '{}': when memory fills, "
+        "Redis evicts state keys too. Give the cache its own Redis (cache.redis) or set "
+        "maxmemory-policy noeviction; see deploy/redis/README.md",
+        policy);
+  } else {
+    spdlog::warn(
+        "DATA LOSS RISK: the state Redis (rate limits, issued keys, sessions, spend) has "
+        "maxmemory-policy '{}': when memory fills, Redis evicts state keys. Set "
+        "maxmemory-policy noeviction (deploy/redis/state.conf)",
+        policy);
+  }
 }
 
 }  // namespace
@@ -194,6 +271,11 @@ void Gateway::start() {
   admin_server_->start();
   for (auto& c : contexts_) guards_.emplace_back(c->get_executor());
   boost::asio::co_spawn(*contexts_.front(), tick_metrics(), boost::asio::detached);
+  warn_about_redis_urls(config_);
+  boost::asio::co_spawn(*contexts_.front(),
+                        check_state_eviction_policy(admin_redis_.get(),
+                                                    config_.cache.enabled && !config_.cache.redis),
+                        boost::asio::detached);
   redis_health_->start();
   for (auto& c : contexts_) {
     auto* ioc = c.get();

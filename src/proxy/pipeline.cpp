@@ -389,7 +389,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
   facts.key_id = ctx.identity.key_id;
   facts.tenant = ctx.identity.tenant;
   facts.model = ctx.model;
-  facts.ip = ctx.exchange.peer_ip();
+  facts.ip = ctx.exchange.client_ip();
   facts.estimated_tokens = ratelimit::estimate_tokens(ctx.body(), ctx.max_tokens,
                                                       limiter.options().output_cap(ctx.model));
   static const std::vector<config::RateLimitPolicy> kNone;
