@@ -42,6 +42,48 @@ for _ in range(n):
 print(f"{time.time() - t0:.2f}")
 PY
 
+# Shortens callgrind_annotate lines: per-request Ir, template arguments folded to <…>, no
+# object paths; skips the totals and the 100 % thread wrappers; keeps 15.
+cat >"$tmp/short.py" <<PY
+import re, sys
+n = $N
+out = []
+for line in sys.stdin:
+    m = re.match(r"^\s*([0-9,]+) \(\s*([0-9.]+)%\)\s+(.*)$", line.rstrip())
+    if not m or m.group(2) == "100.0":
+        continue
+    fn = re.sub(r"\s*\[/[^\]]*\]$", "", m.group(3))
+    fn = re.sub(r"^(\?\?\?|[^ :]*\.[chS]|\./[^ :]*):", "", fn)
+    while True:
+        folded = re.sub(r"<[^<>]*>", "\u2039\u203a", fn)
+        if folded == fn:
+            break
+        fn = folded
+    fn = fn.replace("\u2039\u203a", "<…>")
+    if ".Frame*)" in fn:  # a coroutine body: name(name(args)::_ZN...Frame*) [clone .actor]
+        fn = fn.split("(")[0] + "  [coroutine]"
+    out.append(f"{int(m.group(1).replace(',', '')) / n:>9.0f} {m.group(2):>6}%  {fn[:150]}")
+    if len(out) == 15:
+        break
+print("Ir/req  share   function")
+print("\n".join(out))
+PY
+# Calls of malloc in a callgrind file (function ids are compressed: "(7) malloc" once, "(7)" after).
+cat >"$tmp/mallocs.py" <<'PY'
+import re, sys
+names, target, total = {}, None, 0
+for line in open(sys.argv[1]):
+    m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line.rstrip())
+    if m:
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        target = names.get(m.group(1)) if line.startswith("cfn=") else None
+        continue
+    if target == "malloc" and line.startswith("calls="):
+        total += int(line.split("=")[1].split()[0])
+        target = None
+print(total)
+PY
 total_ir() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
 out=bench/results/callgrind.md
 {
@@ -71,38 +113,42 @@ YAML
   track $vg
   for _ in $(seq 600); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   $pin_load python3 "$tmp/client.py" "$port" 50 >/dev/null  # warm-up (the first is the store)
-  callgrind_control -z "$vg" >/dev/null
+  callgrind_control -z "$vg" >/dev/null 2>&1
   secs=$($pin_load python3 "$tmp/client.py" "$port" "$N")
-  callgrind_control --dump="requests" "$vg" >/dev/null
-  callgrind_control -z "$vg" >/dev/null
+  callgrind_control --dump="requests" "$vg" >/dev/null 2>&1
+  callgrind_control -z "$vg" >/dev/null 2>&1
   sleep "$secs"
-  callgrind_control --dump="idle" "$vg" >/dev/null
+  callgrind_control --dump="idle" "$vg" >/dev/null 2>&1
   kill "$vg"; wait "$vg" 2>/dev/null || true
   a="$tmp/cg.$p.1"; b="$tmp/cg.$p.2"  # the two dumps, in order (the exit dump is cg.$p)
   [[ -f $a && -f $b ]] || { echo "callgrind: dumps missing for $p"; ls "$tmp"; tail "$tmp/$p.log"; exit 1; }
   ir_a=$(total_ir "$a"); ir_b=$(total_ir "$b")
   per=$(((ir_a - ir_b) / N))
-  summary+=("| ${label[$p]} | $ir_a | $ir_b | $per | $secs |")
-  echo "${label[$p]}: $per Ir per request (requests $ir_a Ir, idle $ir_b Ir, $secs s under callgrind)"
+  mallocs=$(python3 "$tmp/mallocs.py" "$a"); mallocs_idle=$(python3 "$tmp/mallocs.py" "$b")
+  mpr=$(awk -v a="$mallocs" -v b="$mallocs_idle" -v n="$N" 'BEGIN {printf "%.1f", (a - b) / n}')
+  summary+=("| ${label[$p]} | $ir_a | $ir_b | **$per** | $mpr | $secs |")
+  echo "${label[$p]}: $per Ir per request $mpr malloc calls per request (requests $ir_a Ir, idle $ir_b Ir, $secs s under callgrind)"
   {
     echo "## ${label[$p]}: $per instructions per request"
     echo
     echo "Top 15 by inclusive cost (the $N-request dump):"
     echo '```'
-    callgrind_annotate --inclusive=yes --threshold=100 "$a" 2>/dev/null | grep -E '^ *[0-9,]+ ' | head -16
+    { callgrind_annotate --inclusive=yes --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py"
     echo '```'
     echo "Top 15 by self cost:"
     echo '```'
-    callgrind_annotate --inclusive=no --threshold=100 "$a" 2>/dev/null | grep -E '^ *[0-9,]+ ' | head -16
+    { callgrind_annotate --inclusive=no --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py"
     echo '```'
     echo
   } >>"$tmp/report.md"
-  [[ -n ${CALLGRIND_KEEP:-} ]] && mkdir -p "$CALLGRIND_KEEP" && cp "$a" "$CALLGRIND_KEEP/callgrind.$p.requests"
+  if [[ -n ${CALLGRIND_KEEP:-} ]]; then
+    mkdir -p "$CALLGRIND_KEEP" && cp "$a" "$CALLGRIND_KEEP/callgrind.$p.requests"
+  fi
 done
 {
   sed -n '1,4p' "$tmp/report.md"
-  echo "| path | Ir, $N requests | Ir, idle as long | Ir per request | seconds under callgrind |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| path | Ir, $N requests | Ir, idle as long | Ir per request | malloc calls per request | seconds under callgrind |"
+  echo "|---|---:|---:|---:|---:|---:|"
   printf '%s\n' "${summary[@]}"
   echo
   sed -n '5,$p' "$tmp/report.md"

@@ -20,6 +20,7 @@
 # Environment: DURATION (wrk run, default 5s), REPS (>= 3), CONNS ("1 32 256"),
 # TTFE_N (streams per repetition and target), IDLE_CONNS (10000), QUICK=1 for a smoke run
 # (1 s runs, 1 repetition, 32 connections only, fewer streams and connections).
+# CALLGRIND=0 skips bench/callgrind.sh (run at the end; its table is appended to latest.md).
 # Pinning on 2 cores: every system under test (Redline, nginx) on core 0; wrk, the other
 # clients, the mock providers and every redis-server on core 1.
 set -euo pipefail
@@ -386,3 +387,10 @@ cp "$res"/nginx.conf "$res"/gateway-*.yaml bench/results/configs/
 sed -i -E 's/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/g; s#'"$tmp"'#$tmp#g; s#'"${shm:-/nonexistent}"'#$shm#g' \
   bench/results/configs/*
 python3 bench/report.py "$res" bench/results
+
+# --- callgrind: instructions per request (stable where times are not) ------------------------
+if [[ ${CALLGRIND:-1} == 1 ]]; then
+  echo "== callgrind"
+  CALLGRIND_N=${CALLGRIND_N:-$([[ $QUICK == 1 ]] && echo 200 || echo 2000)} bench/callgrind.sh
+  { echo; sed -e 's/^## /### /' -e '1s/^# /## /' bench/results/callgrind.md; } >>bench/results/latest.md
+fi
