@@ -226,10 +226,15 @@ post "$ngx_hit_port" >/dev/null
 post "$ngx_hit_port" | grep -qi 'x-cache-status: HIT' || { echo "bench: nginx did not cache"; exit 1; }
 post "$ngx_hit_port" '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"other"}]}' |
   grep -qi 'x-cache-status: MISS' || { echo "bench: nginx cache key ignores the body"; exit 1; }
+# (The store happens after the answer, and a replica sees it a moment later: retry briefly.)
 for t in hit_l1 hit_l2 hit_l1_t2 cl_hit cl_hit_rr idle; do
   post "${gw_port[$t]}" >/dev/null
-  post "${gw_port[$t]}" | grep -qi 'x-redline-cache: hit' ||
-    { echo "bench: warm-up of $t is not a hit"; tail -n 20 "$tmp/$t.log"; exit 1; }
+  hit=0
+  for _ in $(seq 50); do
+    if post "${gw_port[$t]}" | grep -qi 'x-redline-cache: hit'; then hit=1; break; fi
+    sleep 0.1
+  done
+  ((hit)) || { echo "bench: warm-up of $t is not a hit"; tail -n 20 "$tmp/$t.log"; exit 1; }
 done
 
 # --- wrk ----------------------------------------------------------------------------------
