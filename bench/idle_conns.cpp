@@ -54,9 +54,10 @@ int main(int argc, char** argv) {
   if (inet_pton(AF_INET, argv[1], &addr.sin_addr) != 1) return 2;
   const std::string path = argv[3], body = argv[4];
   const int n = std::atoi(argv[5]);
-  const std::string request = "POST " + path + " HTTP/1.1\r\nhost: " + argv[1] +
-                              "\r\ncontent-type: application/json\r\ncontent-length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string request =
+      "POST " + path + " HTTP/1.1\r\nhost: " + argv[1] +
+      "\r\ncontent-type: application/json\r\ncontent-length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
   std::vector<int> fds;
   fds.reserve(static_cast<std::size_t>(n));
   int errors = 0;

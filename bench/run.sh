@@ -310,7 +310,9 @@ for t in hit_l2 rl miss_cl; do
   cpu0=$(redis_cpu "$redis_port")
   out=$(run_wrk "$t" 32 "${STATS_SECONDS}s")
   cpu1=$(redis_cpu "$redis_port")
-  reqs=$(awk -v s="$STATS_SECONDS" '{printf "%d", $1 * s}' <<<"$out")
+  # completed requests of that wrk run (its RESULT line), not req/s x seconds
+  reqs=$(awk '/^RESULT/ {split($2, a, "="); r = a[2]} END {print r + 0}' "$res/wrk-raw.txt")
+  [[ -n $out ]] || reqs=0
   {
     echo "PHASE $t requests=$reqs redis_cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {printf "%.6f", b - a}')"
     redis-cli -p "$redis_port" info commandstats | grep '^cmdstat_' | tr -d '\r'

@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("TTFE n=%zu errors=%d p50=%.1f p90=%.1f p99=%.1f max=%.1f total_p50=%.1f\n",
-              ttfes.size(), errors, pct(ttfes, 50), pct(ttfes, 90), pct(ttfes, 99),
-              pct(ttfes, 100), pct(totals, 50));
+              ttfes.size(), errors, pct(ttfes, 50), pct(ttfes, 90), pct(ttfes, 99), pct(ttfes, 100),
+              pct(totals, 50));
   return errors == 0 ? 0 : 1;
 }

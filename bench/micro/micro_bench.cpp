@@ -27,14 +27,14 @@ std::string chat_body(std::size_t bytes) {
   static const std::string prose =
       "The quick brown fox jumps over the lazy dog while the gateway answers from its cache; "
       "latency matters, so every copy and allocation on the hot path is counted. ";
-  std::string body =
-      R"({"temperature":0,"model":"gpt-4o-mini","max_tokens":256,"messages":[)"
-      R"({"role":"system","content":"You are a helpful assistant."})";
+  std::string body = R"({"temperature":0,"model":"gpt-4o-mini","max_tokens":256,"messages":[)"
+                     R"({"role":"system","content":"You are a helpful assistant."})";
   int turn = 0;
   while (body.size() + 600 < bytes) {
     std::string content;
     while (content.size() < 400) content += prose;
-    body += turn % 2 == 0 ? R"(,{"role":"user","content":")" : R"(,{"role":"assistant","content":")";
+    body +=
+        turn % 2 == 0 ? R"(,{"role":"user","content":")" : R"(,{"role":"assistant","content":")";
     body += content;
     body += "\"}";
     ++turn;
