@@ -14,7 +14,8 @@ PKGS=(
   prometheus  # promtool: tests check the /metrics text (the service is disabled below)
   chromium    # headless: the dashboard test opens the admin page
 )
-if [[ "${1:-}" == "--bench" ]]; then PKGS+=(wrk nginx-light); fi
+# make bench: load generator, the nginx baselines, callgrind (bench/callgrind.sh)
+if [[ "${1:-}" == "--bench" ]]; then PKGS+=(wrk nginx-light valgrind); fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Instructions per request of the Release gateway (threads: 1) under valgrind's callgrind:
+# stable on a noisy machine, unlike times. For each path (L1 hit, miss with the cache off,
+# Redis hit with L1 off) the gateway runs under callgrind, a sequential keep-alive client
+# sends warm-up requests, then: zero the counters, send N requests, dump (A); zero, stay idle
+# for as long as A took, dump (B, timers and the health poller alone). Ir per request =
+# (Ir(A) - Ir(B)) / N. Prints the numbers and the top 15 functions by inclusive and by self
+# cost (callgrind_annotate) and writes them to bench/results/callgrind.md (and the raw
+# callgrind files to $CALLGRIND_KEEP when set).
+# Environment: CALLGRIND_N (2000 requests per path), CALLGRIND_PATHS ("l1 miss l2").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${CALLGRIND_N:-2000}
+PATHS=${CALLGRIND_PATHS:-"l1 miss l2"}
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ >/dev/null
+cmake --build build -j "$(nproc)" --target redline redline-mock >/dev/null
+source scripts/lib.sh
+pin_sut="taskset -c 0"; pin_load="taskset -c 1"
+[[ $(nproc) -lt 2 ]] && { pin_sut=""; pin_load=""; }
+
+mock_port=$(free_port); redis_port=$(free_port)
+$pin_load build/redline-mock --listen "127.0.0.1:$mock_port" --threads 1 --no-record >"$tmp/mock.log" 2>&1 &
+track $!
+$pin_load redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
+  >"$tmp/redis.log" 2>&1 &
+track $!
+wait_port "$mock_port" && wait_port "$redis_port"
+
+# Sequential keep-alive client: N POSTs of the same chat body, each answer read in full.
+cat >"$tmp/client.py" <<'PY'
+import http.client, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Benchmark me, please."}]}'
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+t0 = time.time()
+for _ in range(n):
+    c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"status {r.status}")
+print(f"{time.time() - t0:.2f}")
+PY
+
+# Shortens callgrind_annotate lines: per-request Ir, template arguments folded to <…>, no
+# object paths; skips the totals and the 100 % thread wrappers; keeps 15.
+cat >"$tmp/short.py" <<PY
+import re, sys
+n = $N
+out = []
+for line in sys.stdin:
+    m = re.match(r"^\s*([0-9,]+) \(\s*([0-9.]+)%\)\s+(.*)$", line.rstrip())
+    if not m or m.group(2) == "100.0":
+        continue
+    fn = re.sub(r"\s*\[/[^\]]*\]$", "", m.group(3))
+    fn = re.sub(r"^(\?\?\?|[^ :]*\.[chS]|\./[^ :]*):", "", fn)
+    while True:
+        folded = re.sub(r"<[^<>]*>", "\u2039\u203a", fn)
+        if folded == fn:
+            break
+        fn = folded
+    fn = fn.replace("\u2039\u203a", "<…>")
+    if ".Frame*)" in fn:  # a coroutine body: name(name(args)::_ZN...Frame*) [clone .actor]
+        fn = fn.split("(")[0] + "  [coroutine]"
+    out.append(f"{int(m.group(1).replace(',', '')) / n:>9.0f} {m.group(2):>6}%  {fn[:150]}")
+    if len(out) == 15:
+        break
+print("Ir/req  share   function")
+print("\n".join(out))
+PY
+# Calls of malloc in a callgrind file (function ids are compressed: "(7) malloc" once, "(7)" after).
+cat >"$tmp/mallocs.py" <<'PY'
+import re, sys
+names, target, total = {}, None, 0
+for line in open(sys.argv[1]):
+    m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line.rstrip())
+    if m:
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        target = names.get(m.group(1)) if line.startswith("cfn=") else None
+        continue
+    if target == "malloc" and line.startswith("calls="):
+        total += int(line.split("=")[1].split()[0])
+        target = None
+print(total)
+PY
+total_ir() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+out=bench/results/callgrind.md
+{
+  echo "# callgrind: instructions per request"
+  echo
+  echo "$(date -u +%FT%TZ), redline $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+dirty'), $(valgrind --version), g++ Release (-O3), threads: 1, $N sequential keep-alive requests per path; Ir per request = (Ir of the N requests - Ir of an idle interval as long) / N."
+  echo
+} >"$tmp/report.md"
+declare -A label=([l1]="L1 hit" [miss]="miss, cache off (gateway -> mock)" [l2]="Redis hit (L1 off)")
+declare -A cache=([l1]="{enabled: true}" [miss]="{enabled: false}" [l2]="{enabled: true, l1: {enabled: false}}")
+summary=()
+for p in $PATHS; do
+  port=$(free_port); admin=$(free_port)
+  cat >"$tmp/$p.yaml" <<YAML
+listen: "127.0.0.1:$port"
+threads: 1
+admin: {listen: "127.0.0.1:$admin"}
+logging: {access_log: false, level: warn}
+redis: {urls: ["redis://127.0.0.1:$redis_port"]}
+cache: ${cache[$p]}
+providers:
+  - {name: mock, type: openai, base_url: "http://127.0.0.1:$mock_port/v1", api_key: bench}
+YAML
+  $pin_sut valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$p" --dump-instr=no \
+    build/redline --config "$tmp/$p.yaml" >"$tmp/$p.log" 2>&1 &
+  vg=$!
+  track $vg
+  for _ in $(seq 600); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+  $pin_load python3 "$tmp/client.py" "$port" 50 >/dev/null  # warm-up (the first is the store)
+  callgrind_control -z "$vg" >/dev/null 2>&1
+  secs=$($pin_load python3 "$tmp/client.py" "$port" "$N")
+  callgrind_control --dump="requests" "$vg" >/dev/null 2>&1
+  callgrind_control -z "$vg" >/dev/null 2>&1
+  sleep "$secs"
+  callgrind_control --dump="idle" "$vg" >/dev/null 2>&1
+  kill "$vg"; wait "$vg" 2>/dev/null || true
+  a="$tmp/cg.$p.1"; b="$tmp/cg.$p.2"  # the two dumps, in order (the exit dump is cg.$p)
+  [[ -f $a && -f $b ]] || { echo "callgrind: dumps missing for $p"; ls "$tmp"; tail "$tmp/$p.log"; exit 1; }
+  ir_a=$(total_ir "$a"); ir_b=$(total_ir "$b")
+  per=$(((ir_a - ir_b) / N))
+  mallocs=$(python3 "$tmp/mallocs.py" "$a"); mallocs_idle=$(python3 "$tmp/mallocs.py" "$b")
+  mpr=$(awk -v a="$mallocs" -v b="$mallocs_idle" -v n="$N" 'BEGIN {printf "%.1f", (a - b) / n}')
+  summary+=("| ${label[$p]} | $ir_a | $ir_b | **$per** | $mpr | $secs |")
+  echo "${label[$p]}: $per Ir per request $mpr malloc calls per request (requests $ir_a Ir, idle $ir_b Ir, $secs s under callgrind)"
+  {
+    echo "## ${label[$p]}: $per instructions per request"
+    echo
+    echo "Top 15 by inclusive cost (the $N-request dump):"
+    echo '```'
+    { callgrind_annotate --inclusive=yes --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py"
+    echo '```'
+    echo "Top 15 by self cost:"
+    echo '```'
+    { callgrind_annotate --inclusive=no --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py"
+    echo '```'
+    echo
+  } >>"$tmp/report.md"
+  if [[ -n ${CALLGRIND_KEEP:-} ]]; then
+    mkdir -p "$CALLGRIND_KEEP" && cp "$a" "$CALLGRIND_KEEP/callgrind.$p.requests"
+  fi
+done
+{
+  sed -n '1,4p' "$tmp/report.md"
+  echo "| path | Ir, $N requests | Ir, idle as long | Ir per request | malloc calls per request | seconds under callgrind |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${summary[@]}"
+  echo
+  sed -n '5,$p' "$tmp/report.md"
+} >"$out"
+echo "wrote $out"
