@@ -51,8 +51,9 @@ bench:
 	@./scripts/install-deps.sh --bench
 	@./bench/run.sh
 
-fuzz: test-build
-	@./fuzz/run.sh $(ASAN_BUILD) $${FUZZ_SECONDS:-60}
+# Every libFuzzer target for FUZZ_SECONDS each, in its own coverage-instrumented build (build-fuzz).
+fuzz: deps
+	@./fuzz/run.sh $${FUZZ_SECONDS:-60}
 
 format:
 	clang-format-14 -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'fuzz/*.cpp')

@@ -3,7 +3,7 @@
 # in a coverage-instrumented clang build (build-fuzz). New crashes land in fuzz/crashes/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${2:-60}
+secs=${1:-60}
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCMAKE_CXX_FLAGS="-O1 -g" -DREDLINE_SANITIZE=ON -DREDLINE_FUZZ=ON -DREDLINE_FUZZ_COVERAGE=ON \
   -DREDLINE_TESTS=OFF -DCMAKE_EXE_LINKER_FLAGS="-fuse-ld=lld" >/dev/null
