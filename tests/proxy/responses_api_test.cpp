@@ -7,9 +7,8 @@
 
 #include <boost/json.hpp>
 
-#include "app/gateway.h"
-#include "config/config_loader.h"
 #include "mock/mock_server.h"
+#include "support/gateway_harness.h"
 #include "support/http_client.h"
 #include "support/redis_server.h"
 
@@ -17,11 +16,9 @@ namespace redline {
 namespace {
 
 namespace json = boost::json;
-
-config::Config load(const std::string& yaml) {
-  auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-  return config::load_config_string(yaml, "test.yaml", env).config;
-}
+using Gw = test::TestGateway;
+using test::last_request;
+using test::mock_total;
 
 std::unique_ptr<mock::MockServer> start_mock(int stall_after = -1) {
   mock::MockOptions o;
@@ -29,10 +26,6 @@ std::unique_ptr<mock::MockServer> start_mock(int stall_after = -1) {
   auto m = std::make_unique<mock::MockServer>(std::move(o));
   m->start();
   return m;
-}
-
-std::string url(const mock::MockServer& m) {
-  return "http://127.0.0.1:" + std::to_string(m.port());
 }
 
 std::string yaml(const mock::MockServer& openai, const mock::MockServer& anthropic,
@@ -44,10 +37,10 @@ std::string yaml(const mock::MockServer& openai, const mock::MockServer& anthrop
          "\"], command_timeout: 300ms}\n"
          "providers:\n"
          "  - {name: openai, type: openai, base_url: \"" +
-         url(openai) +
+         test::mock_url(openai) +
          "/v1\", api_key: sk-o, retry: {max_attempts: 1}}\n"
          "  - {name: claude, type: anthropic, base_url: \"" +
-         url(anthropic) +
+         test::mock_url(anthropic) +
          "\", api_key: sk-a, retry: {max_attempts: 1}, timeouts: {idle: 500ms}}\n"
          "models:\n"
          "  claude-3-5-haiku-latest: claude\n"
@@ -58,25 +51,9 @@ std::string yaml(const mock::MockServer& openai, const mock::MockServer& anthrop
          extra;
 }
 
-struct Gw {
-  explicit Gw(const std::string& y) : gw(load(y)) { gw.start(); }
-  int port() const { return gw.port(); }
-  app::Gateway gw;
-};
-
 const test::Headers kA{{"authorization", "Bearer sk-team-a"}};
 const test::Headers kA2{{"authorization", "Bearer sk-team-a2"}};
 const test::Headers kB{{"authorization", "Bearer sk-team-b"}};
-
-json::value last_request(const mock::MockServer& m) {
-  return json::parse(test::http_request(m.port(), "GET", "/mock/last-request").body);
-}
-
-int64_t mock_total(const mock::MockServer& m) {
-  return json::parse(test::http_request(m.port(), "GET", "/mock/stats").body)
-      .at("total")
-      .as_int64();
-}
 
 std::string turn(std::string_view model, std::string_view input, std::string_view extra = "") {
   std::string body = R"({"model":")" + std::string(model) + R"(","input":")" + std::string(input) +

@@ -11,9 +11,8 @@
 #include <chrono>
 #include <thread>
 
-#include "app/gateway.h"
-#include "config/config_loader.h"
 #include "mock/mock_server.h"
+#include "support/gateway_harness.h"
 #include "support/http_client.h"
 #include "support/redis_server.h"
 
@@ -25,11 +24,6 @@ using test::Headers;
 namespace json = boost::json;
 
 constexpr const char* kAdminToken = "admin-secret";
-
-config::Config load(const std::string& yaml) {
-  auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-  return config::load_config_string(yaml, "test.yaml", env).config;
-}
 
 std::string yaml(int mock_port, const test::RedisServer& redis, const std::string& extra = "",
                  bool cache = false) {
@@ -60,12 +54,7 @@ std::string yaml(int mock_port, const test::RedisServer& redis, const std::strin
          extra;
 }
 
-struct Gw {
-  explicit Gw(const std::string& y) : gw(load(y)) { gw.start(); }
-  int port() const { return gw.port(); }
-  int admin() const { return gw.admin_port(); }
-  app::Gateway gw;
-};
+using Gw = test::TestGateway;
 
 Headers bearer(const std::string& key, Headers more = {}) {
   more.emplace_back("authorization", "Bearer " + key);

@@ -8,9 +8,8 @@
 
 #include <boost/json.hpp>
 
-#include "app/gateway.h"
-#include "config/config_loader.h"
 #include "mock/mock_server.h"
+#include "support/gateway_harness.h"
 #include "support/http_client.h"
 #include "support/redis_server.h"
 
@@ -18,11 +17,9 @@ namespace redline {
 namespace {
 
 namespace json = boost::json;
-
-config::Config load(const std::string& yaml) {
-  auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-  return config::load_config_string(yaml, "test.yaml", env).config;
-}
+using Gw = test::TestGateway;
+using test::last_request;
+using test::mock_total;
 
 std::unique_ptr<mock::MockServer> start_mock(int fail_status = 0, int fail_first = 0) {
   mock::MockOptions o;
@@ -31,10 +28,6 @@ std::unique_ptr<mock::MockServer> start_mock(int fail_status = 0, int fail_first
   auto m = std::make_unique<mock::MockServer>(std::move(o));
   m->start();
   return m;
-}
-
-std::string url(const mock::MockServer& m) {
-  return "http://127.0.0.1:" + std::to_string(m.port());
 }
 
 // openai provider on `openai`, anthropic provider on `anthropic`; gpt-4o-mini falls back to
@@ -49,10 +42,10 @@ std::string yaml(const mock::MockServer& openai, const mock::MockServer& anthrop
          "cache: {lookup_timeout: 200ms, store_timeout: 2s}\n"
          "providers:\n"
          "  - {name: openai, type: openai, base_url: \"" +
-         url(openai) +
+         test::mock_url(openai) +
          "/v1\", api_key: sk-o, retry: {max_attempts: 1}, circuit: {failures: 0}}\n"
          "  - {name: claude, type: anthropic, base_url: \"" +
-         url(anthropic) +
+         test::mock_url(anthropic) +
          "\", api_key: sk-a}\n"
          "models:\n"
          "  claude-3-5-haiku-latest: claude\n"
@@ -60,22 +53,8 @@ std::string yaml(const mock::MockServer& openai, const mock::MockServer& anthrop
          extra;
 }
 
-struct Gw {
-  explicit Gw(const std::string& y) : gw(load(y)) { gw.start(); }
-  int port() const { return gw.port(); }
-  app::Gateway gw;
-};
-
 json::value parse(const std::string& s) {
   return json::parse(s);
-}
-
-json::value last_request(const mock::MockServer& m) {
-  return parse(test::http_request(m.port(), "GET", "/mock/last-request").body);
-}
-
-int64_t mock_total(const mock::MockServer& m) {
-  return parse(test::http_request(m.port(), "GET", "/mock/stats").body).at("total").as_int64();
 }
 
 // The data payloads of an SSE body, in order, and the event names.
