@@ -179,32 +179,50 @@ class ResponsesSink final : public Sink {
   const std::optional<std::string>& final_response() const { return final_; }
 
  private:
-  // A provider's event with the echo fields set; the final Response kept.
+  // A provider's event with the echo fields set; the final Response kept. The type is the
+  // event's `event:` field, or the `type` of its data when a provider leaves the field out.
   std::string native_event(const std::string& event) {
-    const auto type = cache::event_type(event);
-    if (!lifecycle_event(type)) return event;
+    const std::string_view field = cache::event_type(event);
+    if (field.empty() ? event.find("\"response\"") == std::string::npos : !lifecycle_event(field)) {
+      return event;
+    }
     auto data = reader_.parse_object(cache::event_data(event));
     if (!data) return event;
+    std::string type(field);
+    if (type.empty()) {
+      const auto* t = data->if_contains("type");
+      if (t == nullptr || !t->is_string() || !lifecycle_event(t->get_string())) return event;
+      type = t->get_string();
+    }
     auto* response = data->if_contains("response");
     if (response == nullptr || !response->is_object()) return event;
+    if (echo_) set_echo(response->get_object(), req_);
     if (type == "response.completed" || type == "response.incomplete") {
-      if (echo_) set_echo(response->get_object(), req_);
       final_ = json_text(*response);
     }
+    if (type == "response.completed" || type == "response.incomplete" ||
+        type == "response.failed") {
+      native_end_ = true;
+    }
     if (!echo_) return event;
-    set_echo(response->get_object(), req_);
-    std::string out = "event: ";
-    out += type;
-    out += "\ndata: ";
+    std::string out;
+    if (!field.empty()) {
+      out = "event: ";
+      out += type;
+      out += '\n';
+    }
+    out += "data: ";
     append_json(out, *data);
     return out;
   }
 
+  // True for the event that ends the answer (the Response is final then).
   bool terminal(const std::string& event) {
+    if (!chat_) return native_end_;
     const auto type = cache::event_type(event);
     const bool end = type == "response.completed" || type == "response.incomplete" ||
                      type == "response.failed";
-    if (end && chat_ && conv_->final_response()) final_ = conv_->final_response();
+    if (end && conv_->final_response()) final_ = conv_->final_response();
     return end;
   }
 
@@ -220,6 +238,7 @@ class ResponsesSink final : public Sink {
   std::vector<std::string> in_, out_;
   std::optional<std::string> final_;
   bool final_seen_ = false;
+  bool native_end_ = false;  // the provider's terminal event went through native_event()
 };
 
 }  // namespace
