@@ -7,38 +7,52 @@
 # (Ir(A) - Ir(B)) / N. Prints the numbers and the top 15 functions by inclusive and by self
 # cost (callgrind_annotate) and writes them to bench/results/callgrind.md (and the raw
 # callgrind files to $CALLGRIND_KEEP when set).
-# Environment: CALLGRIND_N (2000 requests per path), CALLGRIND_PATHS ("l1 miss l2").
+# The "stream" path is a streamed miss (cache off) from a second mock that sends its first
+# event at once and then one every 5 ms, each request on a new connection like bench/ttfe;
+# it runs CALLGRIND_N / 10 requests (they take 50 ms each).
+# Environment: CALLGRIND_N (2000 requests per path), CALLGRIND_PATHS ("l1 miss l2 stream").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${CALLGRIND_N:-2000}
-PATHS=${CALLGRIND_PATHS:-"l1 miss l2"}
+PATHS=${CALLGRIND_PATHS:-"l1 miss l2 stream"}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ >/dev/null
 cmake --build build -j "$(nproc)" --target redline redline-mock >/dev/null
 source scripts/lib.sh
 pin_sut="taskset -c 0"; pin_load="taskset -c 1"
 [[ $(nproc) -lt 2 ]] && { pin_sut=""; pin_load=""; }
 
-mock_port=$(free_port); redis_port=$(free_port)
+mock_port=$(free_port); smock_port=$(free_port); redis_port=$(free_port)
 $pin_load build/redline-mock --listen "127.0.0.1:$mock_port" --threads 1 --no-record >"$tmp/mock.log" 2>&1 &
+track $!
+$pin_load build/redline-mock --listen "127.0.0.1:$smock_port" --threads 1 --no-record --words 8 \
+  --stream-delay-ms 5 >"$tmp/smock.log" 2>&1 &
 track $!
 $pin_load redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
   >"$tmp/redis.log" 2>&1 &
 track $!
-wait_port "$mock_port" && wait_port "$redis_port"
+wait_port "$mock_port" && wait_port "$smock_port" && wait_port "$redis_port"
 
 # Sequential keep-alive client: N POSTs of the same chat body, each answer read in full.
+# With a third argument "stream": a streamed request on a new connection each time.
 cat >"$tmp/client.py" <<'PY'
 import http.client, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
+stream = len(sys.argv) > 3 and sys.argv[3] == "stream"
 body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Benchmark me, please."}]}'
+if stream:
+    body = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Stream me, please."}]}'
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 t0 = time.time()
 for _ in range(n):
+    if stream:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
     r = c.getresponse()
-    r.read()
-    if r.status != 200:
+    data = r.read()
+    if r.status != 200 or (stream and b"[DONE]" not in data):
         sys.exit(f"status {r.status}")
+    if stream:
+        c.close()
 print(f"{time.time() - t0:.2f}")
 PY
 
@@ -46,7 +60,7 @@ PY
 # object paths; skips the totals and the 100 % thread wrappers; keeps 15.
 cat >"$tmp/short.py" <<PY
 import re, sys
-n = $N
+n = int(sys.argv[1])
 out = []
 for line in sys.stdin:
     m = re.match(r"^\s*([0-9,]+) \(\s*([0-9.]+)%\)\s+(.*)$", line.rstrip())
@@ -89,14 +103,18 @@ out=bench/results/callgrind.md
 {
   echo "# callgrind: instructions per request"
   echo
-  echo "$(date -u +%FT%TZ), redline $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+dirty'), $(valgrind --version), g++ Release (-O3), threads: 1, $N sequential keep-alive requests per path; Ir per request = (Ir of the N requests - Ir of an idle interval as long) / N."
+  echo "$(date -u +%FT%TZ), redline $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+dirty'), $(valgrind --version), g++ Release (-O3), threads: 1, $N sequential keep-alive requests per path ($((N / 10)) streams, a new connection each); Ir per request = (Ir of the n requests - Ir of an idle interval as long) / n."
   echo
 } >"$tmp/report.md"
-declare -A label=([l1]="L1 hit" [miss]="miss, cache off (gateway -> mock)" [l2]="Redis hit (L1 off)")
-declare -A cache=([l1]="{enabled: true}" [miss]="{enabled: false}" [l2]="{enabled: true, l1: {enabled: false}}")
+declare -A label=([l1]="L1 hit" [miss]="miss, cache off (gateway -> mock)" [l2]="Redis hit (L1 off)"
+  [stream]="stream, cache off, new connection each (gateway -> streaming mock, 10 events)")
+declare -A cache=([l1]="{enabled: true}" [miss]="{enabled: false}" [l2]="{enabled: true, l1: {enabled: false}}"
+  [stream]="{enabled: false}")
 summary=()
 for p in $PATHS; do
   port=$(free_port); admin=$(free_port)
+  n=$N; provider=$mock_port; mode=""
+  [[ $p == stream ]] && { n=$((N / 10)); provider=$smock_port; mode=stream; }
   cat >"$tmp/$p.yaml" <<YAML
 listen: "127.0.0.1:$port"
 threads: 1
@@ -105,16 +123,16 @@ logging: {access_log: false, level: warn}
 redis: {urls: ["redis://127.0.0.1:$redis_port"]}
 cache: ${cache[$p]}
 providers:
-  - {name: mock, type: openai, base_url: "http://127.0.0.1:$mock_port/v1", api_key: bench}
+  - {name: mock, type: openai, base_url: "http://127.0.0.1:$provider/v1", api_key: bench}
 YAML
   $pin_sut valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$p" --dump-instr=no \
     build/redline --config "$tmp/$p.yaml" >"$tmp/$p.log" 2>&1 &
   vg=$!
   track $vg
   for _ in $(seq 600); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-  $pin_load python3 "$tmp/client.py" "$port" 50 >/dev/null  # warm-up (the first is the store)
+  $pin_load python3 "$tmp/client.py" "$port" 50 $mode >/dev/null  # warm-up (the first is the store)
   callgrind_control -z "$vg" >/dev/null 2>&1
-  secs=$($pin_load python3 "$tmp/client.py" "$port" "$N")
+  secs=$($pin_load python3 "$tmp/client.py" "$port" "$n" $mode)
   callgrind_control --dump="requests" "$vg" >/dev/null 2>&1
   callgrind_control -z "$vg" >/dev/null 2>&1
   sleep "$secs"
@@ -123,21 +141,21 @@ YAML
   a="$tmp/cg.$p.1"; b="$tmp/cg.$p.2"  # the two dumps, in order (the exit dump is cg.$p)
   [[ -f $a && -f $b ]] || { echo "callgrind: dumps missing for $p"; ls "$tmp"; tail "$tmp/$p.log"; exit 1; }
   ir_a=$(total_ir "$a"); ir_b=$(total_ir "$b")
-  per=$(((ir_a - ir_b) / N))
+  per=$(((ir_a - ir_b) / n))
   mallocs=$(python3 "$tmp/mallocs.py" "$a"); mallocs_idle=$(python3 "$tmp/mallocs.py" "$b")
-  mpr=$(awk -v a="$mallocs" -v b="$mallocs_idle" -v n="$N" 'BEGIN {printf "%.1f", (a - b) / n}')
-  summary+=("| ${label[$p]} | $ir_a | $ir_b | **$per** | $mpr | $secs |")
+  mpr=$(awk -v a="$mallocs" -v b="$mallocs_idle" -v n="$n" 'BEGIN {printf "%.1f", (a - b) / n}')
+  summary+=("| ${label[$p]} | $n | $ir_a | $ir_b | **$per** | $mpr | $secs |")
   echo "${label[$p]}: $per Ir per request $mpr malloc calls per request (requests $ir_a Ir, idle $ir_b Ir, $secs s under callgrind)"
   {
     echo "## ${label[$p]}: $per instructions per request"
     echo
-    echo "Top 15 by inclusive cost (the $N-request dump):"
+    echo "Top 15 by inclusive cost (the $n-request dump):"
     echo '```'
-    { callgrind_annotate --inclusive=yes --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py"
+    { callgrind_annotate --inclusive=yes --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py" "$n"
     echo '```'
     echo "Top 15 by self cost:"
     echo '```'
-    { callgrind_annotate --inclusive=no --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py"
+    { callgrind_annotate --inclusive=no --threshold=100 "$a" 2>/dev/null || true; } | python3 "$tmp/short.py" "$n"
     echo '```'
     echo
   } >>"$tmp/report.md"
@@ -147,8 +165,8 @@ YAML
 done
 {
   sed -n '1,4p' "$tmp/report.md"
-  echo "| path | Ir, $N requests | Ir, idle as long | Ir per request | malloc calls per request | seconds under callgrind |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| path | requests | Ir, the requests | Ir, idle as long | Ir per request | malloc calls per request | seconds under callgrind |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${summary[@]}"
   echo
   sed -n '5,$p' "$tmp/report.md"

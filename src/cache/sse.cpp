@@ -4,11 +4,25 @@
 #include "cache/sse.h"
 
 #include <boost/json.hpp>
+#include <cstring>
 
 namespace redline::cache {
 namespace {
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
+
+// The first '\r' or '\n' at or after `from`, or npos. string_view::find_first_of calls
+// memchr over the two-byte set once per input byte; this is two memchr scans per line.
+std::size_t find_line_end(std::string_view s, std::size_t from) {
+  const char* begin = s.data() + from;
+  const std::size_t len = s.size() - from;
+  const void* nl = std::memchr(begin, '\n', len);
+  const std::size_t nl_at =
+      nl != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nl) - begin) : len;
+  const void* cr = std::memchr(begin, '\r', nl_at);
+  if (cr != nullptr) return from + static_cast<std::size_t>(static_cast<const char*>(cr) - begin);
+  return nl != nullptr ? from + nl_at : std::string_view::npos;
+}
 
 // Calls f(name, value) for each field line of a stored event ("\n"-separated lines), skipping
 // comments and empty lines. A line without a colon is a field with an empty value; one space
@@ -55,7 +69,7 @@ void SseSplitter::feed(std::string_view bytes, std::vector<std::string>& out_eve
         continue;
       }
     }
-    const std::size_t end = bytes.find_first_of("\r\n", i);
+    const std::size_t end = find_line_end(bytes, i);
     const std::size_t stop = end == std::string_view::npos ? bytes.size() : end;
     if (stop > i && !append(bytes.substr(i, stop - i))) return;
     if (end == std::string_view::npos) break;

@@ -57,44 +57,57 @@ bool protected_from_connection(std::string_view name) {
 
 HeadScanner::State HeadScanner::feed(std::string_view data) {
   if (state_ != State::kNeedMore) return state_;
-  for (; pos_ < data.size(); ++pos_) {
-    const auto c = static_cast<unsigned char>(data[pos_]);
-    if (want_lf_) {
-      if (c != '\n') return fail("bare CR in request head");
-      want_lf_ = false;
-      if (line_len_ == 0) {
-        if (line_ == 0) return fail("empty request line");
-        head_size_ = pos_ + 1;
-        ++pos_;
-        state_ = State::kComplete;
-        return state_;
+  // The loop runs on locals, written back once: with members, every store through `this`
+  // may alias the scanned chars, so each byte reloaded and stored all of them.
+  std::size_t pos = pos_, line = line_, line_len = line_len_;
+  bool in_value = in_value_, want_lf = want_lf_;
+  const auto scan = [&]() -> State {
+    for (; pos < data.size(); ++pos) {
+      const auto c = static_cast<unsigned char>(data[pos]);
+      if (want_lf) {
+        if (c != '\n') return fail("bare CR in request head");
+        want_lf = false;
+        if (line_len == 0) {
+          if (line == 0) return fail("empty request line");
+          head_size_ = pos + 1;
+          ++pos;
+          state_ = State::kComplete;
+          return state_;
+        }
+        if (line > 0 && !in_value) return fail("header line without a colon");
+        ++line;
+        line_len = 0;
+        in_value = false;
+        continue;
       }
-      if (line_ > 0 && !in_value_) return fail("header line without a colon");
-      ++line_;
-      line_len_ = 0;
-      in_value_ = false;
-      continue;
+      if (c == '\r') {
+        want_lf = true;
+        continue;
+      }
+      if (c == '\n') return fail("bare LF line ending in request head");
+      if (line > 0 && line_len == 0 && (c == ' ' || c == '\t')) {
+        return fail("obsolete line folding in request head");
+      }
+      if (line == 0 || in_value) {
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return fail("control character in request head");
+        if (line == 0 && c == '\t') return fail("control character in request line");
+      } else if (c == ':') {
+        if (line_len == 0) return fail("empty header name");
+        in_value = true;
+      } else if (!is_tchar(c)) {
+        return fail("invalid character in header name");
+      }
+      ++line_len;
     }
-    if (c == '\r') {
-      want_lf_ = true;
-      continue;
-    }
-    if (c == '\n') return fail("bare LF line ending in request head");
-    if (line_ > 0 && line_len_ == 0 && (c == ' ' || c == '\t')) {
-      return fail("obsolete line folding in request head");
-    }
-    if (line_ == 0 || in_value_) {
-      if ((c < 0x20 && c != '\t') || c == 0x7f) return fail("control character in request head");
-      if (line_ == 0 && c == '\t') return fail("control character in request line");
-    } else if (c == ':') {
-      if (line_len_ == 0) return fail("empty header name");
-      in_value_ = true;
-    } else if (!is_tchar(c)) {
-      return fail("invalid character in header name");
-    }
-    ++line_len_;
-  }
-  return state_;
+    return state_;
+  };
+  const State result = scan();
+  pos_ = pos;
+  line_ = line;
+  line_len_ = line_len;
+  in_value_ = in_value;
+  want_lf_ = want_lf;
+  return result;
 }
 
 std::optional<std::string_view> check_head(const RequestHead& head) {

@@ -1,13 +1,19 @@
 // HTTP/1.1 server implementation (see server.h). Each connection is one coroutine that
 // reads a request, hands it to the Handler, writes the answer, and loops for keep-alive.
-// Timeouts use a per-connection timer that cancels the socket's pending operation, so the
-// connection is still open afterwards and can carry a 408 before it closes.
+// Timeouts use a per-connection deadline (common/deadlines.h: one timer per thread serves
+// them all, so arming one per read or write costs no syscall) that cancels the socket's
+// pending operation, so the connection is still open afterwards and can carry a 408
+// before it closes.
 #include "http/server.h"
 
 #include <boost/beast/core.hpp>
 #include <spdlog/spdlog.h>
+
+#include <array>
+#include <charconv>
 #include <unordered_set>
 
+#include "common/deadlines.h"
 #include "common/error_body.h"
 #include "http/request_reader.h"
 
@@ -19,17 +25,22 @@ constexpr std::size_t kReadChunk = 16 * 1024;  // keep-alive wait and read-ahead
 }  // namespace
 
 struct Server::PerThread {
-  PerThread(asio::io_context& c, std::size_t i) : ioc(c), index(i), acceptor(std::in_place, c) {}
+  PerThread(asio::io_context& c, std::size_t i)
+      : ioc(c), index(i), acceptor(std::in_place, c), deadlines(c.get_executor()) {}
   asio::io_context& ioc;
   std::size_t index;
   std::optional<tcp::acceptor> acceptor;
+  common::DeadlineSet deadlines;
   std::unordered_set<Connection*> connections;  // touched only on this thread
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server& server, Server::PerThread& pt, tcp::socket socket)
-      : server_(server), pt_(pt), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+      : server_(server),
+        pt_(pt),
+        socket_(std::move(socket)),
+        deadline_(pt.deadlines, &Connection::on_deadline, this) {
     beast::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     if (!ec) peer_ip_ = ep.address().to_string();
@@ -54,23 +65,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  // Arms the connection deadline: when it fires, the pending socket operation is
-  // cancelled and timed_out_ is set. A generation number ignores stale expiries.
+  // Arms the connection deadline: when it passes, the pending socket operation is
+  // cancelled and timed_out_ is set. disarm() before the deadline means it never fires.
   void arm(config::Millis d) {
     timed_out_ = false;
-    const auto gen = ++deadline_gen_;
-    timer_.expires_after(d);
-    timer_.async_wait([weak = weak_from_this(), gen](beast::error_code ec) {
-      auto self = weak.lock();
-      if (ec || !self || self->deadline_gen_ != gen) return;
-      self->timed_out_ = true;
-      beast::error_code ignored;
-      self->socket_.cancel(ignored);
-    });
+    deadline_.arm(d);
   }
-  void disarm() {
-    ++deadline_gen_;
-    timer_.cancel();
+  void disarm() { deadline_.disarm(); }
+  static void on_deadline(void* self) {
+    auto* c = static_cast<Connection*>(self);
+    c->timed_out_ = true;
+    beast::error_code ignored;
+    c->socket_.cancel(ignored);
   }
   bool timed_out() const { return timed_out_; }
 
@@ -79,16 +85,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (gone_) co_return false;
     arm(server_.limits_.send_timeout);
     auto [ec, n] = co_await asio::async_write(socket_, buffers, use_nothrow);
-    disarm();
-    if (ec) gone_ = true;
-    co_return !ec;
-  }
-
-  template <class Message>
-  asio::awaitable<bool> write_message(Message& msg) {
-    if (gone_) co_return false;
-    arm(server_.limits_.send_timeout);
-    auto [ec, n] = co_await bhttp::async_write(socket_, msg, use_nothrow);
     disarm();
     if (ec) gone_ = true;
     co_return !ec;
@@ -106,10 +102,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Server& server_;
   Server::PerThread& pt_;
   tcp::socket socket_;
-  asio::steady_timer timer_;
+  common::Deadline deadline_;
   beast::flat_buffer buffer_;
   std::string peer_ip_;
-  std::uint64_t deadline_gen_ = 0;
   bool timed_out_ = false;
   bool idle_ = false;
   bool keep_alive_ = true;
@@ -200,11 +195,41 @@ void Exchange::prepare(ResponseHeader& header) {
   status_ = static_cast<int>(header.result_int());
 }
 
+namespace {
+// The status line and fields as Beast's serializer writes them (HTTP/1.1, the stored
+// reason or the standard one), and the blank line.
+void append_head(std::string& out, const ResponseHeader& h) {
+  out += "HTTP/1.1 ";
+  char code[12];
+  const auto [code_end, ec] = std::to_chars(code, code + sizeof code, h.result_int());
+  out.append(code, code_end);
+  out += ' ';
+  const auto reason = h.reason();
+  out += reason.empty() ? bhttp::obsolete_reason(static_cast<bhttp::status>(h.result_int()))
+                        : reason;
+  out += "\r\n";
+  for (const auto& f : h) {
+    const auto name = f.name_string();
+    out.append(name.data(), name.size());
+    out += ": ";
+    out.append(f.value().data(), f.value().size());
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+}  // namespace
+
 asio::awaitable<bool> Exchange::respond(Response& response) {
   prepare(response.base());
   response.prepare_payload();
   body_bytes_sent_ = response.body().size();
-  co_return co_await conn_.write_message(response);
+  // One flat head and the body in one gather write (no Beast serializer).
+  std::string head;
+  head.reserve(256);
+  append_head(head, response.base());
+  const std::array<asio::const_buffer, 2> wire{asio::buffer(head),
+                                               asio::buffer(response.body())};
+  co_return co_await conn_.write_buffers(wire);
 }
 
 asio::awaitable<bool> Exchange::respond_error(int status, std::string_view message,
@@ -235,6 +260,27 @@ asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header) {
   conn_.disarm();
   if (ec) conn_.gone_ = true;
   co_return !ec;
+}
+
+asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header, std::string_view first) {
+  if (first.empty()) co_return co_await begin_stream(header);
+  prepare(header);
+  streaming_ = true;
+  bhttp::response<bhttp::empty_body> res(std::move(header));
+  res.chunked(true);
+  // The same bytes Beast's serializer writes for the header, then the chunk's size line.
+  std::string head;
+  head.reserve(256);
+  append_head(head, res.base());
+  char size[2 * sizeof(std::size_t) + 1];
+  const auto [end, ec] = std::to_chars(size, size + sizeof size, first.size(), 16);
+  head.append(size, end);
+  head += "\r\n";
+  static constexpr std::string_view kCrlf = "\r\n";
+  body_bytes_sent_ += first.size();
+  const std::array<asio::const_buffer, 3> buffers{asio::buffer(head), asio::buffer(first),
+                                                  asio::buffer(kCrlf)};
+  co_return co_await conn_.write_buffers(buffers);
 }
 
 asio::awaitable<bool> Exchange::write_chunk(std::string_view data) {
@@ -356,7 +402,10 @@ std::size_t Server::connections_from(const std::string& ip) const {
 }
 
 void Server::close_io() {
-  for (auto& pt : threads_) pt->acceptor.reset();
+  for (auto& pt : threads_) {
+    pt->acceptor.reset();
+    pt->deadlines.close();
+  }
 }
 
 void Server::drain() {

@@ -55,6 +55,9 @@ class Exchange {
                                       std::string_view retry_after = {});
 
   asio::awaitable<bool> begin_stream(ResponseHeader& header);
+  // begin_stream() and write_chunk(first) in one gather write: the client gets the header
+  // and the first body bytes in one segment (one wakeup instead of two).
+  asio::awaitable<bool> begin_stream(ResponseHeader& header, std::string_view first);
   asio::awaitable<bool> write_chunk(std::string_view data);
   asio::awaitable<bool> end_stream();
 

@@ -315,7 +315,25 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
 
   if (!up.is_event_stream()) {
     http::Response res(std::move(header));
-    auto complete = co_await unless_client_leaves(sink, up.read_all(res.body(), kMaxResponseBody));
+    // The body often arrived with the header: what is buffered is taken without I/O, and
+    // only a body still on its way is read under the watch for the client leaving.
+    std::optional<bool> complete;
+    bool too_large = false;
+    for (auto c = up.buffered_chunk(); !c.empty(); c = up.buffered_chunk()) {
+      if (res.body().size() + c.size() > kMaxResponseBody) {
+        up.abort();
+        too_large = true;
+        break;
+      }
+      res.body().append(c);
+    }
+    if (too_large || up.failure() != upstream::Failure::kNone) {
+      complete = false;
+    } else if (up.done()) {
+      complete = true;
+    } else {
+      complete = co_await unless_client_leaves(sink, up.read_all(res.body(), kMaxResponseBody));
+    }
     if (!complete) {
       up.abort();
       out.upstream_end = Clock::now();
@@ -360,7 +378,16 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
     translator.emplace(provider_api, client_api, std::string(in.model), in.include_usage);
     header.set(boost::beast::http::field::content_type, "text/event-stream");
   }
-  if (!co_await sink.begin_stream(header)) {
+  // When the provider's first bytes came with its header (the usual case), the client's
+  // header and first event go out in one write.
+  const std::string_view first = translator ? std::string_view{} : up.buffered_chunk();
+  bool started = false;
+  if (first.empty()) {
+    started = co_await sink.begin_stream(header);
+  } else {
+    started = co_await sink.begin_stream_with(header, first);
+  }
+  if (!started) {
     up.abort();
     co_return;
   }

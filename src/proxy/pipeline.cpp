@@ -77,35 +77,54 @@ class UsageSink final : public Sink {
   asio::awaitable<bool> begin_stream(http::ResponseHeader& header) override {
     return ex_.begin_stream(header);
   }
+  asio::awaitable<bool> begin_stream_with(http::ResponseHeader& header,
+                                          std::string_view first) override {
+    bool ok = false;
+    if (capture_ != nullptr) {  // before_end_ may have to run between the two
+      ok = co_await ex_.begin_stream(header);
+      if (ok) ok = co_await write_chunk(first);
+    } else {
+      keep_usage_events(first);
+      ok = co_await ex_.begin_stream(header, first);
+    }
+    co_return ok;
+  }
   asio::awaitable<bool> write_chunk(std::string_view data) override {
-    const std::size_t before = events_.size();
-    splitter_.feed(data, events_);
-    if (capture_ != nullptr) {
-      capture_->answer_streamed = true;
-      // All of them: the reply is assembled from them.
-      capture_->answer_events.insert(capture_->answer_events.end(), events_.begin() + before,
-                                     events_.end());
-      bool terminal = false;
-      for (std::size_t i = before; i < events_.size(); ++i) {
-        terminal = terminal || is_terminal_event(capture_->endpoint, events_[i]);
-      }
-      if (terminal && before_end_) {
-        co_await before_end_();
-        before_end_ = nullptr;
-      }
+    if (capture_ == nullptr) {
+      keep_usage_events(data);
       co_return co_await ex_.write_chunk(data);
     }
-    // Only events that mention usage are kept (the usage chunk, message_start/_delta).
-    std::size_t keep = before;
+    const std::size_t before = events_.size();
+    splitter_.feed(data, events_);
+    capture_->answer_streamed = true;
+    // All of them: the reply is assembled from them.
+    capture_->answer_events.insert(capture_->answer_events.end(), events_.begin() + before,
+                                   events_.end());
+    bool terminal = false;
     for (std::size_t i = before; i < events_.size(); ++i) {
-      if (events_[i].find("usage") != std::string::npos) events_[keep++] = std::move(events_[i]);
+      terminal = terminal || is_terminal_event(capture_->endpoint, events_[i]);
     }
-    events_.resize(keep);
+    if (terminal && before_end_) {
+      co_await before_end_();
+      before_end_ = nullptr;
+    }
     co_return co_await ex_.write_chunk(data);
   }
   asio::awaitable<bool> end_stream() override { return ex_.end_stream(); }
   bool gone() const override { return ex_.client_gone(); }
   asio::awaitable<void> wait_gone() override { return ex_.wait_client_gone(); }
+
+  // Splits `data` into events and keeps only those that mention usage (the usage chunk,
+  // message_start/_delta).
+  void keep_usage_events(std::string_view data) {
+    const std::size_t before = events_.size();
+    splitter_.feed(data, events_);
+    std::size_t keep = before;
+    for (std::size_t i = before; i < events_.size(); ++i) {
+      if (events_[i].find("usage") != std::string::npos) events_[keep++] = std::move(events_[i]);
+    }
+    events_.resize(keep);
+  }
 
   std::optional<Usage> usage() const {
     if (usage_) return usage_;

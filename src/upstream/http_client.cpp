@@ -7,8 +7,10 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/url/parse.hpp>
 #include <cerrno>
+#include <charconv>
 #include <stdexcept>
 
 namespace redline::upstream {
@@ -102,10 +104,14 @@ std::shared_ptr<ssl::context> Target::make_tls_context(const std::string& ca_fil
 
 class Conn {
  public:
-  using Plain = beast::tcp_stream;
-  using Tls = beast::ssl_stream<beast::tcp_stream>;
+  using Plain = tcp::socket;
+  using Tls = beast::ssl_stream<tcp::socket>;
 
-  Conn(asio::io_context& ioc, const Target& t) : target(&t) {
+  Conn(asio::io_context& ioc, const Target& t, common::DeadlineSet& deadlines)
+      : target(&t), deadline(deadlines, &Conn::on_deadline, this) {
+    // Beast reads at most the buffer's free capacity (512 bytes at first), which split a
+    // typical answer over two reads; one read takes a whole small answer.
+    buffer.reserve(kBodyChunk);
     if (t.tls) {
       stream.emplace<Tls>(ioc, *t.tls);
     } else {
@@ -113,23 +119,44 @@ class Conn {
     }
   }
 
-  beast::tcp_stream& lowest() {
+  tcp::socket& lowest() {
     if (auto* p = std::get_if<Plain>(&stream)) return *p;
     return beast::get_lowest_layer(std::get<Tls>(stream));
   }
   void close() {
+    deadline.disarm();
     beast::error_code ec;
-    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
-    lowest().close();
+    lowest().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close(ec);
   }
   // An idle connection whose peer closed it (or sent anything unasked) is not reusable.
   bool peer_closed() {
     char b;
-    ssize_t n = ::recv(lowest().socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = ::recv(lowest().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+  }
+  // The deadline of the operations that follow (the per-thread DeadlineSet, so arming it
+  // per read costs no timer syscall): when it passes, the pending operation is cancelled
+  // and finish() reports beast::error::timeout, as beast::tcp_stream's expiry did.
+  void expires_at(Clock::time_point at) {
+    timed_out = false;
+    deadline.arm_at(at);
+  }
+  // An operation's result: a cancellation by the deadline reads as a timeout.
+  beast::error_code finish(beast::error_code ec) const {
+    if (ec && timed_out) return beast::error::timeout;
+    return ec;
+  }
+  static void on_deadline(void* self) {
+    auto* c = static_cast<Conn*>(self);
+    c->timed_out = true;
+    beast::error_code ignored;
+    c->lowest().cancel(ignored);
   }
 
   const Target* target;
+  common::Deadline deadline;
+  bool timed_out = false;
   std::variant<std::monostate, Plain, Tls> stream;
   beast::flat_buffer buffer;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
@@ -145,7 +172,7 @@ auto on_stream(Conn& c, Op&& op) {
   return op(std::get<Conn::Tls>(c.stream));
 }
 
-HttpClient::HttpClient(asio::io_context& ioc) : ioc_(ioc) {}
+HttpClient::HttpClient(asio::io_context& ioc) : ioc_(ioc), deadlines_(ioc.get_executor()) {}
 HttpClient::~HttpClient() = default;
 
 std::size_t HttpClient::idle_connections() const {
@@ -173,6 +200,7 @@ std::unique_ptr<Conn> HttpClient::take_idle(const Target& target) {
 void HttpClient::shutdown() {
   shut_down_ = true;
   idle_.clear();
+  deadlines_.close();
 }
 
 void HttpClient::release(std::unique_ptr<Conn> conn) {
@@ -184,6 +212,7 @@ void HttpClient::release(std::unique_ptr<Conn> conn) {
     conn->close();
     return;
   }
+  conn->deadline.disarm();
   conn->parser.reset();
   conn->idle_since = Clock::now();
   q.push_back(std::move(conn));
@@ -202,22 +231,24 @@ asio::awaitable<std::unique_ptr<Conn>> HttpClient::connect(const Target& target,
     detail = "cannot resolve " + ep.host + ": " + rec.message();
     co_return nullptr;
   }
-  auto conn = std::make_unique<Conn>(ioc_, target);
+  auto conn = std::make_unique<Conn>(ioc_, target, deadlines_);
   const auto connect_deadline = earliest(Clock::now() + target.timeouts.connect, deadline);
-  conn->lowest().expires_at(connect_deadline);
-  auto [cec, cep] = co_await conn->lowest().async_connect(results, use_nothrow);
+  conn->expires_at(connect_deadline);
+  auto [cec_raw, cep] = co_await asio::async_connect(conn->lowest(), results, use_nothrow);
+  const auto cec = conn->finish(cec_raw);
   if (cec) {
     failure = cec == beast::error::timeout ? Failure::kConnectTimeout : Failure::kConnect;
     detail = "cannot connect to " + ep.host + ":" + std::to_string(ep.port) + ": " + cec.message();
     co_return nullptr;
   }
-  conn->lowest().socket().set_option(tcp::no_delay(true));
+  conn->lowest().set_option(tcp::no_delay(true));
   if (auto* tls = std::get_if<Conn::Tls>(&conn->stream)) {
     if (!is_ip_literal(ep.host)) {
       SSL_set_tlsext_host_name(tls->native_handle(), ep.host.c_str());
     }
     tls->set_verify_callback(ssl::host_name_verification(ep.host));
-    auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+    auto [hec_raw] = co_await tls->async_handshake(ssl::stream_base::client, use_nothrow);
+    const auto hec = conn->finish(hec_raw);
     if (hec) {
       failure = hec == beast::error::timeout ? Failure::kConnectTimeout : Failure::kTls;
       detail = "TLS handshake with " + ep.host + " failed: " + hec.message();
@@ -245,19 +276,50 @@ asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, cons
                                                 UpstreamRequest& request,
                                                 Clock::time_point deadline) {
   SendResult result;
-  bhttp::request<bhttp::string_body> req{request.method, request.target, 11};
-  for (const auto& f : request.headers) req.insert(f.name_string(), f.value());
-  req.set(bhttp::field::host, target.endpoint.host_header);
-  req.keep_alive(true);
-  req.body() = std::move(request.body);
-  req.prepare_payload();
+  // The request head in one flat string (what Beast's serializer wrote for a
+  // request{method, target, 11} with these fields, set(host), keep_alive(true) and
+  // prepare_payload()), sent with the body in one gather write.
+  const auto method = bhttp::to_string(request.method);
+  const bool sized = !request.body.empty() || request.method == bhttp::verb::post ||
+                     request.method == bhttp::verb::put || request.method == bhttp::verb::options;
+  std::string head;
+  head.reserve(256 + request.target.size());
+  head.append(method.data(), method.size());
+  head += ' ';
+  head += request.target;
+  head += " HTTP/1.1\r\n";
+  for (const auto& f : request.headers) {
+    const auto name = f.name();
+    if (name == bhttp::field::host || name == bhttp::field::content_length ||
+        name == bhttp::field::transfer_encoding) {
+      continue;  // ours below
+    }
+    if (name == bhttp::field::connection && beast::iequals(f.value(), "close")) continue;
+    const auto n = f.name_string();
+    head.append(n.data(), n.size());
+    head += ": ";
+    head.append(f.value().data(), f.value().size());
+    head += "\r\n";
+  }
+  head += "Host: ";
+  head += target.endpoint.host_header;
+  head += "\r\n";
+  if (sized) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, request.body.size());
+    head += "Content-Length: ";
+    head.append(digits, end);
+    head += "\r\n";
+  }
+  head += "\r\n";
+  const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(request.body)};
 
   const auto header_deadline = earliest(Clock::now() + target.timeouts.first_byte, deadline);
-  conn->lowest().expires_at(header_deadline);
-  auto [wec, wn] = co_await on_stream(*conn, [&](auto& s) {
-    return bhttp::async_write(s, req, use_nothrow);
+  conn->expires_at(header_deadline);
+  auto [wec_raw, wn] = co_await on_stream(*conn, [&](auto& s) {
+    return asio::async_write(s, wire, use_nothrow);
   });
-  request.body = std::move(req.body());  // kept for a retry by the caller
+  const auto wec = conn->finish(wec_raw);
   if (wec) {
     result.failure = classify(wec, Failure::kFirstByteTimeout, Clock::now() >= deadline);
     result.detail = "sending the request failed: " + wec.message();
@@ -267,9 +329,13 @@ asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, cons
   conn->parser.emplace();
   conn->parser->header_limit(kMaxResponseHeader);
   conn->parser->body_limit(boost::none);
-  auto [hec, hn] = co_await on_stream(*conn, [&](auto& s) {
-    return bhttp::async_read_header(s, conn->buffer, *conn->parser, use_nothrow);
-  });
+  beast::error_code hec = beast::error::timeout;  // the deadline passed during the write
+  if (!conn->timed_out) {
+    auto [hec_raw, hn] = co_await on_stream(*conn, [&](auto& s) {
+      return bhttp::async_read_header(s, conn->buffer, *conn->parser, use_nothrow);
+    });
+    hec = conn->finish(hec_raw);
+  }
   if (hec) {
     result.failure = classify(hec, Failure::kFirstByteTimeout, Clock::now() >= deadline);
     result.detail = "reading the response header failed: " + hec.message();
@@ -317,10 +383,11 @@ asio::awaitable<std::string_view> Exchange::next_chunk() {
     parser.get().body().data = conn_->body_buf;
     parser.get().body().size = kBodyChunk;
     const auto now = Clock::now();
-    conn_->lowest().expires_at(earliest(now + conn_->target->timeouts.idle, deadline_));
-    auto [ec, n] = co_await on_stream(*conn_, [&](auto& s) {
+    conn_->expires_at(earliest(now + conn_->target->timeouts.idle, deadline_));
+    auto [ec_raw, n] = co_await on_stream(*conn_, [&](auto& s) {
       return bhttp::async_read_some(s, conn_->buffer, parser, use_nothrow);
     });
+    auto ec = conn_->finish(ec_raw);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       failure_ = classify(ec, Failure::kIdleTimeout, Clock::now() >= deadline_);
@@ -330,6 +397,29 @@ asio::awaitable<std::string_view> Exchange::next_chunk() {
     if (got > 0) co_return std::string_view(conn_->body_buf, got);
   }
   co_return std::string_view{};
+}
+
+std::string_view Exchange::buffered_chunk() {
+  if (!conn_ || failure_ != Failure::kNone) return {};
+  auto& parser = *conn_->parser;
+  // What Beast's read_some does before it reads: parse what the buffer holds.
+  while (!parser.is_done() && conn_->buffer.size() > 0) {
+    parser.get().body().data = conn_->body_buf;
+    parser.get().body().size = kBodyChunk;
+    beast::error_code ec;
+    const auto used = parser.put(conn_->buffer.data(), ec);
+    conn_->buffer.consume(used);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec == bhttp::error::need_more) return {};
+    if (ec) {
+      failure_ = classify(ec, Failure::kIdleTimeout, false);
+      return {};
+    }
+    const std::size_t got = kBodyChunk - parser.get().body().size;
+    if (got > 0) return std::string_view(conn_->body_buf, got);
+    if (used == 0) return {};
+  }
+  return {};
 }
 
 asio::awaitable<bool> Exchange::read_all(std::string& out, std::size_t max_bytes) {

@@ -1,6 +1,7 @@
 // The outbound HTTP/1.1 client to providers: per-thread keep-alive pools per endpoint,
 // TLS with SNI and certificate + host name verification (system CA store plus an
-// optional CA file), and connect / first-byte / idle-between-chunks / total deadlines.
+// optional CA file), and connect / first-byte / idle-between-chunks / total deadlines
+// (coarse: common/deadlines.h, one timer per thread, up to 100 ms late).
 // It reads a response incrementally so SSE can be forwarded as it arrives. Retries and
 // fallbacks are policy and live in the proxy, not here.
 #pragma once
@@ -18,6 +19,7 @@
 #include <string_view>
 #include <variant>
 
+#include "common/deadlines.h"
 #include "config/config.h"
 
 namespace redline::upstream {
@@ -93,6 +95,9 @@ class Exchange {
   // Next body bytes (a view valid until the next call); empty with done()==true at the
   // end, empty with failure()!=kNone on error.
   asio::awaitable<std::string_view> next_chunk();
+  // Like next_chunk(), but only from bytes already received (no I/O, no wait): empty when
+  // none are buffered or the buffered ones hold no body bytes yet.
+  std::string_view buffered_chunk();
   // Reads the rest of the body into `out`; false on failure or when over max_bytes.
   asio::awaitable<bool> read_all(std::string& out, std::size_t max_bytes);
   bool done() const;
@@ -140,6 +145,8 @@ class HttpClient {
   void release(std::unique_ptr<Conn> conn);
 
   asio::io_context& ioc_;
+  // Deadlines of this thread's connections (declared before them: it outlives them).
+  common::DeadlineSet deadlines_;
   std::vector<std::deque<std::unique_ptr<Conn>>> idle_;  // by Target::index
   std::uint64_t opened_ = 0;
   bool shut_down_ = false;
