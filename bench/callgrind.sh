@@ -10,11 +10,15 @@
 # The "stream" path is a streamed miss (cache off) from a second mock that sends its first
 # event at once and then one every 5 ms, each request on a new connection like bench/ttfe;
 # it runs CALLGRIND_N / 10 requests (they take 50 ms each).
-# Environment: CALLGRIND_N (2000 requests per path), CALLGRIND_PATHS ("l1 miss l2 stream").
+# The "fresh" path is the miss path with a new connection per request (what a connection
+# costs: accept, set-up, teardown). "miss_cl" is a miss with the cache and a (never refusing)
+# rate limit on: a different body per request, so each is a lookup, a limit decision, a
+# provider call, a store and a settle.
+# Environment: CALLGRIND_N (2000 requests per path), CALLGRIND_PATHS ("l1 miss l2 stream fresh miss_cl").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${CALLGRIND_N:-2000}
-PATHS=${CALLGRIND_PATHS:-"l1 miss l2 stream"}
+PATHS=${CALLGRIND_PATHS:-"l1 miss l2 stream fresh miss_cl"}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ >/dev/null
 cmake --build build -j "$(nproc)" --target redline redline-mock >/dev/null
 source scripts/lib.sh
@@ -33,25 +37,31 @@ track $!
 wait_port "$mock_port" && wait_port "$smock_port" && wait_port "$redis_port"
 
 # Sequential keep-alive client: N POSTs of the same chat body, each answer read in full.
-# With a third argument "stream": a streamed request on a new connection each time.
+# With a third argument "stream": a streamed request on a new connection each time; "fresh":
+# the plain request on a new connection each time; "unique": a different body each time.
 cat >"$tmp/client.py" <<'PY'
 import http.client, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 stream = len(sys.argv) > 3 and sys.argv[3] == "stream"
+fresh = stream or (len(sys.argv) > 3 and sys.argv[3] == "fresh")
+unique = len(sys.argv) > 3 and sys.argv[3] == "unique"
 body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Benchmark me, please."}]}'
 if stream:
     body = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Stream me, please."}]}'
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 t0 = time.time()
-for _ in range(n):
-    if stream:
+for i in range(n):
+    if unique:
+        body = ('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Benchmark me, %d %f."}]}'
+                % (i, t0)).encode()
+    if fresh:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
     r = c.getresponse()
     data = r.read()
     if r.status != 200 or (stream and b"[DONE]" not in data):
         sys.exit(f"status {r.status}")
-    if stream:
+    if fresh:
         c.close()
 print(f"{time.time() - t0:.2f}")
 PY
@@ -107,14 +117,22 @@ out=bench/results/callgrind.md
   echo
 } >"$tmp/report.md"
 declare -A label=([l1]="L1 hit" [miss]="miss, cache off (gateway -> mock)" [l2]="Redis hit (L1 off)"
-  [stream]="stream, cache off, new connection each (gateway -> streaming mock, 10 events)")
+  [stream]="stream, cache off, new connection each (gateway -> streaming mock, 10 events)"
+  [fresh]="miss, cache off, new connection each (gateway -> mock)"
+  [miss_cl]="miss, cache and a rate limit on, unique bodies (gateway -> Redis + mock)")
 declare -A cache=([l1]="{enabled: true}" [miss]="{enabled: false}" [l2]="{enabled: true, l1: {enabled: false}}"
-  [stream]="{enabled: false}")
+  [stream]="{enabled: false}" [fresh]="{enabled: false}" [miss_cl]="{enabled: true}")
 summary=()
 for p in $PATHS; do
   port=$(free_port); admin=$(free_port)
   n=$N; provider=$mock_port; mode=""
   [[ $p == stream ]] && { n=$((N / 10)); provider=$smock_port; mode=stream; }
+  [[ $p == fresh ]] && mode=fresh
+  limits=""
+  if [[ $p == miss_cl ]]; then
+    mode=unique
+    limits="rate_limits: [{scope: global, algorithm: sliding-window-counter, requests: 1000000000, tokens: 100000000000, window: 60}]"
+  fi
   cat >"$tmp/$p.yaml" <<YAML
 listen: "127.0.0.1:$port"
 threads: 1
@@ -124,6 +142,7 @@ redis: {urls: ["redis://127.0.0.1:$redis_port"]}
 cache: ${cache[$p]}
 providers:
   - {name: mock, type: openai, base_url: "http://127.0.0.1:$provider/v1", api_key: bench}
+$limits
 YAML
   $pin_sut valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$p" --dump-instr=no \
     build/redline --config "$tmp/$p.yaml" >"$tmp/$p.log" 2>&1 &
