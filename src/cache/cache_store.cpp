@@ -222,20 +222,38 @@ bool CacheStore::consume_own_write(const KeyDigest& key) {
 
 // --- generations ------------------------------------------------------------------------
 
-asio::awaitable<std::optional<uint64_t>> CacheStore::generation(std::size_t thread,
-                                                                std::string_view tenant,
-                                                                std::string_view ns) {
+namespace {
+std::string generation_map_key(std::string_view tenant, std::string_view ns) {
+  std::string k;
+  k.reserve(tenant.size() + ns.size() + 1);
+  k.append(tenant).push_back('\0');
+  k.append(ns);
+  return k;
+}
+}  // namespace
+
+std::optional<uint64_t> CacheStore::known_generation(std::size_t thread, std::string_view tenant,
+                                                     std::string_view ns) {
   Worker& w = *workers_[thread];
   const uint64_t epoch = generation_epoch_.load();
   if (w.generations_epoch != epoch || w.generations.size() >= kMaxGenerations) {
     w.generations.clear();
     w.generations_epoch = epoch;
+    return std::nullopt;
   }
-  std::string map_key;
-  map_key.reserve(tenant.size() + ns.size() + 1);
-  map_key.append(tenant).push_back('\0');
-  map_key.append(ns);
-  if (auto it = w.generations.find(map_key); it != w.generations.end()) co_return it->second;
+  if (auto it = w.generations.find(generation_map_key(tenant, ns)); it != w.generations.end()) {
+    return it->second;
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<std::optional<uint64_t>> CacheStore::generation(std::size_t thread,
+                                                                std::string_view tenant,
+                                                                std::string_view ns) {
+  if (auto known = known_generation(thread, tenant, ns)) co_return known;
+  Worker& w = *workers_[thread];
+  const uint64_t epoch = generation_epoch_.load();
+  std::string map_key = generation_map_key(tenant, ns);
 
   const std::string tenant_key = tenant_generation_key(tenant);
   const std::string ns_key = generation_key(tenant, ns);

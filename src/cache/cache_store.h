@@ -103,6 +103,9 @@ class CacheStore {
   boost::asio::awaitable<std::optional<uint64_t>> generation(std::size_t thread,
                                                              std::string_view tenant,
                                                              std::string_view ns);
+  // The same when this thread already knows it (no I/O); nullopt when Redis must be asked.
+  std::optional<uint64_t> known_generation(std::size_t thread, std::string_view tenant,
+                                           std::string_view ns);
 
   // L1, then Redis within cache.lookup_timeout. A Redis hit is copied into L1.
   boost::asio::awaitable<Lookup> lookup(std::size_t thread, const CacheKey& key);

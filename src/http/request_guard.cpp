@@ -13,11 +13,21 @@ namespace {
 namespace bhttp = boost::beast::http;
 using boost::beast::iequals;
 
-bool is_tchar(unsigned char c) {
-  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         kExtra.find(static_cast<char>(c)) != std::string_view::npos;
-}
+// RFC 9110 token characters, as a table: the head scanner looks every name byte up.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool is_tchar(unsigned char c) { return kTchar[c]; }
+
+// Bytes a value (or the request line) may hold without a closer look: visible ASCII, space
+// and obs-text; tab, CR, LF and the other controls take the careful path.
+bool plain_value_byte(unsigned char c) { return c >= 0x20 && c != 0x7f; }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -62,8 +72,23 @@ HeadScanner::State HeadScanner::feed(std::string_view data) {
   std::size_t pos = pos_, line = line_, line_len = line_len_;
   bool in_value = in_value_, want_lf = want_lf_;
   const auto scan = [&]() -> State {
-    for (; pos < data.size(); ++pos) {
-      const auto c = static_cast<unsigned char>(data[pos]);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+    const std::size_t size = data.size();
+    for (; pos < size; ++pos) {
+      // Runs of ordinary bytes first, a tight loop each; the byte that ends a run gets the
+      // full treatment below. (A name run only starts past a line's first byte, so the
+      // line-folding check still sees it.)
+      if (!want_lf) {
+        const std::size_t run_start = pos;
+        if (line == 0 || in_value) {
+          while (pos < size && plain_value_byte(bytes[pos])) ++pos;
+        } else if (line_len > 0) {
+          while (pos < size && kTchar[bytes[pos]]) ++pos;
+        }
+        line_len += pos - run_start;
+        if (pos == size) break;
+      }
+      const auto c = bytes[pos];
       if (want_lf) {
         if (c != '\n') return fail("bare CR in request head");
         want_lf = false;

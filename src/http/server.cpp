@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
+
 #include <array>
 #include <charconv>
 #include <unordered_set>
@@ -80,6 +82,50 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   bool timed_out() const { return timed_out_; }
 
+  // The client watch (Exchange::watch_client). A readiness wait on the socket, bound to
+  // its own cancellation signal so ending the watch cancels that wait alone. Arming it
+  // re-registers the socket with epoll (asio's EPOLL_CTL_MOD for a non-speculative wait),
+  // which reports a FIN or RST that arrived earlier as well.
+  void watch(common::Interrupt& stop) {
+    watch_stop_ = &stop;
+    ++watch_generation_;
+    start_watch_wait();
+  }
+  static void end_watch(void* self) {
+    auto* c = static_cast<Connection*>(self);
+    c->watch_stop_ = nullptr;
+    ++c->watch_generation_;
+    if (c->watch_waiting_) {
+      c->watch_waiting_ = false;
+      c->watch_cancel_.emit(asio::cancellation_type::terminal);
+    }
+  }
+  void start_watch_wait() {
+    watch_waiting_ = true;
+    socket_.async_wait(
+        tcp::socket::wait_read,
+        asio::bind_cancellation_slot(
+            watch_cancel_.slot(),
+            [self = shared_from_this(), generation = watch_generation_](beast::error_code ec) {
+              self->on_watch(ec, generation);
+            }));
+  }
+  void on_watch(beast::error_code ec, std::uint64_t generation) {
+    if (ec == asio::error::operation_aborted || generation != watch_generation_ ||
+        watch_stop_ == nullptr) {
+      return;  // ended (or a deadline/drain cancelled the socket's operations)
+    }
+    watch_waiting_ = false;
+    // Readable: closed (FIN), reset, or more bytes (a pipelined request).
+    pollfd p{socket_.native_handle(), POLLIN | POLLRDHUP, 0};
+    const bool closed =
+        ec || (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0);
+    if (!closed) return;  // bytes to read: the next request's; stop watching
+    gone_ = true;
+    auto* stop = std::exchange(watch_stop_, nullptr);
+    stop->fire();
+  }
+
   template <class Buffers>
   asio::awaitable<bool> write_buffers(const Buffers& buffers) {
     if (gone_) co_return false;
@@ -110,6 +156,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = true;
   bool gone_ = false;
   bool ip_counted_ = false;  // counted in Server::per_ip_
+  common::Interrupt* watch_stop_ = nullptr;
+  std::uint64_t watch_generation_ = 0;
+  bool watch_waiting_ = false;
+  asio::cancellation_signal watch_cancel_;
 };
 
 asio::awaitable<void> Connection::run() {
@@ -166,21 +216,13 @@ const std::string& Exchange::client_ip() const {
   return *client_ip_;
 }
 
-asio::awaitable<void> Exchange::wait_client_gone() {
-  // Read-ahead of pipelined requests is bounded; past it, stop reading and just wait.
-  constexpr std::size_t kMaxReadAhead = 1 << 20;
-  auto& c = conn_;
-  while (!c.gone_ && c.buffer_.size() < kMaxReadAhead) {
-    auto [ec, n] = co_await c.socket_.async_read_some(c.buffer_.prepare(kReadChunk), use_nothrow);
-    if (ec == asio::error::operation_aborted) co_return;  // cancelled: the work finished
-    if (ec) {
-      c.gone_ = true;
-      co_return;
-    }
-    c.buffer_.commit(n);
+common::WatchGuard Exchange::watch_client(common::Interrupt& stop) {
+  if (conn_.gone_) {
+    stop.fire();
+    return {};
   }
-  asio::steady_timer forever(c.socket_.get_executor(), asio::steady_timer::time_point::max());
-  co_await forever.async_wait(use_nothrow);
+  conn_.watch(stop);
+  return {&Connection::end_watch, &conn_};
 }
 
 bool Exchange::client_gone() const { return conn_.gone_; }

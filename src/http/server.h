@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/interrupt.h"
 #include "config/config.h"
 #include "http/request_guard.h"
 
@@ -72,11 +73,12 @@ class Exchange {
   std::size_t body_bytes_sent() const { return body_bytes_sent_; }
   // True once a write to the client failed or the client closed its side.
   bool client_gone() const;
-  // Completes when the client closes the connection (then client_gone() is true), and
-  // runs until cancelled otherwise. Await it with `||` next to work that should stop
-  // when the client leaves. Bytes of pipelined requests read meanwhile are kept. Only
-  // while no response bytes are being written.
-  asio::awaitable<void> wait_client_gone();
+  // Until the returned guard is destroyed, calls stop.fire() (on this thread) when the
+  // client closes or resets the connection; client_gone() is then true. Nothing is read:
+  // one readiness wait on the socket, no coroutine. A client that sends more meanwhile (a
+  // pipelined request) is no longer watched. Only while no response bytes are being
+  // written; one watch per connection at a time.
+  common::WatchGuard watch_client(common::Interrupt& stop);
 
  private:
   void prepare(ResponseHeader& header);

@@ -39,7 +39,9 @@ class CaptureSink final : public Sink {
   }
   asio::awaitable<bool> end_stream() override { return ex_.end_stream(); }
   bool gone() const override { return ex_.client_gone(); }
-  asio::awaitable<void> wait_gone() override { return ex_.wait_client_gone(); }
+  common::WatchGuard watch_gone(common::Interrupt& stop) override {
+    return ex_.watch_client(stop);
+  }
 
   bool captured() const { return captured_; }
   bool answered_client() const { return error_; }

@@ -1,7 +1,6 @@
 // Shared provider calls and serving from them or from cache entries (see flight.h).
 #include "proxy/flight.h"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "cache/replay.h"
 #include "common/error_body.h"
@@ -176,24 +175,31 @@ bool Flight::gone() const {
   return cancel_when_unattached_ && attached_.load(std::memory_order_acquire) == 0;
 }
 
-asio::awaitable<void> Flight::wait_gone() {
-  auto ex = co_await asio::this_coro::executor;
-  auto timer = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+void Flight::set_producer(asio::any_io_executor executor) {
+  std::lock_guard lock(mu_);
+  producer_ = std::move(executor);
+}
+
+common::WatchGuard Flight::watch_gone(common::Interrupt& stop) {
+  auto w = std::make_shared<GoneWatch>();
+  w->stop = &stop;
   {
     std::lock_guard lock(mu_);
-    gone_waiter_ = timer;
+    gone_watch_ = w;
   }
-  while (!gone()) {
-    auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec && ec != asio::error::operation_aborted) break;
-    if ((co_await asio::this_coro::cancellation_state).cancelled() !=
-        asio::cancellation_type::none) {
-      break;
-    }
-    timer->expires_at(asio::steady_timer::time_point::max());
+  // (After publishing the watch: a client leaving from now on posts the stop.)
+  if (gone()) stop.fire();
+  return {&Flight::end_watch, this};
+}
+
+void Flight::end_watch(void* self) {
+  auto* f = static_cast<Flight*>(self);
+  std::shared_ptr<GoneWatch> w;
+  {
+    std::lock_guard lock(f->mu_);
+    w = std::move(f->gone_watch_);
   }
-  std::lock_guard lock(mu_);
-  if (gone_waiter_ == timer) gone_waiter_.reset();
+  if (w) w->stop = nullptr;
 }
 
 void Flight::publish_entry(const cache::Entry& entry) {
@@ -272,16 +278,20 @@ void Flight::attach() {
 
 void Flight::detach() {
   if (attached_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  std::shared_ptr<asio::steady_timer> t;
+  std::shared_ptr<GoneWatch> w;
+  asio::any_io_executor producer;
   {
     std::lock_guard lock(mu_);
-    t = gone_waiter_;
+    w = gone_watch_;
+    producer = producer_;
   }
-  if (t) asio::post(t->get_executor(), [t] { t->cancel(); });
+  if (!w || !producer) return;
+  asio::post(producer, [self = shared_from_this(), w] {
+    if (w->stop && self->gone()) w->stop->fire();
+  });
 }
 
 asio::awaitable<bool> Flight::wait_change(http::Exchange& ex, uint64_t seen) {
-  using namespace boost::asio::experimental::awaitable_operators;
   auto exec = co_await asio::this_coro::executor;
   auto timer = std::make_shared<asio::steady_timer>(exec, asio::steady_timer::time_point::max());
   {
@@ -289,9 +299,14 @@ asio::awaitable<bool> Flight::wait_change(http::Exchange& ex, uint64_t seen) {
     if (version_ != seen) co_return true;
     waiters_.push_back(Waiter{timer});
   }
-  auto wait = timer->async_wait(asio::as_tuple(asio::use_awaitable));
-  auto r = co_await (std::move(wait) || ex.wait_client_gone());
-  co_return r.index() == 0;
+  // The client leaving cancels the wait (a readiness watch on its socket, no coroutine).
+  common::Interrupt stop;
+  stop.hook([](void* t) { static_cast<asio::steady_timer*>(t)->cancel(); }, timer.get());
+  {
+    const auto watch = ex.watch_client(stop);
+    if (!stop.fired()) co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  co_return !stop.fired();
 }
 
 asio::awaitable<void> Flight::serve(http::Exchange& ex, ServeOptions opts,

@@ -50,7 +50,11 @@ class Flight final : public Sink, public std::enable_shared_from_this<Flight> {
   boost::asio::awaitable<bool> write_chunk(std::string_view data) override;
   boost::asio::awaitable<bool> end_stream() override;
   bool gone() const override;
-  boost::asio::awaitable<void> wait_gone() override;
+  // Fires `stop` on the producer's thread (set_producer) when the last client leaves a
+  // flight that is cancelled then.
+  common::WatchGuard watch_gone(common::Interrupt& stop) override;
+  // Where the producer (run_flight) runs; set before it forwards.
+  void set_producer(boost::asio::any_io_executor executor);
 
   // Fills the flight from a cache entry found in Redis (another instance answered).
   void publish_entry(const cache::Entry& entry);
@@ -111,7 +115,14 @@ class Flight final : public Sink, public std::enable_shared_from_this<Flight> {
   bool terminal_seen_ = false;
   std::vector<Waiter> waiters_;
   std::atomic<int> attached_{0};
-  std::shared_ptr<boost::asio::steady_timer> gone_waiter_;
+  // The producer's watch for the last client leaving; `stop` is touched only on the
+  // producer's thread, the pointer and producer_ under mu_.
+  struct GoneWatch {
+    common::Interrupt* stop = nullptr;
+  };
+  static void end_watch(void* self);
+  std::shared_ptr<GoneWatch> gone_watch_;
+  boost::asio::any_io_executor producer_;
   UpstreamOutcome outcome_;
 };
 

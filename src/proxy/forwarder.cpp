@@ -8,7 +8,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 #include <charconv>
 
@@ -64,14 +63,6 @@ std::string stream_error_event(Endpoint e, std::string_view message) {
     return "event: error\ndata: " + boost::json::serialize(root) + "\n\n";
   }
   return "data: " + openai_error_body(message, "api_error", "upstream_stream_error") + "\n\n";
-}
-// Runs `op` unless the client leaves first; then `op` is cancelled and nullopt returned.
-template <class T>
-asio::awaitable<std::optional<T>> unless_client_leaves(Sink& sink, asio::awaitable<T> op) {
-  using namespace boost::asio::experimental::awaitable_operators;
-  auto r = co_await (std::move(op) || sink.wait_gone());
-  if (r.index() == 0) co_return std::get<0>(std::move(r));
-  co_return std::nullopt;
 }
 }  // namespace
 
@@ -141,31 +132,48 @@ upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const
   req.target = hop.provider->target.endpoint.base_path;
   req.target += path;
 
+  // One flat block of header lines. A header the gateway sets below replaces the client's
+  // of the same name, so the client's is left out here.
+  const auto replaced = [&](std::string_view name) {
+    if (iequal(name, "x-request-id")) return true;
+    if (translated != nullptr && iequal(name, "content-type")) return true;
+    for (const auto& [k, v] : cfg.headers) {
+      if (iequal(name, k)) return true;
+    }
+    return false;
+  };
+  req.header_lines.reserve(512);
+  bool has_anthropic_version = false;
   for (const auto& f : client_req) {
-    if (is_dropped_request_header(f.name_string())) continue;
+    const auto name = f.name_string();
+    const std::string_view n(name.data(), name.size());
+    if (is_dropped_request_header(n) || replaced(n)) continue;
     // Headers of the caller's API mean nothing to the other one.
-    if (translated != nullptr && (boost::beast::iequals(f.name_string().substr(0, 10), "anthropic-") ||
-                                  boost::beast::iequals(f.name_string().substr(0, 7), "openai-"))) {
+    if (translated != nullptr && (iequal(n.substr(0, 10), "anthropic-") ||
+                                  iequal(n.substr(0, 7), "openai-"))) {
       continue;
     }
-    req.headers.insert(f.name_string(), f.value());
+    if (iequal(n, "anthropic-version")) has_anthropic_version = true;
+    const auto value = f.value();
+    req.add_header(n, std::string_view(value.data(), value.size()));
   }
-  req.headers.set("x-request-id", in.request_id);
+  req.add_header("x-request-id", in.request_id);
   if (cfg.type == config::ProviderType::kAnthropic) {
-    if (!cfg.api_key.empty()) req.headers.set("x-api-key", cfg.api_key);
-    if (req.headers["anthropic-version"].empty()) {
-      req.headers.set("anthropic-version", cfg.anthropic_version);
-    }
+    if (!cfg.api_key.empty()) req.add_header("x-api-key", cfg.api_key);
+    if (!has_anthropic_version) req.add_header("anthropic-version", cfg.anthropic_version);
   } else if (!cfg.api_key.empty()) {
-    req.headers.set(boost::beast::http::field::authorization, "Bearer " + cfg.api_key);
+    req.header_lines += "Authorization: Bearer ";
+    req.header_lines += cfg.api_key;
+    req.header_lines += "\r\n";
   }
-  for (const auto& [k, v] : cfg.headers) req.headers.set(k, v);
+  for (const auto& [k, v] : cfg.headers) req.add_header(k, v);
   if (translated != nullptr) {
-    req.body = *translated;
-    req.headers.set(boost::beast::http::field::content_type, "application/json");
+    req.body = *translated;  // lives in forward() for every attempt
+    req.add_header("Content-Type", "application/json");
+  } else if (!in.model.empty() && hop.model != in.model) {
+    req.own_body(rewrite_model(in.body, hop.model));
   } else {
-    req.body =
-        (!in.model.empty() && hop.model != in.model) ? rewrite_model(in.body, hop.model) : in.body;
+    req.body = in.body;  // the request's, alive for the whole exchange
   }
   return req;
 }
@@ -229,14 +237,18 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
       }
       auto req = build_request(in, hop, translated ? &*translated : nullptr);
       ++out.attempts;
-      auto sent =
-          co_await unless_client_leaves(sink, client_.send(hop.provider->target, req, deadline));
-      if (!sent) {
+      // The client leaving cancels the provider's request (see common/interrupt.h).
+      common::Interrupt client_left;
+      upstream::SendResult result;
+      {
+        const auto watch = sink.watch_gone(client_left);
+        result = co_await client_.send(hop.provider->target, req, deadline, &client_left);
+      }
+      if (client_left.fired()) {
         breaker.release_probe();  // no verdict on the provider
         out.upstream_failure = "client_gone";
         co_return;  // the provider's request was cancelled with the client's
       }
-      auto result = std::move(*sent);
       if (!result.exchange) {
         breaker.on_failure();
         last_failure = result.failure;
@@ -332,7 +344,13 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
     } else if (up.done()) {
       complete = true;
     } else {
-      complete = co_await unless_client_leaves(sink, up.read_all(res.body(), kMaxResponseBody));
+      common::Interrupt client_left;
+      bool read = false;
+      {
+        const auto watch = sink.watch_gone(client_left);
+        read = co_await up.read_all(res.body(), kMaxResponseBody, &client_left);
+      }
+      if (!client_left.fired()) complete = read;
     }
     if (!complete) {
       up.abort();

@@ -60,15 +60,17 @@ class UsageSink final : public Sink {
   explicit UsageSink(http::Exchange& ex, RequestContext* capture = nullptr,
                      std::function<asio::awaitable<void>()> before_end = {})
       : ex_(ex), capture_(capture), before_end_(std::move(before_end)) {}
+  // Usage is read after the bytes went out (off the client's wait), unless the answer is
+  // captured for a session, which must be appended before the end of the answer.
   asio::awaitable<bool> respond(http::Response& response) override {
-    if (response.result_int() == 200) {
-      usage_ = usage_from_body(response.body());
-      if (capture_ != nullptr) {
-        capture_->answer_body = response.body();
-        if (before_end_) co_await before_end_();
-      }
+    const bool ok200 = response.result_int() == 200;
+    if (ok200 && capture_ != nullptr) {
+      capture_->answer_body = response.body();
+      if (before_end_) co_await before_end_();
     }
-    co_return co_await ex_.respond(response);
+    const bool ok = co_await ex_.respond(response);
+    if (ok200) usage_ = usage_from_body(response.body());
+    co_return ok;
   }
   asio::awaitable<bool> respond_error(int status, std::string_view message, std::string_view code,
                                       std::string_view retry_after = {}) override {
@@ -84,15 +86,16 @@ class UsageSink final : public Sink {
       ok = co_await ex_.begin_stream(header);
       if (ok) ok = co_await write_chunk(first);
     } else {
-      keep_usage_events(first);
       ok = co_await ex_.begin_stream(header, first);
+      keep_usage_events(first);  // after the write: the bytes are still ours
     }
     co_return ok;
   }
   asio::awaitable<bool> write_chunk(std::string_view data) override {
     if (capture_ == nullptr) {
+      const bool ok = co_await ex_.write_chunk(data);
       keep_usage_events(data);
-      co_return co_await ex_.write_chunk(data);
+      co_return ok;
     }
     const std::size_t before = events_.size();
     splitter_.feed(data, events_);
@@ -112,7 +115,9 @@ class UsageSink final : public Sink {
   }
   asio::awaitable<bool> end_stream() override { return ex_.end_stream(); }
   bool gone() const override { return ex_.client_gone(); }
-  asio::awaitable<void> wait_gone() override { return ex_.wait_client_gone(); }
+  common::WatchGuard watch_gone(common::Interrupt& stop) override {
+    return ex_.watch_client(stop);
+  }
 
   // Splits `data` into events and keeps only those that mention usage (the usage chunk,
   // message_start/_delta).
@@ -264,47 +269,66 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
   return std::nullopt;
 }
 
-asio::awaitable<std::optional<Reject>> ProxyHandler::auth_phase(RequestContext& ctx) {
+auth::AuthResult ProxyHandler::authenticate(const RequestContext& ctx) const {
   auto& req = ctx.exchange.request();
-  auto result =
-      auth_.authenticate(req[bhttp::field::authorization], req["x-api-key"], state_.keys != nullptr);
-  if (result.outcome == auth::AuthOutcome::kMissing) {
-    co_return Reject{401, "missing API key: send Authorization: Bearer <key> or x-api-key",
-                     "missing_api_key"};
-  }
-  if (!result.presented_sha256.empty() && state_.keys != nullptr) {
-    // Not a key of the config: maybe one issued through the admin API.
-    auto found = co_await state_.keys->find(state_redis(ctx), result.presented_sha256);
-    switch (found.status) {
-      case auth::KeyStatus::kActive:
-        result.outcome = auth::AuthOutcome::kOk;
-        result.identity = auth::identity_of(std::move(found.record));
-        break;
-      case auth::KeyStatus::kRevoked:
-        co_return Reject{401, "this API key has been revoked", "invalid_api_key"};
-      case auth::KeyStatus::kExpired:
-        co_return Reject{401, "this API key has expired", "invalid_api_key"};
-      case auth::KeyStatus::kUnavailable:
-        // Only an open gateway may serve a key it cannot check (as the open tenant).
-        if (result.outcome != auth::AuthOutcome::kOk) {
-          co_return Reject{503,
-                           "cannot verify the API key right now (the key store is unreachable); "
-                           "retry shortly",
-                           "key_store_unavailable", "1"};
-        }
-        break;
-      case auth::KeyStatus::kUnknown:
-        break;  // open gateway: the open tenant; otherwise invalid below
-    }
-  }
-  if (result.outcome != auth::AuthOutcome::kOk) {
-    co_return Reject{401, "invalid API key", "invalid_api_key"};
-  }
-  ctx.identity = std::move(result.identity);
-  if (!ctx.model.empty() && !ctx.identity.model_allowed(ctx.model)) {
-    co_return Reject{403, "this key may not use model " + ctx.model, "model_not_allowed"};
+  return auth_.authenticate(req[bhttp::field::authorization], req["x-api-key"],
+                            state_.keys != nullptr);
+}
+
+bool ProxyHandler::needs_key_lookup(const auth::AuthResult& who) const {
+  return who.outcome != auth::AuthOutcome::kMissing && !who.presented_sha256.empty() &&
+         state_.keys != nullptr;
+}
+
+asio::awaitable<std::optional<Reject>> ProxyHandler::look_up_key(RequestContext& ctx,
+                                                                 auth::AuthResult& who) {
+  // Not a key of the config: maybe one issued through the admin API.
+  auto found = co_await state_.keys->find(state_redis(ctx), who.presented_sha256);
+  switch (found.status) {
+    case auth::KeyStatus::kActive:
+      who.outcome = auth::AuthOutcome::kOk;
+      who.identity = auth::identity_of(std::move(found.record));
+      break;
+    case auth::KeyStatus::kRevoked:
+      co_return Reject{401, "this API key has been revoked", "invalid_api_key"};
+    case auth::KeyStatus::kExpired:
+      co_return Reject{401, "this API key has expired", "invalid_api_key"};
+    case auth::KeyStatus::kUnavailable:
+      // Only an open gateway may serve a key it cannot check (as the open tenant).
+      if (who.outcome != auth::AuthOutcome::kOk) {
+        co_return Reject{503,
+                         "cannot verify the API key right now (the key store is unreachable); "
+                         "retry shortly",
+                         "key_store_unavailable", "1"};
+      }
+      break;
+    case auth::KeyStatus::kUnknown:
+      break;  // open gateway: the open tenant; otherwise invalid below
   }
   co_return std::nullopt;
+}
+
+std::optional<Reject> ProxyHandler::accept_identity(RequestContext& ctx, auth::AuthResult& who) {
+  if (who.outcome == auth::AuthOutcome::kMissing) {
+    return Reject{401, "missing API key: send Authorization: Bearer <key> or x-api-key",
+                  "missing_api_key"};
+  }
+  if (who.outcome != auth::AuthOutcome::kOk) {
+    return Reject{401, "invalid API key", "invalid_api_key"};
+  }
+  ctx.identity = std::move(who.identity);
+  if (!ctx.model.empty() && !ctx.identity.model_allowed(ctx.model)) {
+    return Reject{403, "this key may not use model " + ctx.model, "model_not_allowed"};
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<std::optional<Reject>> ProxyHandler::auth_phase(RequestContext& ctx) {
+  auto who = authenticate(ctx);
+  std::optional<Reject> reject;
+  if (needs_key_lookup(who)) reject = co_await look_up_key(ctx, who);
+  if (!reject) reject = accept_identity(ctx, who);
+  co_return reject;
 }
 
 std::optional<Reject> ProxyHandler::route_phase(RequestContext& ctx) {
@@ -350,13 +374,31 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
     access_log_.write(ctx);
     co_return;
   }
+  // Each phase that may need Redis is entered as a coroutine only when it does (a coroutine
+  // frame and its resumption cost more than the checks): see the *_prepare/_local parts.
   std::optional<Reject> reject = parse_phase(ctx);
-  if (!reject) reject = co_await auth_phase(ctx);
-  if (!reject) reject = co_await state_phase(ctx);
+  if (!reject) {
+    auto who = authenticate(ctx);
+    if (needs_key_lookup(who)) reject = co_await look_up_key(ctx, who);
+    if (!reject) reject = accept_identity(ctx, who);
+  }
+  if (!reject && state_prepare(ctx)) reject = co_await state_phase(ctx);
   if (!reject) reject = route_phase(ctx);
-  if (!reject) reject = co_await cache_key_phase(ctx);
+  if (!reject) {
+    bool wanted = false;
+    reject = cache_key_prepare(ctx, wanted);
+    if (!reject && wanted) {
+      const std::size_t thread = exchange.thread_index();
+      const std::string_view ns = exchange.request()["x-redline-cache-namespace"];
+      auto generation = cache_->known_generation(thread, ctx.identity.tenant, ns);
+      if (!generation) generation = co_await cache_->generation(thread, ctx.identity.tenant, ns);
+      reject = cache_key_finish(ctx, generation);
+    }
+  }
   std::optional<cache::Lookup> prefetched;
-  if (!reject) reject = co_await rate_limit_phase(ctx, prefetched);
+  if (!reject && workers_[exchange.thread_index()]->limiter) {
+    reject = co_await rate_limit_phase(ctx, prefetched);
+  }
   if (reject && !reject->body.empty()) {
     ctx.error_code = reject->code;
     http::Response res{static_cast<bhttp::status>(reject->status), 11};
@@ -387,11 +429,13 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
                           ctx.include_usage};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
   }
-  co_await settle_phase(ctx);
+  if (!ctx.reservation.empty() && !ctx.reservation.settled) co_await settle_phase(ctx);
   if (!reject) {
-    co_await record_spend(ctx);
+    if (ctx.spender && ctx.usage) co_await record_spend(ctx);
     // Normally appended before the end of the answer went out; this catches the rest.
-    if (exchange.status() == 200) co_await session_append(ctx);
+    if (exchange.status() == 200 && !ctx.session_id.empty() && !ctx.session_appended) {
+      co_await session_append(ctx);
+    }
   }
   access_log_.write(ctx);
   record_metrics(ctx);
@@ -600,9 +644,10 @@ struct ProxyHandler::FlightJob {
   std::string refresh_token;
 };
 
-asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestContext& ctx) {
+std::optional<Reject> ProxyHandler::cache_key_prepare(RequestContext& ctx, bool& wanted) {
+  wanted = false;
   if (cache_ == nullptr || !cacheable_endpoint(ctx.endpoint) || ctx.hops.empty()) {
-    co_return std::nullopt;
+    return std::nullopt;
   }
   auto& req = ctx.exchange.request();
   bool no_store = false, no_cache = false;
@@ -613,7 +658,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
     // A cacheable request the cache was told to leave alone.
     ctx.exchange.add_response_header("x-redline-cache", "bypass");
     ctx.cache_bypassed = true;
-    co_return std::nullopt;
+    return std::nullopt;
   }
   ctx.cache_ttl = static_cast<uint32_t>(cfg.ttl.count());
   if (auto ttl_header = req["x-redline-cache-ttl"]; !ttl_header.empty()) {
@@ -621,7 +666,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
     auto [p, ec] = std::from_chars(ttl_header.data(), ttl_header.data() + ttl_header.size(), ttl);
     if (ec != std::errc() || p != ttl_header.data() + ttl_header.size() || ttl == 0 ||
         ttl > static_cast<uint64_t>(cfg.max_ttl.count())) {
-      co_return Reject{400,
+      return Reject{400,
                        "x-redline-cache-ttl must be whole seconds from 1 to " +
                            std::to_string(cfg.max_ttl.count()),
                        "invalid_cache_ttl"};
@@ -630,19 +675,25 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
   }
   std::string_view ns = req["x-redline-cache-namespace"];
   if (!ns.empty() && !valid_namespace(ns)) {
-    co_return Reject{400,
+    return Reject{400,
                      "x-redline-cache-namespace must be 1-64 characters of letters, digits and "
                      "- _ . :",
                      "invalid_cache_namespace"};
   }
   ctx.cache_refresh = no_cache;
-  const std::size_t thread = ctx.exchange.thread_index();
-  auto generation = co_await cache_->generation(thread, ctx.identity.tenant, ns);
+  wanted = true;
+  return std::nullopt;
+}
+
+std::optional<Reject> ProxyHandler::cache_key_finish(RequestContext& ctx,
+                                                     std::optional<uint64_t> generation) {
+  auto& req = ctx.exchange.request();
+  const std::string_view ns = req["x-redline-cache-namespace"];
   if (!generation) {
     // Redis cannot say which generation is current: answer without the cache.
     ctx.cache_status = cache::CacheStatus::kMiss;
     ctx.exchange.add_response_header("x-redline-cache", "miss");
-    co_return std::nullopt;
+    return std::nullopt;
   }
   const Hop& hop = ctx.hops.front();
   cache::KeyRequest kr;
@@ -658,7 +709,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
   kr.body = ctx.body();
   auto key = cache::compute_cache_key(kr);
   if (key.error != cache::KeyError::kNone) {
-    co_return Reject{
+    return Reject{
         400,
         std::string(cache::key_error_message(key.error)) +
             (key.detail.empty() ? "" : ": " + key.detail),
@@ -669,7 +720,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::cache_key_phase(RequestCont
   ctx.cache_generation = *generation;
   ctx.cacheable = true;
   ctx.exchange.add_response_header("x-redline-cache-key", key.key.hex());
-  co_return std::nullopt;
+  return std::nullopt;
 }
 
 std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestContext& ctx,
@@ -798,6 +849,7 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
       if (job->registered) self->flights_.remove(job->key.digest, flight);
     }
   } cleanup{this, flight.get(), job.get()};
+  flight->set_producer(co_await asio::this_coro::executor);
 
   if (job->refresh_ahead) {
     auto token = co_await cache_->try_lock(job->thread, cache::CacheStore::LockKind::kRefresh,

@@ -68,7 +68,16 @@ class ProxyHandler : public http::Handler {
   Forwarder& forwarder(std::size_t thread);
 
   std::optional<Reject> parse_phase(RequestContext& ctx);
+  // Authentication: the config's keys without I/O; a key the config does not know is looked
+  // up among the issued ones (Redis) only when there is a key store. auth_phase does all.
+  auth::AuthResult authenticate(const RequestContext& ctx) const;
+  bool needs_key_lookup(const auth::AuthResult& who) const;
+  asio::awaitable<std::optional<Reject>> look_up_key(RequestContext& ctx, auth::AuthResult& who);
+  std::optional<Reject> accept_identity(RequestContext& ctx, auth::AuthResult& who);
   asio::awaitable<std::optional<Reject>> auth_phase(RequestContext& ctx);
+  // Sets the budget subject; true when state_phase has Redis work (a session to load, a
+  // budget to check).
+  bool state_prepare(RequestContext& ctx);
   // Loads the session and merges its history into the body; checks the budgets.
   asio::awaitable<std::optional<Reject>> state_phase(RequestContext& ctx);
   asio::awaitable<std::optional<Reject>> session_load(RequestContext& ctx);
@@ -85,8 +94,11 @@ class ProxyHandler : public http::Handler {
   std::optional<Reject> route_phase(RequestContext& ctx);
   // Request, latency and cache metrics (metrics/standard.h), after the answer.
   void record_metrics(const RequestContext& ctx);
-  // Decides whether the request uses the cache and computes its key; may reject (400).
-  asio::awaitable<std::optional<Reject>> cache_key_phase(RequestContext& ctx);
+  // Decides whether the request uses the cache (`wanted`: its key is to be computed once the
+  // namespace generation is known); may reject (400).
+  std::optional<Reject> cache_key_prepare(RequestContext& ctx, bool& wanted);
+  // Computes the key with the generation (nullopt: Redis could not tell, no cache).
+  std::optional<Reject> cache_key_finish(RequestContext& ctx, std::optional<uint64_t> generation);
   // Serves the request: from the cache, or through a (possibly shared) provider call.
   asio::awaitable<void> cached_upstream_phase(RequestContext& ctx,
                                               std::optional<cache::Lookup> prefetched);

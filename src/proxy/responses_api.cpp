@@ -173,7 +173,9 @@ class ResponsesSink final : public Sink {
     co_return co_await ex_.end_stream();
   }
   bool gone() const override { return ex_.client_gone(); }
-  asio::awaitable<void> wait_gone() override { return ex_.wait_client_gone(); }
+  common::WatchGuard watch_gone(common::Interrupt& stop) override {
+    return ex_.watch_client(stop);
+  }
 
   // The final Response object (JSON), once the answer completed.
   const std::optional<std::string>& final_response() const { return final_; }

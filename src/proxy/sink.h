@@ -32,8 +32,9 @@ class Sink {
   virtual boost::asio::awaitable<bool> end_stream() = 0;
   // True once nobody waits for the answer (the client left).
   virtual bool gone() const = 0;
-  // Completes when gone() becomes true; runs until cancelled otherwise.
-  virtual boost::asio::awaitable<void> wait_gone() = 0;
+  // Until the guard is destroyed, calls stop.fire() on the calling coroutine's thread
+  // when gone() becomes true (at once if it already is).
+  virtual common::WatchGuard watch_gone(common::Interrupt& stop) = 0;
 };
 
 class ExchangeSink final : public Sink {
@@ -59,7 +60,9 @@ class ExchangeSink final : public Sink {
   }
   boost::asio::awaitable<bool> end_stream() override { return ex_.end_stream(); }
   bool gone() const override { return ex_.client_gone(); }
-  boost::asio::awaitable<void> wait_gone() override { return ex_.wait_client_gone(); }
+  common::WatchGuard watch_gone(common::Interrupt& stop) override {
+    return ex_.watch_client(stop);
+  }
 
  private:
   http::Exchange& ex_;

@@ -61,11 +61,16 @@ bool session_endpoint(Endpoint e) {
 
 }  // namespace
 
-asio::awaitable<std::optional<Reject>> ProxyHandler::state_phase(RequestContext& ctx) {
-  const bool session = !ctx.exchange.request()[kSessionHeader].empty();
+bool ProxyHandler::state_prepare(RequestContext& ctx) {
   if (state_.budgets != nullptr) {
     ctx.spender = budget::Subject{ctx.identity.key_id, ctx.identity.budget, ctx.identity.tenant};
   }
+  return !ctx.exchange.request()[kSessionHeader].empty() ||
+         (ctx.spender && state_.budgets->limited(*ctx.spender));
+}
+
+asio::awaitable<std::optional<Reject>> ProxyHandler::state_phase(RequestContext& ctx) {
+  const bool session = !ctx.exchange.request()[kSessionHeader].empty();
   const bool budget = ctx.spender && state_.budgets->limited(*ctx.spender);
   const auto t0 = Clock::now();
   std::optional<Reject> reject;

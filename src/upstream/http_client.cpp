@@ -153,6 +153,12 @@ class Conn {
     beast::error_code ignored;
     c->lowest().cancel(ignored);
   }
+  // Hooked into a common::Interrupt while an operation is pending: the pending operation
+  // ends with operation_aborted (Failure::kCancelled).
+  static void on_interrupt(void* self) {
+    beast::error_code ignored;
+    static_cast<Conn*>(self)->lowest().cancel(ignored);
+  }
 
   const Target* target;
   common::Deadline deadline;
@@ -221,7 +227,8 @@ void HttpClient::release(std::unique_ptr<Conn> conn) {
 asio::awaitable<std::unique_ptr<Conn>> HttpClient::connect(const Target& target,
                                                            Clock::time_point deadline,
                                                            Failure& failure,
-                                                           std::string& detail) {
+                                                           std::string& detail,
+                                                           common::Interrupt* stop) {
   const auto& ep = target.endpoint;
   tcp::resolver resolver(ioc_);
   auto [rec, results] =
@@ -231,7 +238,13 @@ asio::awaitable<std::unique_ptr<Conn>> HttpClient::connect(const Target& target,
     detail = "cannot resolve " + ep.host + ": " + rec.message();
     co_return nullptr;
   }
+  if (stop && stop->fired()) {
+    failure = Failure::kCancelled;
+    detail = "cancelled";
+    co_return nullptr;
+  }
   auto conn = std::make_unique<Conn>(ioc_, target, deadlines_);
+  const common::InterruptHook hook(stop, &Conn::on_interrupt, conn.get());
   const auto connect_deadline = earliest(Clock::now() + target.timeouts.connect, deadline);
   conn->expires_at(connect_deadline);
   auto [cec_raw, cep] = co_await asio::async_connect(conn->lowest(), results, use_nothrow);
@@ -260,22 +273,31 @@ asio::awaitable<std::unique_ptr<Conn>> HttpClient::connect(const Target& target,
 }
 
 asio::awaitable<SendResult> HttpClient::send(const Target& target, UpstreamRequest& request,
-                                             Clock::time_point deadline) {
+                                             Clock::time_point deadline,
+                                             common::Interrupt* stop) {
   if (auto idle = take_idle(target)) {
-    auto r = co_await send_on(std::move(idle), target, request, deadline);
+    auto r = co_await send_on(std::move(idle), target, request, deadline, stop);
     // The peer closed the kept-alive connection before answering: try a fresh one.
     if (r.failure != Failure::kConnectionLost || Clock::now() >= deadline) co_return r;
   }
   SendResult r;
-  auto conn = co_await connect(target, deadline, r.failure, r.detail);
+  auto conn = co_await connect(target, deadline, r.failure, r.detail, stop);
   if (!conn) co_return r;
-  co_return co_await send_on(std::move(conn), target, request, deadline);
+  co_return co_await send_on(std::move(conn), target, request, deadline, stop);
 }
 
 asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, const Target& target,
                                                 UpstreamRequest& request,
-                                                Clock::time_point deadline) {
+                                                Clock::time_point deadline,
+                                                common::Interrupt* stop) {
   SendResult result;
+  if (stop && stop->fired()) {
+    result.failure = Failure::kCancelled;
+    result.detail = "cancelled";
+    conn->close();
+    co_return result;
+  }
+  const common::InterruptHook hook(stop, &Conn::on_interrupt, conn.get());
   // The request head in one flat string (what Beast's serializer wrote for a
   // request{method, target, 11} with these fields, set(host), keep_alive(true) and
   // prepare_payload()), sent with the body in one gather write.
@@ -283,24 +305,12 @@ asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, cons
   const bool sized = !request.body.empty() || request.method == bhttp::verb::post ||
                      request.method == bhttp::verb::put || request.method == bhttp::verb::options;
   std::string head;
-  head.reserve(256 + request.target.size());
+  head.reserve(128 + request.target.size() + request.header_lines.size());
   head.append(method.data(), method.size());
   head += ' ';
   head += request.target;
   head += " HTTP/1.1\r\n";
-  for (const auto& f : request.headers) {
-    const auto name = f.name();
-    if (name == bhttp::field::host || name == bhttp::field::content_length ||
-        name == bhttp::field::transfer_encoding) {
-      continue;  // ours below
-    }
-    if (name == bhttp::field::connection && beast::iequals(f.value(), "close")) continue;
-    const auto n = f.name_string();
-    head.append(n.data(), n.size());
-    head += ": ";
-    head.append(f.value().data(), f.value().size());
-    head += "\r\n";
-  }
+  head += request.header_lines;
   head += "Host: ";
   head += target.endpoint.host_header;
   head += "\r\n";
@@ -422,7 +432,13 @@ std::string_view Exchange::buffered_chunk() {
   return {};
 }
 
-asio::awaitable<bool> Exchange::read_all(std::string& out, std::size_t max_bytes) {
+asio::awaitable<bool> Exchange::read_all(std::string& out, std::size_t max_bytes,
+                                        common::Interrupt* stop) {
+  if (stop && stop->fired()) {
+    abort();
+    co_return false;
+  }
+  const common::InterruptHook hook(conn_ ? stop : nullptr, &Conn::on_interrupt, conn_.get());
   while (!done()) {
     auto chunk = co_await next_chunk();
     if (failure_ != Failure::kNone) co_return false;

@@ -20,6 +20,7 @@
 #include <variant>
 
 #include "common/deadlines.h"
+#include "common/interrupt.h"
 #include "config/config.h"
 
 namespace redline::upstream {
@@ -71,9 +72,25 @@ bool failure_before_send(Failure f);
 
 struct UpstreamRequest {
   bhttp::verb method = bhttp::verb::post;
-  std::string target;      // path + query, base_path already prepended
-  bhttp::fields headers;   // Host, Content-Length are set by the client
-  std::string body;
+  std::string target;  // path + query, base_path already prepended
+  // The header lines as they go on the wire, "Name: value\r\n" each, without Host,
+  // Content-Length and Transfer-Encoding (the client writes those). One flat string: no
+  // allocation per field.
+  std::string header_lines;
+  // The body sent: a view of body_storage or of a buffer that outlives the exchange.
+  std::string_view body;
+  std::string body_storage;
+
+  void add_header(std::string_view name, std::string_view value) {
+    header_lines.append(name);
+    header_lines += ": ";
+    header_lines.append(value);
+    header_lines += "\r\n";
+  }
+  void own_body(std::string b) {
+    body_storage = std::move(b);
+    body = body_storage;
+  }
 };
 
 class Conn;
@@ -99,7 +116,9 @@ class Exchange {
   // none are buffered or the buffered ones hold no body bytes yet.
   std::string_view buffered_chunk();
   // Reads the rest of the body into `out`; false on failure or when over max_bytes.
-  asio::awaitable<bool> read_all(std::string& out, std::size_t max_bytes);
+  // `stop` fired meanwhile cancels the read (failure() == kCancelled).
+  asio::awaitable<bool> read_all(std::string& out, std::size_t max_bytes,
+                                 common::Interrupt* stop = nullptr);
   bool done() const;
   Failure failure() const { return failure_; }
   // Closes the connection now (client went away); the exchange is unusable afterwards.
@@ -124,9 +143,11 @@ class HttpClient {
   explicit HttpClient(asio::io_context& ioc);
   ~HttpClient();
 
-  // Sends `request` and reads the response header. `deadline` bounds the whole exchange.
+  // Sends `request` and reads the response header. `deadline` bounds the whole exchange;
+  // `stop` fired meanwhile (the client left) cancels it with Failure::kCancelled.
   asio::awaitable<SendResult> send(const Target& target, UpstreamRequest& request,
-                                   Clock::time_point deadline);
+                                   Clock::time_point deadline,
+                                   common::Interrupt* stop = nullptr);
 
   std::size_t idle_connections() const;
   // Closes idle connections; later releases close instead of pooling. Call before the
@@ -137,10 +158,11 @@ class HttpClient {
  private:
   friend class Exchange;
   asio::awaitable<SendResult> send_on(std::unique_ptr<Conn> conn, const Target& target,
-                                      UpstreamRequest& request, Clock::time_point deadline);
+                                      UpstreamRequest& request, Clock::time_point deadline,
+                                      common::Interrupt* stop);
   asio::awaitable<std::unique_ptr<Conn>> connect(const Target& target,
                                                  Clock::time_point deadline, Failure& failure,
-                                                 std::string& detail);
+                                                 std::string& detail, common::Interrupt* stop);
   std::unique_ptr<Conn> take_idle(const Target& target);
   void release(std::unique_ptr<Conn> conn);
 
