@@ -24,6 +24,19 @@ namespace redline::http {
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunk = 16 * 1024;  // keep-alive wait and read-ahead
+
+// An address as text; IPv4 without inet_ntop's printf (once per connection).
+std::string address_text(const asio::ip::address& a) {
+  if (!a.is_v4()) return a.to_string();
+  const auto b = a.to_v4().to_bytes();
+  char out[16];
+  char* p = out;
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (i > 0) *p++ = '.';
+    p = std::to_chars(p, out + sizeof out, static_cast<unsigned>(b[i])).ptr;
+  }
+  return std::string(out, p);
+}
 }  // namespace
 
 struct Server::PerThread {
@@ -38,14 +51,14 @@ struct Server::PerThread {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Server& server, Server::PerThread& pt, tcp::socket socket)
+  // `peer`: the address accept() returned (no getpeername).
+  Connection(Server& server, Server::PerThread& pt, tcp::socket socket, const tcp::endpoint& peer)
       : server_(server),
         pt_(pt),
         socket_(std::move(socket)),
-        deadline_(pt.deadlines, &Connection::on_deadline, this) {
+        deadline_(pt.deadlines, &Connection::on_deadline, this),
+        peer_ip_(address_text(peer.address())) {
     beast::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    if (!ec) peer_ip_ = ep.address().to_string();
     socket_.set_option(tcp::no_delay(true), ec);
     pt_.connections.insert(this);
     server_.stats_.connections.fetch_add(1, std::memory_order_relaxed);
@@ -375,7 +388,8 @@ void Server::start() {
 
 asio::awaitable<void> Server::accept_loop(PerThread& pt) {
   while (pt.acceptor->is_open()) {
-    auto [ec, socket] = co_await pt.acceptor->async_accept(use_nothrow);
+    tcp::endpoint peer;
+    auto [ec, socket] = co_await pt.acceptor->async_accept(peer, use_nothrow);
     if (ec) {
       if (!pt.acceptor->is_open() || ec == asio::error::operation_aborted) break;
       // EMFILE and friends: back off briefly instead of spinning.
@@ -384,7 +398,7 @@ asio::awaitable<void> Server::accept_loop(PerThread& pt) {
       continue;
     }
     if (draining()) break;
-    auto conn = std::make_shared<Connection>(*this, pt, std::move(socket));
+    auto conn = std::make_shared<Connection>(*this, pt, std::move(socket), peer);
     if (static_cast<std::size_t>(stats_.connections.load(std::memory_order_relaxed)) >
         limits_.max_connections) {
       stats_.connections_rejected.fetch_add(1, std::memory_order_relaxed);
