@@ -316,9 +316,10 @@ asio::awaitable<redis::Result<redis::Reply>> CacheStore::set_marker(std::size_t 
   Worker& w = *workers_[thread];
   std::string marker(kLockMarkerPrefix);
   marker += random_token();
-  // Our write's tracking push must not count as someone else's change (see store): noted
-  // before sending, taken back when the SET did not write.
-  note_own_write(key.digest);
+  // Not noted as our own write (note_own_write): no L1 holds anything for a key that was
+  // absent, so the marker's tracking push may evict freely; noting it would instead let a
+  // push of someone else's write that lands while the SET is in flight go unapplied when the
+  // SET finds the key taken. (release_lock: the same.)
   const auto ttl = static_cast<int64_t>(config_.coalesce_lock_ttl.count());
   const std::string rkey = entry_key(key);
   const redis::Command set = with_get ? redis::Command("SET", rkey, marker, "NX", "GET", "PX", ttl)
@@ -326,7 +327,6 @@ asio::awaitable<redis::Result<redis::Reply>> CacheStore::set_marker(std::size_t 
   auto r = co_await w.client->execute(set, config_.lookup_timeout);
   ++out.round_trips;
   const bool wrote = r.ok() && (with_get ? r->is_null() : !r->is_null());
-  if (!wrote) consume_own_write(key.digest);
   // A timeout or a lost connection may still have written it: keep it for release_lock.
   const bool maybe = !r.ok() && r.kind() != redis::ErrorKind::kServerError;
   if (wrote || maybe) out.lock_marker = std::move(marker);
@@ -586,13 +586,9 @@ asio::awaitable<bool> CacheStore::release_lock(std::size_t thread, CacheKey key,
                                                std::string marker) {
   Worker& w = *workers_[thread];
   const std::string k = entry_key(key);
-  // The DEL's tracking push is our own write (nothing of ours is in L1 for a marker).
-  note_own_write(key.digest);
   redis::Command call = release_script().call({std::string_view(k)}, {std::string_view(marker)});
   auto released = co_await release_script().run(*w.client, call);
-  const bool deleted = released.ok() && released->integer() == 1;
-  if (!deleted) consume_own_write(key.digest);  // the marker expires on its own
-  co_return deleted;
+  co_return released.ok() && released->integer() == 1;  // else it expires on its own
 }
 
 asio::awaitable<Lookup> CacheStore::wait_for_entry(std::size_t thread, const CacheKey& key,
