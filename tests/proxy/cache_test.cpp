@@ -960,5 +960,41 @@ TEST(ClusterCacheTest, EntriesSpreadOverEveryMasterAndHit) {
   EXPECT_GE(stored, 30);  // entries (and the generation keys)
 }
 
+TEST(ClusterCacheTest, ReplicaReadsLockOnTheMasterInASecondRoundTrip) {
+  // With read_from_replicas the lookup GET goes to a replica, which cannot take the lock: a
+  // miss then sends SET ... NX GET to the master (two counted round trips, documented).
+  test::RedisCluster cluster;
+  auto mock = start_mock();
+  std::string block = "redis: {mode: cluster, read_from_replicas: true, urls: [";
+  for (const auto& u : cluster.urls()) block += "\"" + u + "\",";
+  block.back() = ']';
+  block += "}\n";
+  Gw gw(yaml(mock->port(), block, "", "", /*threads=*/1));
+  const std::string trips = "redline_redis_round_trips_total{route=\"chat_completions\"}";
+  const std::string requests =
+      "redline_requests_total{route=\"chat_completions\",model=\"other\",status=\"200\"}";
+  // Warm up the namespace generation.
+  ASSERT_EQ(post(gw.port(), "/v1/chat/completions", kChat).status, 200);
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"r)" +
+                             std::to_string(i) + R"("}]})";
+    const double requests_before = metric(gw, requests);
+    const double trips_before = metric(gw, trips);
+    auto r = post(gw.port(), "/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-redline-cache"), "miss");
+    for (int j = 0; j < 250 && metric(gw, requests) < requests_before + 1; ++j) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(metric(gw, trips) - trips_before, 2.0);  // GET on a replica, SET on the master
+    // Stored over the marker on the master.
+    const std::string key = r.header("x-redline-cache-key");
+    auto owner = cluster.master_for_slot(redis::key_slot("c:" + key));
+    ASSERT_TRUE(owner.has_value());
+    EXPECT_TRUE(eventually_entry(cluster.node(*owner), key));
+  }
+  EXPECT_EQ(mock_count(*mock, "chat"), 4u);
+}
+
 }  // namespace
 }  // namespace redline
