@@ -223,7 +223,8 @@ TEST_P(CacheStoreTest, WaitingEndsWithTheEntryOrTheLockOrTheTimeout) {
         exec,
         [&]() -> asio::awaitable<void> {
           co_await redis::testing::sleep_for(50ms);
-          co_await store_->store(0, k, answer(R"({"id":"late"})"));
+          const Entry late = answer(R"({"id":"late"})");  // named: g++ 12
+          co_await store_->store(0, k, late);
         },
         asio::detached);
     co_return co_await waiter->wait_for_entry(0, k, 20'000ms);
