@@ -97,7 +97,9 @@ CacheStore::CacheStore(const config::CacheConfig& config, const config::RedisCon
                        std::vector<asio::io_context*> contexts)
     : config_(config),
       redis_config_(config.redis ? *config.redis : redis),
-      contexts_(std::move(contexts)) {
+      contexts_(std::move(contexts)),
+      replica_reads_(redis_config_.mode == config::RedisMode::kCluster &&
+                     redis_config_.read_from_replicas) {
   if (config_.l1_enabled) {
     l1_ = std::make_unique<L1Cache>(config_.l1_max_bytes, contexts_.size());
   }
@@ -278,51 +280,141 @@ asio::awaitable<std::optional<uint64_t>> CacheStore::generation(std::size_t thre
 
 // --- lookup and store -------------------------------------------------------------------
 
-asio::awaitable<Lookup> CacheStore::lookup(std::size_t thread, const CacheKey& key) {
-  Worker& w = *workers_[thread];
-  Lookup out;
-  const int64_t now = now_unix_ms();
-  if (l1_) {
-    if (const std::string* enc = l1_->shard(thread).get(key.digest, now)) {
-      Entry e;
-      if (decode_entry(*enc, e) == DecodeError::kNone) {
-        out.entry = std::move(e);
-        out.tier = Tier::kL1;
-        stats_.hits_l1.fetch_add(1, std::memory_order_relaxed);
-        co_return out;
-      }
-      l1_->shard(thread).erase(key.digest);
-    }
+bool CacheStore::l1_hit(std::size_t thread, const CacheKey& key, int64_t now, Lookup& out) {
+  if (!l1_) return false;
+  const std::string* enc = l1_->shard(thread).get(key.digest, now);
+  if (enc == nullptr) return false;
+  Entry e;
+  if (decode_entry(*enc, e) != DecodeError::kNone) {
+    l1_->shard(thread).erase(key.digest);
+    return false;
   }
-  const std::string rkey = entry_key(key);
-  redis::Command get("GET", rkey);
-  auto r = co_await w.client->execute(get, config_.lookup_timeout);
-  if (!r.ok()) {
-    out.error = true;
-    stats_.lookup_errors.fetch_add(1, std::memory_order_relaxed);
-    stats_.misses.fetch_add(1, std::memory_order_relaxed);
-    co_return out;
-  }
-  if (r->is_null() || !r->is_string()) {
-    stats_.misses.fetch_add(1, std::memory_order_relaxed);
-    co_return out;
+  out.entry = std::move(e);
+  out.tier = Tier::kL1;
+  stats_.hits_l1.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+namespace {
+bool refused_syntax(const redis::Result<redis::Reply>& r) {
+  return !r.ok() && r.kind() == redis::ErrorKind::kServerError &&
+         r.error().starts_with("ERR syntax error");
+}
+}  // namespace
+
+asio::awaitable<void> CacheStore::take_value(std::size_t thread, const CacheKey& key,
+                                             redis::Reply& value, Lookup& out) {
+  if (!value.is_string()) co_return;  // nil: absent
+  if (is_lock_marker(value.str())) {  // another request is asking the provider: a miss
+    out.lock = LockState::kHeldByOther;
+    co_return;
   }
   Entry e;
-  if (auto err = decode_entry(r->str(), e); err != DecodeError::kNone) {
+  if (auto err = decode_entry(value.str(), e); err != DecodeError::kNone) {
+    const std::string rkey = entry_key(key);
     spdlog::warn("cache: dropping corrupt entry {}: {}", rkey, decode_error_message(err));
     stats_.decode_errors.fetch_add(1, std::memory_order_relaxed);
-    stats_.misses.fetch_add(1, std::memory_order_relaxed);
     redis::Command del("DEL", rkey);
-    auto deleted = co_await w.client->execute(del);
+    auto deleted = co_await workers_[thread]->client->execute(del);
+    ++out.round_trips;
     (void)deleted;  // best effort: the next store overwrites it anyway
-    co_return out;
+    co_return;
   }
-  if (l1_ && expires_at_ms(e) > now) {
-    l1_->shard(thread).put(key.digest, std::move(r->mutable_str()), expires_at_ms(e));
+  const int64_t expires = expires_at_ms(e);
+  if (l1_ && expires > now_unix_ms()) {
+    l1_->shard(thread).put(key.digest, std::move(value.mutable_str()), expires);
   }
   out.entry = std::move(e);
   out.tier = Tier::kL2;
-  stats_.hits_l2.fetch_add(1, std::memory_order_relaxed);
+}
+
+asio::awaitable<redis::Result<redis::Reply>> CacheStore::set_marker(std::size_t thread,
+                                                                   const CacheKey& key,
+                                                                   bool with_get, Lookup& out) {
+  Worker& w = *workers_[thread];
+  std::string marker(kLockMarkerPrefix);
+  marker += random_token();
+  // Not noted as our own write (note_own_write): no L1 holds anything for a key that was
+  // absent, so the marker's tracking push may evict freely; noting it would instead let a
+  // push of someone else's write that lands while the SET is in flight go unapplied when the
+  // SET finds the key taken. (release_lock: the same.)
+  const auto ttl = static_cast<int64_t>(config_.coalesce_lock_ttl.count());
+  const std::string rkey = entry_key(key);
+  const redis::Command set = with_get ? redis::Command("SET", rkey, marker, "NX", "GET", "PX", ttl)
+                                      : redis::Command("SET", rkey, marker, "NX", "PX", ttl);
+  auto r = co_await w.client->execute(set, config_.lookup_timeout);
+  ++out.round_trips;
+  const bool wrote = r.ok() && (with_get ? r->is_null() : !r->is_null());
+  // A timeout or a lost connection may still have written it: keep it for release_lock.
+  const bool maybe = !r.ok() && r.kind() != redis::ErrorKind::kServerError;
+  if (wrote || maybe) out.lock_marker = std::move(marker);
+  if (wrote) out.lock = LockState::kAcquired;
+  co_return r;
+}
+
+void CacheStore::switch_to_two_step() {
+  if (!two_step_lock_.exchange(true)) {
+    spdlog::warn(
+        "cache: Redis refused SET ... NX GET (Redis < 7.0?): from now on the coalescing lock "
+        "costs a second round trip per miss (GET, then SET NX)");
+  }
+}
+
+asio::awaitable<void> CacheStore::read_remote(std::size_t thread, const CacheKey& key,
+                                              LookupMode mode, Lookup& out) {
+  Worker& w = *workers_[thread];
+  const bool two_step = two_step_lock_.load(std::memory_order_relaxed);
+  if (mode == LookupMode::kReadOrLock && !two_step && !replica_reads_) {
+    // One round trip: nil = the key was absent and now holds our marker; else its value.
+    auto r = co_await set_marker(thread, key, true, out);
+    if (!refused_syntax(r)) {
+      if (!r.ok()) {
+        out.error = true;
+      } else {
+        co_await take_value(thread, key, *r, out);
+      }
+      co_return;
+    }
+    switch_to_two_step();  // and go on below, for this request too
+  }
+  // GET (a replica with replica reads), then, to lock, SET on the master when it was absent.
+  redis::Command get("GET", entry_key(key));
+  auto r = co_await w.client->execute(get, config_.lookup_timeout);
+  ++out.round_trips;
+  if (!r.ok()) {
+    out.error = true;
+    co_return;
+  }
+  if (mode == LookupMode::kRead || !r->is_null()) {  // an entry or a marker: nothing to lock
+    co_await take_value(thread, key, *r, out);
+    co_return;
+  }
+  bool with_get = !two_step_lock_.load(std::memory_order_relaxed);
+  auto set = co_await set_marker(thread, key, with_get, out);
+  if (with_get && refused_syntax(set)) {
+    switch_to_two_step();
+    with_get = false;
+    set = co_await set_marker(thread, key, false, out);
+  }
+  if (!set.ok()) {
+    out.error = true;
+  } else if (!with_get) {
+    // Nil: written by someone since our GET (an entry or a marker): wait_for_entry tells which.
+    if (set->is_null()) out.lock = LockState::kHeldByOther;
+  } else {
+    // Written since our GET, or by the master before a lagging replica had it: an entry here
+    // is a hit, a marker someone else's lock.
+    co_await take_value(thread, key, *set, out);
+  }
+}
+
+asio::awaitable<Lookup> CacheStore::lookup(std::size_t thread, const CacheKey& key,
+                                           LookupMode mode) {
+  Lookup out;
+  if (l1_hit(thread, key, now_unix_ms(), out)) co_return out;
+  co_await read_remote(thread, key, mode, out);
+  if (out.error) stats_.lookup_errors.fetch_add(1, std::memory_order_relaxed);
+  (out.entry ? stats_.hits_l2 : stats_.misses).fetch_add(1, std::memory_order_relaxed);
   co_return out;
 }
 
@@ -360,7 +452,9 @@ asio::awaitable<std::vector<std::optional<Entry>>> CacheStore::lookup_many(
       continue;
     }
     Entry e;
-    if (!r->is_string() || decode_entry(r->str(), e) != DecodeError::kNone) {
+    // Absent, another request's lock marker, or unreadable: a miss.
+    if (!r->is_string() || is_lock_marker(r->str()) ||
+        decode_entry(r->str(), e) != DecodeError::kNone) {
       stats_.misses.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
@@ -480,8 +574,8 @@ asio::awaitable<void> CacheStore::write_behind_loop(Worker& w) {
 // --- locks -------------------------------------------------------------------------------
 
 namespace {
-std::string lock_key(CacheStore::LockKind kind, const CacheKey& key) {
-  return (kind == CacheStore::LockKind::kCoalesce ? "cl:" : "cr:") + key.hex();
+std::string lock_key(CacheStore::LockKind /*kind: kRefresh is the only one*/, const CacheKey& key) {
+  return "cr:" + key.hex();
 }
 }  // namespace
 
@@ -506,10 +600,19 @@ asio::awaitable<void> CacheStore::unlock(std::size_t thread, LockKind kind, cons
   (void)released;  // the lock expires on its own if this fails
 }
 
-asio::awaitable<std::optional<Entry>> CacheStore::wait_for_entry(std::size_t thread,
-                                                                 const CacheKey& key,
-                                                                 milliseconds wait) {
+asio::awaitable<bool> CacheStore::release_lock(std::size_t thread, CacheKey key,
+                                               std::string marker) {
   Worker& w = *workers_[thread];
+  const std::string k = entry_key(key);
+  redis::Command call = release_script().call({std::string_view(k)}, {std::string_view(marker)});
+  auto released = co_await release_script().run(*w.client, call);
+  co_return released.ok() && released->integer() == 1;  // else it expires on its own
+}
+
+asio::awaitable<Lookup> CacheStore::wait_for_entry(std::size_t thread, const CacheKey& key,
+                                                   milliseconds wait) {
+  Worker& w = *workers_[thread];
+  Lookup out;
   const auto until = std::chrono::steady_clock::now() + wait;
   milliseconds pause(10);
   asio::steady_timer timer(*w.ioc);
@@ -517,23 +620,22 @@ asio::awaitable<std::optional<Entry>> CacheStore::wait_for_entry(std::size_t thr
     timer.expires_after(std::min<std::chrono::steady_clock::duration>(
         pause, until - std::chrono::steady_clock::now()));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    auto found = co_await lookup(thread, key);
-    if (found.entry) {
-      stats_.coalesced_remote.fetch_add(1, std::memory_order_relaxed);
-      co_return std::move(found.entry);
-    }
-    // Is anyone still working on it? If the lock is gone and no entry, stop waiting.
-    redis::Command exists("EXISTS", lock_key(LockKind::kCoalesce, key));
-    auto held = co_await w.client->execute(exists, config_.lookup_timeout);
-    if (!held.ok() || held->integer() == 0) {
-      // One last look: the holder may have stored just before releasing.
-      auto last = co_await lookup(thread, key);
-      if (last.entry) stats_.coalesced_remote.fetch_add(1, std::memory_order_relaxed);
-      co_return std::move(last.entry);
-    }
+    // The lookup's own command: an entry ends the wait, a marker continues it, and an absent
+    // key (the holder gave up) makes the lock ours.
+    Lookup probe;
+    co_await read_remote(thread, key, LookupMode::kReadOrLock, probe);
+    out.round_trips += probe.round_trips;
+    out.entry = std::move(probe.entry);
+    out.tier = probe.tier;
+    out.error = probe.error;
+    out.lock = probe.lock;
+    out.lock_marker = std::move(probe.lock_marker);
+    if (out.entry) stats_.coalesced_remote.fetch_add(1, std::memory_order_relaxed);
+    if (probe.lock != LockState::kHeldByOther) co_return out;  // entry, ours, or Redis failed
     pause = std::min(pause * 2, milliseconds(100));
   }
-  co_return std::nullopt;
+  out.lock = LockState::kNone;  // waited long enough: call the provider without the lock
+  co_return out;
 }
 
 asio::awaitable<std::optional<int64_t>> CacheStore::redis_created_ms(std::size_t thread,
@@ -542,7 +644,9 @@ asio::awaitable<std::optional<int64_t>> CacheStore::redis_created_ms(std::size_t
   redis::Command get("GET", entry_key(key));
   auto r = co_await w.client->execute(get, config_.lookup_timeout);
   Entry e;
-  if (!r.ok() || !r->is_string() || decode_entry(r->str(), e) != DecodeError::kNone) {
+  // Absent, a coalescing lock marker (not an entry: bad magic) or unreadable: nothing.
+  if (!r.ok() || !r->is_string() || is_lock_marker(r->str()) ||
+      decode_entry(r->str(), e) != DecodeError::kNone) {
     co_return std::nullopt;
   }
   co_return e.created_unix_ms;

@@ -6,8 +6,10 @@
 //
 // Redis keys (docs/redis-keys.md): entries `c:<32 hex>` with PX = the entry's TTL;
 // generations `c:g:{<tenant>}` and `c:g:{<tenant>}:ns:<namespace>` (INCR on purge, one hash tag
-// so both are read with one MGET); locks `cl:<32 hex>` (coalescing) and `cr:<32 hex>`
-// (refresh-ahead), outside the `c:` prefix that thread 0 tracks with BCAST.
+// so both are read with one MGET); the refresh-ahead lock `cr:<32 hex>`, outside the `c:`
+// prefix that thread 0 tracks with BCAST. The cross-instance coalescing lock lives in the
+// entry key itself: a lock marker (kLockMarkerPrefix + token) that the store overwrites, taken
+// in the same command as the lookup (`SET c:<hex> <marker> NX GET PX lock_ttl`).
 //
 // Threading: one Worker per gateway thread; a method taking `thread` must run on that
 // thread's io_context. Redis trouble never throws or fails a request: lookups degrade to a
@@ -71,10 +73,35 @@ struct CacheStats {
   std::atomic<uint64_t> bytes_stored{0};      // encoded bytes written to Redis
 };
 
+// A value of `c:<hex>` that is not an entry but the coalescing lock of the instance asking
+// the provider: this prefix + a random token. It can never be an entry (those start with
+// kEntryMagic "RLC"), is never served, never counted as corrupt, never put in L1.
+inline constexpr std::string_view kLockMarkerPrefix = "RL~lock:";
+inline bool is_lock_marker(std::string_view value) {
+  return value.starts_with(kLockMarkerPrefix);
+}
+
+// What a lookup learned about the cross-instance coalescing lock (LookupMode::kReadOrLock).
+enum class LockState {
+  kNone,          // not asked, a hit, or Redis failed (fail open: call the provider)
+  kAcquired,      // the key was absent: our marker is in it, we ask the provider
+  kHeldByOther,   // another request's marker is in it: wait for its entry (wait_for_entry)
+};
+
+enum class LookupMode {
+  kRead,        // GET
+  kReadOrLock,  // the same, and take the coalescing lock on a miss, in the same round trip
+};
+
 struct Lookup {
   std::optional<Entry> entry;
   Tier tier = Tier::kNone;
   bool error = false;  // Redis failed or timed out: treated as a miss
+  LockState lock = LockState::kNone;
+  // The marker this lookup wrote or may have written (kAcquired, or a kReadOrLock error: the
+  // SET may have happened). Whoever ends up not storing an answer passes it to release_lock.
+  std::string lock_marker;
+  uint32_t round_trips = 0;  // Redis round trips waited for: 0 (L1), 1, 2 (see lookup)
 };
 
 class CacheStore {
@@ -107,8 +134,13 @@ class CacheStore {
   std::optional<uint64_t> known_generation(std::size_t thread, std::string_view tenant,
                                            std::string_view ns);
 
-  // L1, then Redis within cache.lookup_timeout. A Redis hit is copied into L1.
-  boost::asio::awaitable<Lookup> lookup(std::size_t thread, const CacheKey& key);
+  // L1, then Redis within cache.lookup_timeout. A Redis hit is copied into L1; a lock marker
+  // is a miss. kReadOrLock: one `SET c:<hex> <marker> NX GET PX coalesce_lock_ttl` instead of
+  // the GET (Redis >= 7.0), so a miss also takes the coalescing lock (LockState says which).
+  // Two round trips instead (GET, then the SET on a miss) with redis.read_from_replicas in
+  // cluster mode (the GET goes to a replica, the SET to the master) and in two-step mode.
+  boost::asio::awaitable<Lookup> lookup(std::size_t thread, const CacheKey& key,
+                                        LookupMode mode = LookupMode::kRead);
   // Many keys at once: L1 first, then one pipelined batch of GETs for the rest (a cluster
   // splits it per node, in parallel). A failed or timed-out read is a miss.
   boost::asio::awaitable<std::vector<std::optional<Entry>>> lookup_many(
@@ -126,18 +158,33 @@ class CacheStore {
   // Entries queued for write-behind and not yet acknowledged, over all threads.
   std::size_t pending_writes() const { return pending_writes_.load(); }
 
-  // Coalescing and refresh locks (SET NX PX / compare-and-delete). try_lock returns the token
-  // when acquired; on a Redis error it also returns a token (fail open: call the provider).
-  enum class LockKind { kCoalesce, kRefresh };
+  // Deletes the coalescing lock marker `marker` from c:<hex> if it is still there (compare
+  // and delete: never an entry, never another request's marker). For a lock holder that
+  // stores nothing; a store overwrites the marker by itself. True when it was deleted.
+  // Arguments by value: callers may spawn it and go.
+  boost::asio::awaitable<bool> release_lock(std::size_t thread, CacheKey key, std::string marker);
+  // Waits while another request's lock marker is in c:<hex> (LockState::kHeldByOther), polling
+  // with the lookup's own command (10 ms doubling to 100 ms) for up to `wait`. Returns the
+  // entry once it appears (serve it); or, when the key is gone (the holder gave up), the lock
+  // taken over by us (kAcquired and lock_marker: call the provider, then store or release);
+  // or neither when Redis fails or `wait` passes (call the provider without the lock).
+  // round_trips: the polls' round trips.
+  boost::asio::awaitable<Lookup> wait_for_entry(std::size_t thread, const CacheKey& key,
+                                                std::chrono::milliseconds wait);
+  // Two-step locking: GET, then `SET c:<hex> <marker> NX PX` on a miss (two round trips), for
+  // Redis < 7.0, which refuses `SET ... NX GET` ("ERR syntax error"). Switched on by itself,
+  // for the rest of the process, the first time Redis refuses it; tests force it here.
+  void set_two_step_lock(bool on) { two_step_lock_.store(on); }
+  bool two_step_lock() const { return two_step_lock_.load(); }
+
+  // The refresh-ahead lock `cr:<hex>` (SET NX PX / compare-and-delete). try_lock returns the
+  // token when acquired; on a Redis error it also returns a token (fail open).
+  enum class LockKind { kRefresh };
   boost::asio::awaitable<std::optional<std::string>> try_lock(std::size_t thread, LockKind kind,
                                                               const CacheKey& key,
                                                               std::chrono::milliseconds ttl);
   boost::asio::awaitable<void> unlock(std::size_t thread, LockKind kind, const CacheKey& key,
                                       const std::string& token);
-  // Polls Redis for `key` until it appears or `wait` passes (another instance holds the lock).
-  boost::asio::awaitable<std::optional<Entry>> wait_for_entry(std::size_t thread,
-                                                              const CacheKey& key,
-                                                              std::chrono::milliseconds wait);
 
   // When the entry now in Redis was created (unix ms), bypassing L1; nullopt if absent or
   // unreadable. Lets a refresher see that another instance refreshed it meanwhile.
@@ -168,6 +215,22 @@ class CacheStore {
   bool consume_own_write(const KeyDigest& key);
   boost::asio::awaitable<void> write_behind_loop(Worker& w);
   std::string encode(const Entry& entry);
+  // An L1 hit for `key` into `out` (true), or false; drops an undecodable L1 copy.
+  bool l1_hit(std::size_t thread, const CacheKey& key, int64_t now, Lookup& out);
+  // Reads the value Redis returned for c:<hex> (GET or SET ... GET) into `out`: an entry is a
+  // hit (copied into L1), a marker kHeldByOther, nil nothing. A corrupt entry is counted and
+  // deleted.
+  boost::asio::awaitable<void> take_value(std::size_t thread, const CacheKey& key,
+                                          redis::Reply& value, Lookup& out);
+  // The Redis part of lookup (no L1, no hit/miss counting; wait_for_entry polls with it).
+  boost::asio::awaitable<void> read_remote(std::size_t thread, const CacheKey& key,
+                                           LookupMode mode, Lookup& out);
+  // The SET that takes the lock (`with_get`: SET ... NX GET), with the own-write bookkeeping
+  // around it; sets out.lock (kAcquired) and out.lock_marker, returns Redis's answer.
+  boost::asio::awaitable<redis::Result<redis::Reply>> set_marker(std::size_t thread,
+                                                                 const CacheKey& key,
+                                                                 bool with_get, Lookup& out);
+  void switch_to_two_step();
   // The common part of every store: encode, remember the write as our own, put it in this
   // thread's L1 (evicting sibling shards' copies); returns the SET to send.
   redis::Command stage_write(std::size_t thread, const CacheKey& key, const Entry& entry);
@@ -180,6 +243,9 @@ class CacheStore {
   CacheStats stats_;
   std::atomic<uint64_t> generation_epoch_{0};
   std::atomic<std::size_t> pending_writes_{0};
+  std::atomic<bool> two_step_lock_{false};
+  // Cluster with redis.read_from_replicas: lookups read a replica, the lock goes to the master.
+  bool replica_reads_ = false;
 
   // Keys this instance wrote and whose tracking push has not arrived yet: such a push must
   // not evict the entry just stored in L1. Touched only on stores and pushes, never on hits.

@@ -462,14 +462,19 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
   const bool lookup_too =
       ctx.cacheable && !ctx.cache_refresh && ctx.endpoint != Endpoint::kEmbeddings;
   if (lookup_too) {
-    // The decision and the cache lookup share one round trip of latency.
+    // The decision and the cache lookup (which also takes the coalescing lock on a miss) share
+    // one round trip of latency.
     using namespace boost::asio::experimental::awaitable_operators;
+    const auto mode = cache_->config().coalesce ? cache::LookupMode::kReadOrLock
+                                                : cache::LookupMode::kRead;
     const auto t0 = Clock::now();
     auto both = co_await (limiter.check(facts, own) &&
-                          cache_->lookup(ctx.exchange.thread_index(), ctx.cache_key));
+                          cache_->lookup(ctx.exchange.thread_index(), ctx.cache_key, mode));
     redis_waited(ctx, "ratelimit_check+cache_lookup", t0);
     decision = std::move(std::get<0>(both));
     prefetched = std::move(std::get<1>(both));
+    // Replica reads and two-step locking take a second round trip for the lock.
+    if (prefetched->round_trips > 1) ctx.redis_round_trips += prefetched->round_trips - 1;
   } else {
     const auto t0 = Clock::now();
     decision = co_await limiter.check(facts, own);
@@ -479,6 +484,14 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
   ctx.ratelimit_outcome = ratelimit::outcome_name(decision.outcome);
   ctx.ratelimit_policy = decision.policy_id;
   if (!decision.admitted()) {
+    if (prefetched && !prefetched->lock_marker.empty()) {
+      // Refused: let go of the coalescing lock the lookup took (others may be waiting on it).
+      auto exec = co_await asio::this_coro::executor;
+      asio::co_spawn(exec,
+                     cache_->release_lock(ctx.exchange.thread_index(), ctx.cache_key,
+                                          std::move(prefetched->lock_marker)),
+                     asio::detached);
+    }
     prefetched.reset();
     Reject r{decision.status(), decision.message,
              decision.status() == 429 ? "rate_limit_exceeded" : "rate_limiter_unavailable"};
@@ -637,7 +650,13 @@ struct ProxyHandler::FlightJob {
   uint32_t ttl_seconds = 0;
   std::size_t thread = 0;
   bool registered = false;  // in flights_ (coalescing); refresh and no-cache calls are not
-  bool use_lock = false;    // take the cross-instance coalescing lock first
+  // The cross-instance coalescing lock, as the lookup left it (kHeldByOther: wait for the
+  // other instance's entry first), and our marker in c:<hex> (also one the lookup may have
+  // written before Redis failed), deleted when no answer is stored over it.
+  cache::LockState lock = cache::LockState::kNone;
+  std::string lock_marker;
+  // Redis round trips the flight waited for on the leader's behalf (polls for the entry).
+  std::shared_ptr<std::atomic<uint32_t>> waited_round_trips;
   bool refresh_ahead = false;
   int64_t trigger_created_ms = 0;  // refresh-ahead: the entry that was found due
   bool refresh = false;            // cache-control: no-cache
@@ -740,7 +759,7 @@ std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestCon
   job->ttl_seconds = ctx.cache_ttl;
   job->thread = ctx.exchange.thread_index();
   job->registered = registered;
-  job->use_lock = registered && cache_->config().coalesce;
+  job->waited_round_trips = std::make_shared<std::atomic<uint32_t>>(0);
   job->refresh = ctx.cache_refresh;
   return job;
 }
@@ -753,15 +772,20 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
   }
   auto& ex = ctx.exchange;
   const std::size_t thread = ex.thread_index();
+  const bool coalesce = !ctx.cache_refresh && cache_->config().coalesce;
+  cache::Lookup found;  // the coalescing lock state of a miss, too
   if (!ctx.cache_refresh) {
     // (No co_await inside a conditional expression: g++ 12 miscompiles it.)
-    cache::Lookup found;
     if (prefetched) {
       found = std::move(*prefetched);
     } else {
+      const auto mode = coalesce ? cache::LookupMode::kReadOrLock : cache::LookupMode::kRead;
       const auto t0 = Clock::now();
-      found = co_await cache_->lookup(thread, ctx.cache_key);
-      if (found.tier != cache::Tier::kL1) redis_waited(ctx, "cache_lookup", t0);  // L1: none
+      found = co_await cache_->lookup(thread, ctx.cache_key, mode);
+      if (found.round_trips > 0) {  // an L1 hit costs none
+        redis_waited(ctx, "cache_lookup", t0);
+        ctx.redis_round_trips += found.round_trips - 1u;
+      }
     }
     if (found.entry) {
       ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)
@@ -796,11 +820,18 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
   }
   std::shared_ptr<Flight> flight;
   bool leader = true;
-  const bool coalesce = !ctx.cache_refresh && cache_->config().coalesce;
   if (coalesce) {
     std::tie(flight, leader) = flights_.join_or_create(ctx.cache_key.digest, ctx.endpoint);
   } else {
     flight = std::make_shared<Flight>(ctx.endpoint, true);
+  }
+  if (!leader && !found.lock_marker.empty()) {
+    // Our lookup took the lock, but this instance already has a call (or a wait for another
+    // instance's answer) for the key: give the lock up at once, so a leader waiting on the
+    // key sees it gone and calls the provider instead of waiting out coalesce_wait.
+    auto exec = co_await asio::this_coro::executor;
+    asio::co_spawn(exec, cache_->release_lock(thread, ctx.cache_key, std::move(found.lock_marker)),
+                   asio::detached);
   }
   ctx.cache_status = !leader             ? cache::CacheStatus::kCoalesced
                      : ctx.cache_refresh ? cache::CacheStatus::kRefresh
@@ -822,12 +853,17 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
   }
   if (leader) {
     auto job = make_job(ctx, coalesce);
+    if (coalesce) {
+      job->lock = found.lock;
+      job->lock_marker = std::move(found.lock_marker);
+    }
     // Attach before the call starts, so it is not cancelled for want of listeners.
     flight->attach();
     auto exec = co_await asio::this_coro::executor;
     asio::co_spawn(exec, run_flight(flight, job), asio::detached);
     co_await flight->serve(ex, serve_options, ctx);
     flight->detach();
+    ctx.redis_round_trips += job->waited_round_trips->load();
   } else {
     cache_->stats().coalesced_local.fetch_add(1, std::memory_order_relaxed);
     co_await flight->serve(ex, serve_options, ctx);
@@ -839,7 +875,6 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
                                                std::shared_ptr<FlightJob> job) {
   auto& stats = cache_->stats();
   const auto& cfg = cache_->config();
-  std::optional<std::string> lock_token;
   struct Cleanup {  // whatever happens, consumers are released and the flight unlisted
     ProxyHandler* self;
     Flight* flight;
@@ -865,17 +900,16 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
       co_return;
     }
     stats.refreshes.fetch_add(1, std::memory_order_relaxed);
-  } else if (job->use_lock) {
-    lock_token = co_await cache_->try_lock(job->thread, cache::CacheStore::LockKind::kCoalesce,
-                                           job->key, cfg.coalesce_lock_ttl);
-    if (!lock_token) {
-      // Another instance is asking the provider the same question: wait for its answer.
-      auto entry = co_await cache_->wait_for_entry(job->thread, job->key, cfg.coalesce_wait);
-      if (entry) {
-        flight->publish_entry(*entry);
-        co_return;
-      }
+  } else if (job->lock == cache::LockState::kHeldByOther) {
+    // Another instance is asking the provider the same question: wait for its answer (or
+    // for the lock, should it give up).
+    auto waited = co_await cache_->wait_for_entry(job->thread, job->key, cfg.coalesce_wait);
+    job->waited_round_trips->fetch_add(waited.round_trips);
+    if (waited.entry) {
+      flight->publish_entry(*waited.entry);
+      co_return;
     }
+    job->lock_marker = std::move(waited.lock_marker);
   }
 
   // A shared call keeps usage in its stream (the flight strips it for clients that did not ask).
@@ -887,6 +921,7 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
   // finished: unlist the flight before its clients are let go.
   const bool complete = flight->complete();
   const bool too_large = complete && flight->payload_bytes() > cfg.max_entry_bytes;
+  bool stored = false;  // the answer went over our lock marker (or is queued to)
   if (!complete || too_large) {
     if (job->registered) flights_.remove(job->key.digest, flight.get());
     (complete ? stats.not_stored_too_large : stats.not_stored_incomplete)
@@ -899,31 +934,31 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
     switch (mode) {
       case config::CacheMode::kWriteThrough: {
         const auto t0 = Clock::now();
-        auto stored = co_await cache_->store(job->thread, job->key, entry);
+        // A failed store is counted; the answer goes out regardless.
+        stored = co_await cache_->store(job->thread, job->key, entry);
         redis_timed("cache_store", t0);
-        (void)stored;  // a failed store is counted; the answer goes out regardless
         flight->release();
         break;
       }
       case config::CacheMode::kWriteBehind:
-        cache_->enqueue_store(job->thread, job->key, entry);
+        stored = cache_->enqueue_store(job->thread, job->key, entry);
         flight->release();
         break;
       case config::CacheMode::kCacheAside:
       case config::CacheMode::kRefreshAhead: {
         flight->release();
         const auto t0 = Clock::now();
-        auto stored = co_await cache_->store(job->thread, job->key, entry);
+        stored = co_await cache_->store(job->thread, job->key, entry);
         redis_timed("cache_store", t0);
-        (void)stored;
         break;
       }
     }
   }
   flight->release();
-  if (lock_token) {
-    co_await cache_->unlock(job->thread, cache::CacheStore::LockKind::kCoalesce, job->key,
-                            *lock_token);
+  // A stored answer replaced our lock marker; otherwise the marker goes (compare-and-delete),
+  // so instances waiting on it call the provider now rather than after coalesce_wait.
+  if (!stored && !job->lock_marker.empty()) {
+    co_await cache_->release_lock(job->thread, job->key, job->lock_marker);
   }
   if (!job->refresh_token.empty()) {
     co_await cache_->unlock(job->thread, cache::CacheStore::LockKind::kRefresh, job->key,

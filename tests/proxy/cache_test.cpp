@@ -766,6 +766,168 @@ TEST_F(TwoInstanceCacheTest, RefreshAheadRefreshesOnceAcrossInstances) {
   EXPECT_NE(later.body, first.body);
 }
 
+// --- the coalescing lock in the lookup ----------------------------------------------------
+
+// A counter or gauge in the gateway's /metrics (the registry is process-wide: compare deltas).
+double metric(const Gw& g, const std::string& series) {
+  const std::string text = test::http_request(g.gw.admin_port(), "GET", "/metrics").body;
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return 0.0;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// calls=N of one command in INFO commandstats (0 when never called since CONFIG RESETSTAT).
+int command_calls(const test::RedisServer& r, const std::string& command) {
+  const std::string stats = r.cli("INFO", "commandstats");
+  const std::string field = "cmdstat_" + command + ":calls=";
+  const auto at = stats.find(field);
+  if (at == std::string::npos) return 0;
+  return std::stoi(stats.substr(at + field.size()));
+}
+
+// Waits (bounded) until c:<key> holds an entry (the envelope's magic), not a lock marker.
+bool eventually_entry(const test::RedisServer& r, const std::string& key) {
+  for (int i = 0; i < 250; ++i) {
+    if (r.cli("GETRANGE", "c:" + key, "0", "2") == "RLC") return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+bool eventually_absent(const test::RedisServer& r, const std::string& key) {
+  for (int i = 0; i < 250; ++i) {
+    if (r.cli("EXISTS", "c:" + key) == "0") return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+TEST_F(CacheTest, CacheableMissWithALimitCostsOneRoundTripAndOneLookupCommand) {
+  gw_ = std::make_unique<Gw>(yaml(mock_->port(), standalone(*redis_), "",
+                                  "rate_limits:\n"
+                                  "  - {scope: key, algorithm: fixed-window, requests: 1000, "
+                                  "window: 60}\n",
+                                  /*threads=*/1));
+  // Warm up: the namespace generation (cached per thread) and the limit script are loaded.
+  const std::string other =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"warm up"}]})";
+  ASSERT_EQ(post(port(), "/v1/chat/completions", other).status, 200);
+  const std::string trips = "redline_redis_round_trips_total{route=\"chat_completions\"}";
+  const std::string requests =
+      "redline_requests_total{route=\"chat_completions\",model=\"other\",status=\"200\"}";
+  const double requests_before = metric(*gw_, requests);
+  const double trips_before = metric(*gw_, trips);
+  ASSERT_EQ(redis_->cli("CONFIG", "RESETSTAT"), "OK");
+
+  auto miss = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(miss.status, 200) << miss.body;
+  ASSERT_EQ(miss.header("x-redline-cache"), "miss");
+  const std::string key = miss.header("x-redline-cache-key");
+  // Metrics are recorded just after the answer: wait for this request's.
+  for (int i = 0; i < 250 && metric(*gw_, requests) < requests_before + 1; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(metric(*gw_, requests), requests_before + 1);
+  EXPECT_EQ(metric(*gw_, trips) - trips_before, 1.0);  // lookup + lock + decision, one trip
+  // What Redis saw for the cache: the lookup that took the lock, then the store over it.
+  ASSERT_TRUE(eventually_entry(*redis_, key));
+  EXPECT_EQ(command_calls(*redis_, "set"), 2) << redis_->cli("INFO", "commandstats");
+  EXPECT_EQ(command_calls(*redis_, "get"), 0) << redis_->cli("INFO", "commandstats");
+  EXPECT_EQ(command_calls(*redis_, "exists"), 0);
+  EXPECT_EQ(command_calls(*redis_, "del"), 0);  // nothing to unlock
+  EXPECT_EQ(redis_->cli("KEYS", "cl:*"), "");
+}
+
+TEST_F(CacheTest, AnErrorAnswerLeavesNoLockBehind) {
+  mock_ = start_mock(0, -1, /*fail_first=*/1, /*fail_status=*/500);
+  start_gw();
+  auto failed = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(failed.status, 500);
+  const std::string key = failed.header("x-redline-cache-key");
+  ASSERT_EQ(key.size(), 32u);
+  EXPECT_TRUE(eventually_absent(*redis_, key));
+  EXPECT_EQ(redis_->cli("DBSIZE"), "0");
+  // The next request takes the lock again and stores over it.
+  auto ok = post(port(), "/v1/chat/completions", kChat);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.header("x-redline-cache"), "miss");
+  EXPECT_TRUE(eventually_entry(*redis_, key));
+}
+
+TEST_F(CacheTest, ADeadInstancesLockIsWaitedOutThenTheProviderIsCalled) {
+  start_gw("  coalesce: {wait: 20s}\n");
+  auto first = post(port(), "/v1/chat/completions", kChat);
+  ASSERT_EQ(first.status, 200);
+  const std::string key = first.header("x-redline-cache-key");
+  ASSERT_TRUE(eventually_entry(*redis_, key));
+  // Another instance took the lock and died: its marker expires after 1.5 s.
+  ASSERT_EQ(redis_->cli("DEL", "c:" + key), "1");
+  ASSERT_TRUE(eventually_absent(*redis_, key));
+  ASSERT_EQ(redis_->cli("SET", "c:" + key, "RL~lock:dead-instance", "PX", "1500"), "OK");
+  // Both threads' L1 may hold the first answer until the DEL's invalidation arrives.
+  std::this_thread::sleep_for(200ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto waited = post(port(), "/v1/chat/completions", kChat);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(waited.status, 200) << waited.body;
+  EXPECT_EQ(waited.header("x-redline-cache"), "miss");
+  EXPECT_EQ(mock_count(*mock_, "chat"), 2u);  // called once the marker was gone
+  EXPECT_GE(took, 1000ms);                    // it did wait for the marker ...
+  EXPECT_LT(took, 15s);                       // ... not for coalesce.wait
+  EXPECT_TRUE(eventually_entry(*redis_, key));
+}
+
+TEST_F(CacheTest, ALockThatOutlivesCoalesceWaitIsNotWaitedForLonger) {
+  start_gw("  coalesce: {wait: 300ms}\n");
+  auto first = post(port(), "/v1/chat/completions", kChat);
+  const std::string key = first.header("x-redline-cache-key");
+  ASSERT_TRUE(eventually_entry(*redis_, key));
+  ASSERT_EQ(redis_->cli("DEL", "c:" + key), "1");
+  ASSERT_EQ(redis_->cli("SET", "c:" + key, "RL~lock:stuck-instance", "PX", "60000"), "OK");
+  std::this_thread::sleep_for(200ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = post(port(), "/v1/chat/completions", kChat);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-redline-cache"), "miss");
+  EXPECT_EQ(mock_count(*mock_, "chat"), 2u);
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 30s);  // far below the marker's 60 s
+  // The answer is stored over the stuck marker.
+  EXPECT_TRUE(eventually_entry(*redis_, key));
+}
+
+TEST_F(CacheTest, AFollowerHoldingTheLockGivesItUpToTheWaitingLeader) {
+  // A leader waits on another instance's marker; that marker goes, and a second request of
+  // this instance takes the lock in its lookup, then joins the waiting leader's call. It
+  // must give the lock up, or the leader would wait the whole coalesce.wait (20 s).
+  mock_ = start_mock(/*latency_ms=*/300);
+  start_gw("  coalesce: {wait: 20s}\n");
+  auto first = post(port(), "/v1/chat/completions", kChat);
+  const std::string key = first.header("x-redline-cache-key");
+  ASSERT_TRUE(eventually_entry(*redis_, key));
+  ASSERT_EQ(redis_->cli("DEL", "c:" + key), "1");
+  ASSERT_EQ(redis_->cli("SET", "c:" + key, "RL~lock:other-instance", "PX", "60000"), "OK");
+  std::this_thread::sleep_for(200ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto leader = std::async(std::launch::async,
+                           [this] { return post(port(), "/v1/chat/completions", kChat); });
+  // The leader polls every 100 ms by now; the other instance gives up, and at once (before
+  // the leader's next poll, most of the time) a second request takes the lock.
+  std::this_thread::sleep_for(700ms);
+  ASSERT_EQ(redis_->cli("DEL", "c:" + key), "1");
+  auto follower = post(port(), "/v1/chat/completions", kChat);
+  auto led = leader.get();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(led.status, 200) << led.body;
+  EXPECT_EQ(follower.status, 200) << follower.body;
+  EXPECT_EQ(follower.header("x-redline-cache"), "coalesced");
+  EXPECT_EQ(led.body, follower.body);
+  EXPECT_EQ(mock_count(*mock_, "chat"), 2u);
+  EXPECT_LT(took, 10s);
+  EXPECT_TRUE(eventually_entry(*redis_, key));
+}
+
 // --- cluster -------------------------------------------------------------------------------
 
 TEST(ClusterCacheTest, EntriesSpreadOverEveryMasterAndHit) {
@@ -796,6 +958,42 @@ TEST(ClusterCacheTest, EntriesSpreadOverEveryMasterAndHit) {
   int stored = 0;
   for (size_t m : cluster.masters()) stored += std::stoi(cluster.node(m).cli("DBSIZE"));
   EXPECT_GE(stored, 30);  // entries (and the generation keys)
+}
+
+TEST(ClusterCacheTest, ReplicaReadsLockOnTheMasterInASecondRoundTrip) {
+  // With read_from_replicas the lookup GET goes to a replica, which cannot take the lock: a
+  // miss then sends SET ... NX GET to the master (two counted round trips, documented).
+  test::RedisCluster cluster;
+  auto mock = start_mock();
+  std::string block = "redis: {mode: cluster, read_from_replicas: true, urls: [";
+  for (const auto& u : cluster.urls()) block += "\"" + u + "\",";
+  block.back() = ']';
+  block += "}\n";
+  Gw gw(yaml(mock->port(), block, "", "", /*threads=*/1));
+  const std::string trips = "redline_redis_round_trips_total{route=\"chat_completions\"}";
+  const std::string requests =
+      "redline_requests_total{route=\"chat_completions\",model=\"other\",status=\"200\"}";
+  // Warm up the namespace generation.
+  ASSERT_EQ(post(gw.port(), "/v1/chat/completions", kChat).status, 200);
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"r)" +
+                             std::to_string(i) + R"("}]})";
+    const double requests_before = metric(gw, requests);
+    const double trips_before = metric(gw, trips);
+    auto r = post(gw.port(), "/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-redline-cache"), "miss");
+    for (int j = 0; j < 250 && metric(gw, requests) < requests_before + 1; ++j) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(metric(gw, trips) - trips_before, 2.0);  // GET on a replica, SET on the master
+    // Stored over the marker on the master.
+    const std::string key = r.header("x-redline-cache-key");
+    auto owner = cluster.master_for_slot(redis::key_slot("c:" + key));
+    ASSERT_TRUE(owner.has_value());
+    EXPECT_TRUE(eventually_entry(cluster.node(*owner), key));
+  }
+  EXPECT_EQ(mock_count(*mock, "chat"), 4u);
 }
 
 }  // namespace
