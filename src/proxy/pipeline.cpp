@@ -6,11 +6,11 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 #include <charconv>
 #include <random>
 
+#include "common/started.h"
 #include "metrics/registry.h"
 #include "metrics/standard.h"
 #include "redis/config_options.h"
@@ -464,15 +464,16 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
   if (lookup_too) {
     // The decision and the cache lookup (which also takes the coalescing lock on a miss) share
     // one round trip of latency.
-    using namespace boost::asio::experimental::awaitable_operators;
     const auto mode = cache_->config().coalesce ? cache::LookupMode::kReadOrLock
                                                 : cache::LookupMode::kRead;
     const auto t0 = Clock::now();
-    auto both = co_await (limiter.check(facts, own) &&
-                          cache_->lookup(ctx.exchange.thread_index(), ctx.cache_key, mode));
+    const auto executor = co_await asio::this_coro::executor;
+    common::Started<cache::Lookup> lookup(
+        executor, cache_->lookup(ctx.exchange.thread_index(), ctx.cache_key, mode));
+    decision = co_await limiter.check(facts, own);
+    if (!lookup.done()) co_await lookup.wait();
     redis_waited(ctx, "ratelimit_check+cache_lookup", t0);
-    decision = std::move(std::get<0>(both));
-    prefetched = std::move(std::get<1>(both));
+    prefetched = lookup.take();
     // Replica reads and two-step locking take a second round trip for the lock.
     if (prefetched->round_trips > 1) ctx.redis_round_trips += prefetched->round_trips - 1;
   } else {
