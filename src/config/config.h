@@ -184,7 +184,8 @@ struct CacheConfig {
   Millis store_timeout{250};         // write-through waits at most this for the store
   Seconds max_ttl{30 * 86400};       // bound for x-redline-cache-ttl
   // Request coalescing: identical misses share one provider call per process, and a Redis
-  // lock (c:lock:<key>) keeps other instances waiting up to `coalesce_wait` for the answer.
+  // lock (a marker in the entry key c:<hex>, docs/caching.md) keeps other instances waiting up
+  // to `coalesce_wait` for the answer.
   bool coalesce = true;
   Millis coalesce_wait{10'000};
   Millis coalesce_lock_ttl{60'000};
