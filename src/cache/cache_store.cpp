@@ -302,23 +302,18 @@ bool refused_syntax(const redis::Result<redis::Reply>& r) {
 }
 }  // namespace
 
-asio::awaitable<void> CacheStore::take_value(std::size_t thread, const CacheKey& key,
-                                             redis::Reply& value, Lookup& out) {
-  if (!value.is_string()) co_return;  // nil: absent
-  if (is_lock_marker(value.str())) {  // another request is asking the provider: a miss
+bool CacheStore::take_value(std::size_t thread, const CacheKey& key, redis::Reply& value,
+                            Lookup& out) {
+  if (!value.is_string()) return false;  // nil: absent
+  if (is_lock_marker(value.str())) {     // another request is asking the provider: a miss
     out.lock = LockState::kHeldByOther;
-    co_return;
+    return false;
   }
   Entry e;
   if (auto err = decode_entry(value.str(), e); err != DecodeError::kNone) {
-    const std::string rkey = entry_key(key);
-    spdlog::warn("cache: dropping corrupt entry {}: {}", rkey, decode_error_message(err));
+    spdlog::warn("cache: dropping corrupt entry {}: {}", entry_key(key), decode_error_message(err));
     stats_.decode_errors.fetch_add(1, std::memory_order_relaxed);
-    redis::Command del("DEL", rkey);
-    auto deleted = co_await workers_[thread]->client->execute(del);
-    ++out.round_trips;
-    (void)deleted;  // best effort: the next store overwrites it anyway
-    co_return;
+    return true;
   }
   const int64_t expires = expires_at_ms(e);
   if (l1_ && expires > now_unix_ms()) {
@@ -326,29 +321,63 @@ asio::awaitable<void> CacheStore::take_value(std::size_t thread, const CacheKey&
   }
   out.entry = std::move(e);
   out.tier = Tier::kL2;
+  return false;
 }
 
-asio::awaitable<redis::Result<redis::Reply>> CacheStore::set_marker(std::size_t thread,
-                                                                   const CacheKey& key,
-                                                                   bool with_get, Lookup& out) {
-  Worker& w = *workers_[thread];
-  std::string marker(kLockMarkerPrefix);
-  marker += random_token();
-  // Not noted as our own write (note_own_write): no L1 holds anything for a key that was
-  // absent, so the marker's tracking push may evict freely; noting it would instead let a
-  // push of someone else's write that lands while the SET is in flight go unapplied when the
-  // SET finds the key taken. (release_lock: the same.)
+asio::awaitable<void> CacheStore::drop_corrupt(std::size_t thread, const CacheKey& key,
+                                               Lookup& out) {
+  redis::Command del("DEL", entry_key(key));
+  auto deleted = co_await workers_[thread]->client->execute(del);
+  ++out.round_trips;
+  (void)deleted;  // best effort: the next store overwrites it anyway
+}
+
+namespace {
+// A lock marker: the prefix and 128 random bits in hex (one allocation: it runs per lookup).
+std::string new_marker() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  std::string marker;
+  marker.reserve(kLockMarkerPrefix.size() + 33);
+  marker.append(kLockMarkerPrefix);
+  char digits[16];
+  for (int i = 0; i < 2; ++i) {
+    const auto end = std::to_chars(digits, digits + sizeof digits, rng(), 16).ptr;
+    if (i > 0) marker += '-';
+    marker.append(digits, end);
+  }
+  return marker;
+}
+}  // namespace
+
+// Not noted as our own write (note_own_write): no L1 holds anything for a key that was
+// absent, so the marker's tracking push may evict freely; noting it would instead let a push
+// of someone else's write that lands while the SET is in flight go unapplied when the SET
+// finds the key taken. (release_lock: the same.)
+redis::Command CacheStore::marker_command(const CacheKey& key, const std::string& marker,
+                                          bool with_get) const {
   const auto ttl = static_cast<int64_t>(config_.coalesce_lock_ttl.count());
   const std::string rkey = entry_key(key);
-  const redis::Command set = with_get ? redis::Command("SET", rkey, marker, "NX", "GET", "PX", ttl)
-                                      : redis::Command("SET", rkey, marker, "NX", "PX", ttl);
-  auto r = co_await w.client->execute(set, config_.lookup_timeout);
+  return with_get ? redis::Command("SET", rkey, marker, "NX", "GET", "PX", ttl)
+                  : redis::Command("SET", rkey, marker, "NX", "PX", ttl);
+}
+
+void CacheStore::note_marker(const redis::Result<redis::Reply>& r, bool with_get,
+                             std::string& marker, Lookup& out) {
   ++out.round_trips;
   const bool wrote = r.ok() && (with_get ? r->is_null() : !r->is_null());
   // A timeout or a lost connection may still have written it: keep it for release_lock.
   const bool maybe = !r.ok() && r.kind() != redis::ErrorKind::kServerError;
   if (wrote || maybe) out.lock_marker = std::move(marker);
   if (wrote) out.lock = LockState::kAcquired;
+}
+
+asio::awaitable<redis::Result<redis::Reply>> CacheStore::set_marker(std::size_t thread,
+                                                                   const CacheKey& key,
+                                                                   bool with_get, Lookup& out) {
+  std::string marker = new_marker();
+  const redis::Command set = marker_command(key, marker, with_get);
+  auto r = co_await workers_[thread]->client->execute(set, config_.lookup_timeout);
+  note_marker(r, with_get, marker, out);
   co_return r;
 }
 
@@ -366,12 +395,16 @@ asio::awaitable<void> CacheStore::read_remote(std::size_t thread, const CacheKey
   const bool two_step = two_step_lock_.load(std::memory_order_relaxed);
   if (mode == LookupMode::kReadOrLock && !two_step && !replica_reads_) {
     // One round trip: nil = the key was absent and now holds our marker; else its value.
-    auto r = co_await set_marker(thread, key, true, out);
+    // (set_marker inlined: this runs on every lookup that misses L1.)
+    std::string marker = new_marker();
+    const redis::Command set = marker_command(key, marker, true);
+    auto r = co_await w.client->execute(set, config_.lookup_timeout);
+    note_marker(r, true, marker, out);
     if (!refused_syntax(r)) {
       if (!r.ok()) {
         out.error = true;
       } else {
-        co_await take_value(thread, key, *r, out);
+        if (take_value(thread, key, *r, out)) co_await drop_corrupt(thread, key, out);
       }
       co_return;
     }
@@ -386,7 +419,7 @@ asio::awaitable<void> CacheStore::read_remote(std::size_t thread, const CacheKey
     co_return;
   }
   if (mode == LookupMode::kRead || !r->is_null()) {  // an entry or a marker: nothing to lock
-    co_await take_value(thread, key, *r, out);
+    if (take_value(thread, key, *r, out)) co_await drop_corrupt(thread, key, out);
     co_return;
   }
   bool with_get = !two_step_lock_.load(std::memory_order_relaxed);
@@ -404,7 +437,7 @@ asio::awaitable<void> CacheStore::read_remote(std::size_t thread, const CacheKey
   } else {
     // Written since our GET, or by the master before a lagging replica had it: an entry here
     // is a hit, a marker someone else's lock.
-    co_await take_value(thread, key, *set, out);
+    if (take_value(thread, key, *set, out)) co_await drop_corrupt(thread, key, out);
   }
 }
 

@@ -219,14 +219,20 @@ class CacheStore {
   bool l1_hit(std::size_t thread, const CacheKey& key, int64_t now, Lookup& out);
   // Reads the value Redis returned for c:<hex> (GET or SET ... GET) into `out`: an entry is a
   // hit (copied into L1), a marker kHeldByOther, nil nothing. A corrupt entry is counted and
-  // deleted.
-  boost::asio::awaitable<void> take_value(std::size_t thread, const CacheKey& key,
-                                          redis::Reply& value, Lookup& out);
+  // true returned: the caller deletes it (drop_corrupt). No I/O, so no coroutine frame.
+  bool take_value(std::size_t thread, const CacheKey& key, redis::Reply& value, Lookup& out);
+  boost::asio::awaitable<void> drop_corrupt(std::size_t thread, const CacheKey& key,
+                                            Lookup& out);
   // The Redis part of lookup (no L1, no hit/miss counting; wait_for_entry polls with it).
   boost::asio::awaitable<void> read_remote(std::size_t thread, const CacheKey& key,
                                            LookupMode mode, Lookup& out);
   // The SET that takes the lock (`with_get`: SET ... NX GET), with the own-write bookkeeping
   // around it; sets out.lock (kAcquired) and out.lock_marker, returns Redis's answer.
+  redis::Command marker_command(const CacheKey& key, const std::string& marker,
+                               bool with_get) const;
+  // Records the SET's outcome in `out` (round trip, lock state, our marker).
+  static void note_marker(const redis::Result<redis::Reply>& r, bool with_get,
+                          std::string& marker, Lookup& out);
   boost::asio::awaitable<redis::Result<redis::Reply>> set_marker(std::size_t thread,
                                                                  const CacheKey& key,
                                                                  bool with_get, Lookup& out);

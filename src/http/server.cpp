@@ -7,6 +7,7 @@
 #include "http/server.h"
 
 #include <boost/beast/core.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <poll.h>
@@ -29,13 +30,7 @@ constexpr std::size_t kReadChunk = 16 * 1024;  // keep-alive wait and read-ahead
 std::string address_text(const asio::ip::address& a) {
   if (!a.is_v4()) return a.to_string();
   const auto b = a.to_v4().to_bytes();
-  char out[16];
-  char* p = out;
-  for (std::size_t i = 0; i < 4; ++i) {
-    if (i > 0) *p++ = '.';
-    p = std::to_chars(p, out + sizeof out, static_cast<unsigned>(b[i])).ptr;
-  }
-  return std::string(out, p);
+  return fmt::format("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
 }
 }  // namespace
 
@@ -242,18 +237,31 @@ bool Exchange::client_gone() const { return conn_.gone_; }
 
 std::size_t Exchange::thread_index() const { return conn_.pt_.index; }
 
-void Exchange::prepare(ResponseHeader& header) {
+void Exchange::prepare(ResponseHeader& header, bool extras_into_fields) {
   header.version(11);
   if (conn_.server_.draining()) conn_.keep_alive_ = false;
   if (!conn_.keep_alive_) header.set(bhttp::field::connection, "close");
-  for (const auto& [k, v] : extra_headers_) header.set(k, v);
+  if (extras_into_fields) {
+    for (const auto& [k, v] : extra_headers_) header.set(k, v);
+  }
   status_ = static_cast<int>(header.result_int());
 }
 
 namespace {
+using Extras = std::vector<std::pair<std::string, std::string>>;
+
+bool named_in(std::string_view name, const Extras& extras, std::size_t from = 0) {
+  for (std::size_t i = from; i < extras.size(); ++i) {
+    if (beast::iequals(name, extras[i].first)) return true;
+  }
+  return false;
+}
+
 // The status line and fields as Beast's serializer writes them (HTTP/1.1, the stored
-// reason or the standard one), and the blank line.
-void append_head(std::string& out, const ResponseHeader& h) {
+// reason or the standard one), then the exchange's own headers, which replace fields of the
+// same name as header.set() would (written here instead of inserted: no allocation per
+// field), and the blank line.
+void append_head(std::string& out, const ResponseHeader& h, const Extras& extras) {
   out += "HTTP/1.1 ";
   char code[12];
   const auto [code_end, ec] = std::to_chars(code, code + sizeof code, h.result_int());
@@ -265,9 +273,17 @@ void append_head(std::string& out, const ResponseHeader& h) {
   out += "\r\n";
   for (const auto& f : h) {
     const auto name = f.name_string();
+    if (!extras.empty() && named_in(std::string_view(name.data(), name.size()), extras)) continue;
     out.append(name.data(), name.size());
     out += ": ";
     out.append(f.value().data(), f.value().size());
+    out += "\r\n";
+  }
+  for (std::size_t i = 0; i < extras.size(); ++i) {
+    if (named_in(extras[i].first, extras, i + 1)) continue;  // set twice: the last one wins
+    out += extras[i].first;
+    out += ": ";
+    out += extras[i].second;
     out += "\r\n";
   }
   out += "\r\n";
@@ -275,13 +291,13 @@ void append_head(std::string& out, const ResponseHeader& h) {
 }  // namespace
 
 asio::awaitable<bool> Exchange::respond(Response& response) {
-  prepare(response.base());
+  prepare(response.base(), false);
   response.prepare_payload();
   body_bytes_sent_ = response.body().size();
   // One flat head and the body in one gather write (no Beast serializer).
   std::string head;
-  head.reserve(256);
-  append_head(head, response.base());
+  head.reserve(512);
+  append_head(head, response.base(), extra_headers_);
   const std::array<asio::const_buffer, 2> wire{asio::buffer(head),
                                                asio::buffer(response.body())};
   co_return co_await conn_.write_buffers(wire);
@@ -319,14 +335,14 @@ asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header) {
 
 asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header, std::string_view first) {
   if (first.empty()) co_return co_await begin_stream(header);
-  prepare(header);
+  prepare(header, false);
   streaming_ = true;
   bhttp::response<bhttp::empty_body> res(std::move(header));
   res.chunked(true);
   // The same bytes Beast's serializer writes for the header, then the chunk's size line.
   std::string head;
-  head.reserve(256);
-  append_head(head, res.base());
+  head.reserve(512);
+  append_head(head, res.base(), extra_headers_);
   char size[2 * sizeof(std::size_t) + 1];
   const auto [end, ec] = std::to_chars(size, size + sizeof size, first.size(), 16);
   head.append(size, end);

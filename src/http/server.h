@@ -81,7 +81,10 @@ class Exchange {
   common::WatchGuard watch_client(common::Interrupt& stop);
 
  private:
-  void prepare(ResponseHeader& header);
+  // Version, Connection: close when closing, the status; `extras_into_fields`: also set the
+  // exchange's own headers into `header` (for Beast's serializer; the flat writers append
+  // them instead).
+  void prepare(ResponseHeader& header, bool extras_into_fields = true);
 
   Connection& conn_;
   Request& request_;
