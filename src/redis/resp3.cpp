@@ -42,6 +42,19 @@ bool parse_int(std::string_view s, int64_t& out) {
   if (b == e) {
     return false;
   }
+  // Up to 18 digits cannot overflow: the common short numbers skip from_chars.
+  if (e - b <= 18 && *b != '-') {
+    uint64_t v = 0;
+    for (const char* c = b; c != e; ++c) {
+      const unsigned d = static_cast<unsigned char>(*c) - unsigned{'0'};
+      if (d > 9) {
+        return false;
+      }
+      v = v * 10 + d;
+    }
+    out = static_cast<int64_t>(v);
+    return true;
+  }
   auto [p, ec] = std::from_chars(b, e, out);
   return ec == std::errc() && p == e;
 }
@@ -491,32 +504,36 @@ Parser::Step Parser::feed(std::string_view data) {
   }
 }
 
-char* Command::extend(size_t n) {
-  const size_t old = body_.size();
-  if (body_.capacity() - old < n) {
+void Command::make_room(size_t n) {
+  if (body_.capacity() - body_.size() < n) {
     // Commands are built argument by argument: start at a size most commands fit in rather
     // than growing 15 -> 30 -> 60 -> 120 -> 240 bytes.
-    body_.reserve(std::max({old + n, body_.capacity() * 2, size_t{256}}));
+    body_.reserve(std::max({body_.size() + n, body_.capacity() * 2, size_t{256}}));
   }
-  body_.resize(old + n);
-  return body_.data() + old;
 }
 
 Command& Command::add(std::string_view s) {
-  // "$<len>\r\n" goes to a stack buffer; then header, bytes and CRLF are copied in place.
-  char head[24];
-  head[0] = '$';
-  char* p = std::to_chars(head + 1, head + sizeof head - 2, s.size()).ptr;
+  // "$<len>\r\n<bytes>\r\n": a short argument is assembled on the stack and appended once.
+  char buf[128];
+  buf[0] = '$';
+  char* p = std::to_chars(buf + 1, buf + 24, s.size()).ptr;
   *p++ = '\r';
   *p++ = '\n';
-  const size_t hlen = static_cast<size_t>(p - head);
-  char* out = extend(hlen + s.size() + 2);
-  std::memcpy(out, head, hlen);
-  if (!s.empty()) {
-    std::memcpy(out + hlen, s.data(), s.size());
+  const size_t hlen = static_cast<size_t>(p - buf);
+  make_room(hlen + s.size() + 2);
+  if (s.size() <= sizeof buf - 24 - 2) {
+    if (!s.empty()) {
+      std::memcpy(p, s.data(), s.size());
+      p += s.size();
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    body_.append(buf, static_cast<size_t>(p - buf));
+  } else {
+    body_.append(buf, hlen);
+    body_.append(s);
+    body_.append("\r\n", 2);
   }
-  out[hlen + s.size()] = '\r';
-  out[hlen + s.size() + 1] = '\n';
   ++argc_;
   return *this;
 }
@@ -539,7 +556,8 @@ Command& Command::add_int(int64_t v) {
   *p++ = '\r';
   *p++ = '\n';
   const size_t len = static_cast<size_t>(p - buf);
-  std::memcpy(extend(len), buf, len);
+  make_room(len);
+  body_.append(buf, len);
   ++argc_;
   return *this;
 }

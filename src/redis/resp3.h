@@ -232,8 +232,8 @@ class Command {
 
  private:
   Command& add_int(int64_t v);
-  // Grows the encoding by n bytes (to be written by the caller) and returns where they go.
-  char* extend(size_t n);
+  // Makes room for n more bytes of encoding.
+  void make_room(size_t n);
   std::string body_;
   size_t argc_ = 0;
 };
