@@ -536,7 +536,7 @@ Awaitable<void> Connection::reader(std::shared_ptr<Transport> t, uint64_t gen) {
       auto step = parser_.feed(std::string_view(rbuf_.data() + rpos_, rend_ - rpos_));
       rpos_ += step.consumed;
       if (step.status == Parser::Status::kReply) {
-        if (!dispatch(parser_.take())) {
+        if (!dispatch(parser_.reply())) {
           fail_connection(Error{ErrorKind::kProtocolError,
                                 "reply from " + address() + " with no command waiting for it"});
           co_return;
@@ -580,11 +580,13 @@ Awaitable<void> Connection::reader(std::shared_ptr<Transport> t, uint64_t gen) {
   }
 }
 
-bool Connection::dispatch(Reply reply) {
+bool Connection::dispatch(Reply& reply) {
   if (reply.type() == Type::kPush) {
     ++stats_.pushes;
     if (on_push_) {
-      on_push_(reply);
+      // Out of the parser first: the handler may stop the connection (which resets it).
+      const Reply push = std::move(reply);
+      on_push_(push);
     }
     return true;
   }

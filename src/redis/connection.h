@@ -147,7 +147,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Awaitable<std::vector<Result<Reply>>> submit(std::span<const Command* const> cmds,
                                                Millis timeout);
   // Reads into rbuf_ and parses until one reply is complete (handshake) or feeds dispatch().
-  bool dispatch(Reply reply);
+  // Takes the reply from where the parser built it (moved into the waiter, or shown to the
+  // push handler in place).
+  bool dispatch(Reply& reply);
   void fail_connection(const Error& error);
   void fail_queued(const Error& error);
   void notify_state(State s);

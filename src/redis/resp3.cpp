@@ -3,6 +3,7 @@
 // against ParserLimits, and reports the first protocol violation with a readable message.
 #include "redis/resp3.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -40,6 +41,19 @@ bool parse_int(std::string_view s, int64_t& out) {
   }
   if (b == e) {
     return false;
+  }
+  // Up to 18 digits cannot overflow: the common short numbers skip from_chars.
+  if (e - b <= 18 && *b != '-') {
+    uint64_t v = 0;
+    for (const char* c = b; c != e; ++c) {
+      const unsigned d = static_cast<unsigned char>(*c) - unsigned{'0'};
+      if (d > 9) {
+        return false;
+      }
+      v = v * 10 + d;
+    }
+    out = static_cast<int64_t>(v);
+    return true;
   }
   auto [p, ec] = std::from_chars(b, e, out);
   return ec == std::errc() && p == e;
@@ -144,13 +158,13 @@ const Reply* Reply::find(std::string_view key) const {
 
 std::string Reply::debug_string() const {
   std::string out;
-  if (!attrs_.empty()) {
+  if (attrs_ && !attrs_->empty()) {
     out += "|{";
-    for (size_t i = 0; i < attrs_.size(); ++i) {
+    for (size_t i = 0; i < attrs_->size(); ++i) {
       if (i) {
         out += i % 2 ? ": " : ", ";
       }
-      out += attrs_[i].debug_string();
+      out += (*attrs_)[i].debug_string();
     }
     out += "} ";
   }
@@ -214,7 +228,7 @@ std::string Reply::debug_string() const {
 
 bool Reply::operator==(const Reply& o) const {
   if (type_ != o.type_ || str_ != o.str_ || int_ != o.int_ || std::memcmp(fmt_, o.fmt_, 3) != 0 ||
-      elems_ != o.elems_ || attrs_ != o.attrs_) {
+      elems_ != o.elems_ || attributes() != o.attributes()) {
     return false;
   }
   if (type_ == Type::kDouble) {
@@ -223,9 +237,12 @@ bool Reply::operator==(const Reply& o) const {
   return true;
 }
 
+const std::vector<Reply> Reply::kNoAttributes;
+
 void Parser::reset() {
   stack_.clear();
-  pending_attrs_.clear();
+  pending_attrs_.reset();
+  attr_store_.clear();
   done_ = Reply();
   error_.clear();
   failed_ = false;
@@ -235,34 +252,50 @@ Parser::Step Parser::fail(std::string msg, size_t consumed) {
   failed_ = true;
   error_ = "RESP protocol error: " + std::move(msg);
   stack_.clear();
-  pending_attrs_.clear();
+  pending_attrs_.reset();
+  attr_store_.clear();
+  done_ = Reply();
   return {Status::kError, consumed};
 }
 
-bool Parser::complete(Reply value) {
+Reply& Parser::place(Type t) {
+  Reply* r;
+  if (stack_.empty()) {
+    r = &done_;
+    r->reset_as(t);
+  } else {
+    r = &stack_.back().reply->elems_.emplace_back(t);
+  }
+  if (pending_attrs_) [[unlikely]] {
+    if (!pending_attrs_->empty()) {
+      r->attrs_ = std::move(pending_attrs_);
+    }
+    pending_attrs_.reset();
+  }
+  return *r;
+}
+
+bool Parser::complete() {
   for (;;) {
     if (stack_.empty()) {
-      done_ = std::move(value);
       return true;
     }
     Frame& top = stack_.back();
-    top.reply.elems_.push_back(std::move(value));
     if (--top.remaining > 0) {
       return false;
     }
-    Frame finished = std::move(top);
+    const bool attribute = top.is_attribute;
     stack_.pop_back();
-    if (finished.is_attribute) {
+    if (attribute) [[unlikely]] {
       // Attributes describe the next value; they are not a value of their own.
-      pending_attrs_ = std::move(finished.reply.elems_);
+      pending_attrs_ = std::make_unique<std::vector<Reply>>(std::move(attr_store_.back()->elems_));
+      attr_store_.pop_back();
       return false;
     }
-    value = std::move(finished.reply);
   }
 }
 
-Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, bool& opened) {
-  opened = false;
+Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos) {
   const size_t start = pos;
   if (start >= data.size()) {
     return Leaf::kNeedMore;
@@ -297,60 +330,52 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
     error_ = std::string(what) + " '" + excerpt(data.substr(start, cr_pos - start)) + "'";
     return Leaf::kError;
   };
-  auto make_leaf = [&](Type type) -> Reply& {
-    leaf = Reply(type);
-    if (!pending_attrs_.empty()) {
-      leaf.attrs_ = std::move(pending_attrs_);
-    }
-    pending_attrs_.clear();
-    return leaf;
-  };
 
   switch (t) {
     case '+':
     case '-':
-      make_leaf(t == '+' ? Type::kSimpleString : Type::kError).str_.assign(line);
+      place(t == '+' ? Type::kSimpleString : Type::kError).str_.assign(line);
       pos = after;
-      return Leaf::kDone;
+      return Leaf::kValue;
     case ':': {
       int64_t v = 0;
       if (!parse_int(line, v)) {
         return bad("invalid integer");
       }
-      make_leaf(Type::kInteger).int_ = v;
+      place(Type::kInteger).int_ = v;
       pos = after;
-      return Leaf::kDone;
+      return Leaf::kValue;
     }
     case '_':
       if (!line.empty()) {
         return bad("invalid null");
       }
-      make_leaf(Type::kNull);
+      place(Type::kNull);
       pos = after;
-      return Leaf::kDone;
+      return Leaf::kValue;
     case '#':
       if (line != "t" && line != "f") {
         return bad("invalid boolean");
       }
-      make_leaf(Type::kBoolean).int_ = line == "t" ? 1 : 0;
+      place(Type::kBoolean).int_ = line == "t" ? 1 : 0;
       pos = after;
-      return Leaf::kDone;
+      return Leaf::kValue;
     case ',': {
       double v = 0;
       if (!parse_double(line, v)) {
         return bad("invalid double");
       }
-      make_leaf(Type::kDouble).dbl_ = v;
+      place(Type::kDouble).dbl_ = v;
       pos = after;
-      return Leaf::kDone;
+      return Leaf::kValue;
     }
     case '(':
       if (!is_big_number(line)) {
         return bad("invalid big number");
       }
-      make_leaf(Type::kBigNumber).str_.assign(line);
+      place(Type::kBigNumber).str_.assign(line);
       pos = after;
-      return Leaf::kDone;
+      return Leaf::kValue;
     case '$':
     case '!':
     case '=': {
@@ -362,9 +387,9 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
         return bad("invalid length");
       }
       if (len == -1 && t == '$') {  // RESP2 null bulk string
-        make_leaf(Type::kNull);
+        place(Type::kNull);
         pos = after;
-        return Leaf::kDone;
+        return Leaf::kValue;
       }
       if (len < 0) {
         return bad("negative length");
@@ -384,14 +409,14 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
         if (n < 4 || body[3] != ':') {
           return bad("verbatim string without 'fmt:' prefix");
         }
-        Reply& r = make_leaf(Type::kVerbatim);
+        Reply& r = place(Type::kVerbatim);
         std::memcpy(r.fmt_, body.data(), 3);
         r.str_.assign(body.substr(4));
       } else {
-        make_leaf(t == '$' ? Type::kBulkString : Type::kBlobError).str_.assign(body);
+        place(t == '$' ? Type::kBulkString : Type::kBlobError).str_.assign(body);
       }
       pos = after + n + 2;
-      return Leaf::kDone;
+      return Leaf::kValue;
     }
     case '*':
     case '%':
@@ -406,9 +431,9 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
         return bad("invalid aggregate length");
       }
       if (count == -1 && t == '*') {  // RESP2 null array
-        make_leaf(Type::kNull);
+        place(Type::kNull);
         pos = after;
-        return Leaf::kDone;
+        return Leaf::kValue;
       }
       if (count < 0) {
         return bad("negative aggregate length");
@@ -422,22 +447,30 @@ Parser::Leaf Parser::parse_one(std::string_view data, size_t& pos, Reply& leaf, 
       }
       const bool pairs = t == '%' || t == '|';
       const size_t children = static_cast<size_t>(count) * (pairs ? 2 : 1);
+      pos = after;
+      if (t == '|') [[unlikely]] {
+        // Attributes neither take pending attributes nor count as a value of the parent.
+        if (children == 0) {
+          return Leaf::kOpened;  // an empty attribute: nothing to attach
+        }
+        attr_store_.push_back(std::make_unique<Reply>(Type::kMap));
+        Reply* a = attr_store_.back().get();
+        a->elems_.reserve(std::min<size_t>(children, 64));
+        stack_.push_back(Frame{a, children, true});
+        return Leaf::kOpened;
+      }
       const Type type = t == '*'   ? Type::kArray
                         : t == '%' ? Type::kMap
                         : t == '~' ? Type::kSet
-                        : t == '>' ? Type::kPush
-                                   : Type::kMap;
-      Frame f{Reply(type), children, t == '|'};
-      if (!f.is_attribute && !pending_attrs_.empty()) {
-        f.reply.attrs_ = std::move(pending_attrs_);
-        pending_attrs_.clear();
+                                   : Type::kPush;
+      Reply& r = place(type);
+      if (children == 0) {
+        return Leaf::kValue;  // an empty aggregate is complete as soon as it is opened
       }
       // Never trust a hostile count for a big up-front allocation.
-      f.reply.elems_.reserve(std::min<size_t>(children, 64));
-      stack_.push_back(std::move(f));
-      opened = true;
-      pos = after;
-      return Leaf::kDone;
+      r.elems_.reserve(std::min<size_t>(children, 64));
+      stack_.push_back(Frame{&r, children, false});
+      return Leaf::kOpened;
     }
     default:
       error_ = "unexpected type byte '" + excerpt(data.substr(start, 1)) + "' in '" +
@@ -452,51 +485,81 @@ Parser::Step Parser::feed(std::string_view data) {
   }
   size_t pos = 0;
   for (;;) {
-    Reply leaf;
-    bool opened = false;
     const size_t start = pos;
-    Leaf r = parse_one(data, pos, leaf, opened);
-    if (r == Leaf::kNeedMore) {
-      return {Status::kNeedMore, start};
-    }
-    if (r == Leaf::kError) {
-      std::string msg = std::move(error_);
-      return fail(std::move(msg), start);
-    }
-    if (!opened) {
-      if (complete(std::move(leaf))) {
+    const Leaf r = parse_one(data, pos);
+    if (r == Leaf::kValue) {
+      if (complete()) {
         return {Status::kReply, pos};
       }
       continue;
     }
-    // An empty aggregate is complete as soon as it is opened.
-    if (stack_.back().remaining == 0) {
-      Frame f = std::move(stack_.back());
-      stack_.pop_back();
-      if (f.is_attribute) {
-        continue;
-      }
-      if (complete(std::move(f.reply))) {
-        return {Status::kReply, pos};
-      }
+    if (r == Leaf::kOpened) {
+      continue;
     }
+    if (r == Leaf::kNeedMore) {
+      return {Status::kNeedMore, start};
+    }
+    std::string msg = std::move(error_);
+    return fail(std::move(msg), start);
+  }
+}
+
+void Command::make_room(size_t n) {
+  if (body_.capacity() - body_.size() < n) {
+    // Commands are built argument by argument: start at a size most commands fit in rather
+    // than growing 15 -> 30 -> 60 -> 120 -> 240 bytes.
+    body_.reserve(std::max({body_.size() + n, body_.capacity() * 2, size_t{256}}));
   }
 }
 
 Command& Command::add(std::string_view s) {
-  body_ += '$';
-  append_uint(body_, s.size());
-  body_ += "\r\n";
-  body_ += s;
-  body_ += "\r\n";
+  // "$<len>\r\n<bytes>\r\n": a short argument is assembled on the stack and appended once.
+  char buf[128];
+  buf[0] = '$';
+  char* p = std::to_chars(buf + 1, buf + 24, s.size()).ptr;
+  *p++ = '\r';
+  *p++ = '\n';
+  const size_t hlen = static_cast<size_t>(p - buf);
+  make_room(hlen + s.size() + 2);
+  if (s.size() <= sizeof buf - 24 - 2) {
+    if (!s.empty()) {
+      std::memcpy(p, s.data(), s.size());
+      p += s.size();
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    body_.append(buf, static_cast<size_t>(p - buf));
+  } else {
+    body_.append(buf, hlen);
+    body_.append(s);
+    body_.append("\r\n", 2);
+  }
   ++argc_;
   return *this;
 }
 
 Command& Command::add_int(int64_t v) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return add(std::string_view(buf, static_cast<size_t>(p - buf)));
+  // At most 20 characters, so the length has one or two digits: "$<n>\r\n<v>\r\n".
+  char num[24];
+  const size_t n = static_cast<size_t>(std::to_chars(num, num + sizeof num, v).ptr - num);
+  char buf[40];
+  char* p = buf;
+  *p++ = '$';
+  if (n >= 10) {
+    *p++ = static_cast<char>('0' + n / 10);
+  }
+  *p++ = static_cast<char>('0' + n % 10);
+  *p++ = '\r';
+  *p++ = '\n';
+  std::memcpy(p, num, n);
+  p += n;
+  *p++ = '\r';
+  *p++ = '\n';
+  const size_t len = static_cast<size_t>(p - buf);
+  make_room(len);
+  body_.append(buf, len);
+  ++argc_;
+  return *this;
 }
 
 Command& Command::add(double v) {

@@ -5,7 +5,9 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +38,26 @@ class Reply {
  public:
   Reply() = default;
   explicit Reply(Type t) : type_(t) {}
+  // Moves are member-wise and cheap; copies are deep (attributes included).
+  Reply(Reply&&) noexcept = default;
+  Reply& operator=(Reply&&) noexcept = default;
+  Reply(const Reply& o)
+      : type_(o.type_),
+        int_(o.int_),
+        dbl_(o.dbl_),
+        str_(o.str_),
+        elems_(o.elems_),
+        attrs_(o.attrs_ ? std::make_unique<std::vector<Reply>>(*o.attrs_) : nullptr) {
+    std::memcpy(fmt_, o.fmt_, sizeof fmt_);
+  }
+  Reply& operator=(const Reply& o) {
+    if (this != &o) {
+      Reply copy(o);
+      *this = std::move(copy);
+    }
+    return *this;
+  }
+  ~Reply() = default;
   static Reply simple(std::string_view s) { return Reply(Type::kSimpleString, s); }
   static Reply bulk(std::string_view s) { return Reply(Type::kBulkString, s); }
   static Reply error(std::string_view s) { return Reply(Type::kError, s); }
@@ -76,7 +98,7 @@ class Reply {
   const Reply* find(std::string_view key) const;
 
   // Attributes (|) that preceded this reply, flattened key/value like a map; usually empty.
-  const std::vector<Reply>& attributes() const { return attrs_; }
+  const std::vector<Reply>& attributes() const { return attrs_ ? *attrs_ : kNoAttributes; }
 
   // Compact human-readable form for logs and test failures.
   std::string debug_string() const;
@@ -86,6 +108,19 @@ class Reply {
  private:
   friend class Parser;
   Reply(Type t, std::string_view s) : type_(t), str_(s) {}
+  Reply(Type t, int64_t v) : type_(t), int_(v) {}
+  // Makes this a fresh value of type t (as Reply(t)), keeping the string's buffer.
+  void reset_as(Type t) {
+    type_ = t;
+    std::memset(fmt_, 0, sizeof fmt_);
+    int_ = 0;
+    dbl_ = 0;
+    str_.clear();
+    elems_.clear();
+    attrs_.reset();
+  }
+
+  static const std::vector<Reply> kNoAttributes;
 
   Type type_ = Type::kNull;
   char fmt_[3] = {0, 0, 0};
@@ -93,7 +128,8 @@ class Reply {
   double dbl_ = 0;
   std::string str_;
   std::vector<Reply> elems_;
-  std::vector<Reply> attrs_;
+  // Rare (RESP3 attributes), so kept out of line: a Reply stays small and cheap to move.
+  std::unique_ptr<std::vector<Reply>> attrs_;
 };
 
 // Bounds that keep a hostile or broken server from making us allocate without limit.
@@ -113,6 +149,9 @@ class Parser {
   enum class Status { kNeedMore, kReply, kError };
 
   explicit Parser(ParserLimits limits = {}) : limits_(limits) {}
+  // Open frames point into the parser itself: it stays where it was made.
+  Parser(const Parser&) = delete;
+  Parser& operator=(const Parser&) = delete;
 
   struct Step {
     Status status;
@@ -123,26 +162,35 @@ class Parser {
   Step feed(std::string_view data);
 
   Reply take() { return std::move(done_); }
+  // The finished reply in place (valid after kReply until the next feed() or reset()); a
+  // caller may move from it instead of take()'s extra move.
+  Reply& reply() { return done_; }
   const std::string& error() const { return error_; }
   void reset();
 
  private:
+  // An open aggregate. Values are built where they end up: the top-level value in done_,
+  // children in their parent's elems_ (which does not grow while a child is open, so the
+  // pointer stays valid), attributes in attr_store_ (they are not values of their own).
   struct Frame {
-    Reply reply;
-    size_t remaining = 0;  // children still expected
-    bool is_attribute = false;
+    Reply* reply;
+    size_t remaining;  // children still expected
+    bool is_attribute;
   };
-  enum class Leaf { kDone, kNeedMore, kError };
-  // Parses one element header (and the body for leaves) at data[pos]. On kDone it either
-  // completed a leaf (stored into `leaf`, *opened = false) or pushed a frame (*opened = true).
-  Leaf parse_one(std::string_view data, size_t& pos, Reply& leaf, bool& opened);
+  enum class Leaf { kValue, kOpened, kNeedMore, kError };
+  // Parses one element header (and the body for leaves) at data[pos]. kValue: a leaf was
+  // stored in its place; kOpened: a frame was pushed.
+  Leaf parse_one(std::string_view data, size_t& pos);
+  // Where the next value goes, with any pending attributes attached.
+  Reply& place(Type t);
   Step fail(std::string msg, size_t consumed);
-  // Hands a completed value to the enclosing frame; returns true when it completes the top.
-  bool complete(Reply value);
+  // Counts a finished value in the enclosing frames; returns true when the top is complete.
+  bool complete();
 
   ParserLimits limits_;
   std::vector<Frame> stack_;
-  std::vector<Reply> pending_attrs_;
+  std::unique_ptr<std::vector<Reply>> pending_attrs_;
+  std::vector<std::unique_ptr<Reply>> attr_store_;
   Reply done_;
   std::string error_;
   bool failed_ = false;
@@ -184,6 +232,8 @@ class Command {
 
  private:
   Command& add_int(int64_t v);
+  // Makes room for n more bytes of encoding.
+  void make_room(size_t n);
   std::string body_;
   size_t argc_ = 0;
 };

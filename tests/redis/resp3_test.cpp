@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <random>
 
 namespace redline::redis {
@@ -247,6 +248,101 @@ TEST(Resp3, LimitsStopHostileLengths) {
   std::string deep;
   for (int i = 0; i < 100000; ++i) deep += "*1\r\n";
   EXPECT_NE(parse_error(deep).find("nested deeper than 64"), std::string::npos);
+}
+
+// Values are built in place (the top level in the parser, children in their parent); a reply
+// taken while the next one is half parsed, attributes on values at every level, and copies.
+TEST(Resp3, InPlaceBuildingKeepsRepliesApart) {
+  Parser p;
+  // One whole reply and the start of an aggregate in the same buffer.
+  std::string wire = "*2\r\n:1\r\n$3\r\nabc\r\n*3\r\n+x\r\n*1\r\n:9";
+  auto step = p.feed(wire);
+  ASSERT_EQ(step.status, Parser::Status::kReply);
+  Reply first = p.take();
+  wire.erase(0, step.consumed);
+  step = p.feed(wire);
+  EXPECT_EQ(step.status, Parser::Status::kNeedMore);
+  wire.erase(0, step.consumed);
+  wire += "\r\n_\r\n";
+  step = p.feed(wire);
+  ASSERT_EQ(step.status, Parser::Status::kReply);
+  EXPECT_EQ(step.consumed, wire.size());
+  EXPECT_EQ(first.debug_string(), "[(integer) 1, \"abc\"]");
+  EXPECT_EQ(p.take().debug_string(), "[x, [(integer) 9], (nil)]");
+  // A top-level leaf after an aggregate starts clean (no children or attributes left over).
+  ASSERT_EQ(p.feed("|1\r\n+a\r\n:1\r\n*1\r\n:2\r\n").status, Parser::Status::kReply);
+  EXPECT_EQ(p.take().debug_string(), "|{a: (integer) 1} [(integer) 2]");
+  ASSERT_EQ(p.feed(":3\r\n").status, Parser::Status::kReply);
+  Reply three = p.take();
+  EXPECT_EQ(three.debug_string(), "(integer) 3");
+  EXPECT_TRUE(three.attributes().empty());
+  EXPECT_TRUE(three.elements().empty());
+  // An error mid-aggregate drops the partial value; after reset() the parser is fresh.
+  EXPECT_EQ(p.feed("*3\r\n:1\r\n?\r\n").status, Parser::Status::kError);
+  p.reset();
+  ASSERT_EQ(p.feed("+OK\r\n").status, Parser::Status::kReply);
+  EXPECT_EQ(p.take().debug_string(), "OK");
+}
+
+TEST(Resp3, AttributesEverywhereAndCopies) {
+  // On an empty aggregate, on a map value, in an attribute's own value, and on a push.
+  auto v = parse_all(
+      "|1\r\n+k\r\n:1\r\n*0\r\n"
+      "%1\r\n+f\r\n|1\r\n+t\r\n:5\r\n$1\r\nv\r\n"
+      "|1\r\n+outer\r\n|1\r\n+inner\r\n:0\r\n:2\r\n:3\r\n"
+      "|1\r\n+p\r\n#t\r\n>2\r\n+invalidate\r\n*1\r\n$1\r\nk\r\n");
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(v[0].debug_string(), "|{k: (integer) 1} []");
+  EXPECT_EQ(v[1].debug_string(), "{f: |{t: (integer) 5} \"v\"}");
+  ASSERT_NE(v[1].find("f"), nullptr);
+  EXPECT_EQ(v[1].find("f")->str(), "v");
+  EXPECT_EQ(v[2].debug_string(), "|{outer: |{inner: (integer) 0} (integer) 2} (integer) 3");
+  EXPECT_EQ(v[3].type(), Type::kPush);
+  EXPECT_EQ(v[3].attributes().size(), 2u);
+  // Copies are deep and equal; the original stays intact after the copy is changed.
+  Reply copy = v[1];
+  EXPECT_EQ(copy, v[1]);
+  copy.mutable_elements()[1].mutable_str() = "changed";
+  EXPECT_NE(copy, v[1]);
+  EXPECT_EQ(v[1].find("f")->str(), "v");
+  Reply assigned;
+  assigned = v[2];
+  EXPECT_EQ(assigned, v[2]);
+  EXPECT_EQ(assigned.attributes()[1].attributes()[0].str(), "inner");
+  Reply moved = std::move(assigned);
+  EXPECT_EQ(moved, v[2]);
+  // Equality sees attributes.
+  EXPECT_NE(parse_one(":3\r\n"), v[2]);
+  EXPECT_EQ(parse_one(":3\r\n"), Reply::integer(3));
+}
+
+TEST(Command, EncodesIntegersAndLongArguments) {
+  Command c;
+  c.add(int64_t{0}).add(int64_t{-1}).add(INT64_MAX).add(INT64_MIN).add(1234567890);
+  c.add(uint32_t{4000000000u});
+  EXPECT_EQ(c.encoded(),
+            "*6\r\n$1\r\n0\r\n$2\r\n-1\r\n$19\r\n9223372036854775807\r\n"
+            "$20\r\n-9223372036854775808\r\n$10\r\n1234567890\r\n$10\r\n4000000000\r\n");
+  // Arguments around the size where encoding switches from a stack buffer to direct appends,
+  // an empty one, and a command that outgrows its first buffer.
+  Command d("EVALSHA");
+  std::vector<std::string> args;
+  for (size_t n : {0, 1, 101, 102, 103, 104, 300, 5000}) args.emplace_back(n, 'a' + n % 26);
+  for (const auto& a : args) d.add(a);
+  std::string want = "*9\r\n$7\r\nEVALSHA\r\n";
+  for (const auto& a : args) {
+    want += '$';
+    want += std::to_string(a.size());
+    want += "\r\n";
+    want += a;
+    want += "\r\n";
+  }
+  EXPECT_EQ(d.encoded(), want);
+  EXPECT_EQ(d.size(), 9u);
+  for (size_t i = 0; i < args.size(); ++i) EXPECT_EQ(d.arg(i + 1), args[i]);
+  auto r = parse_one(d.encoded());
+  ASSERT_EQ(r.size(), 9u);
+  EXPECT_EQ(r[8].str(), args.back());
 }
 
 TEST(Command, EncodesBulkStrings) {
