@@ -1,10 +1,14 @@
 // Microbenchmarks of the request path's pure-CPU pieces (no I/O): the cache key
 // (canonicalize + XXH3-128) of 1 KB, 10 KB and 100 KB chat bodies, RESP3 parsing of a 2 KB
 // GET reply and of a pipeline of small replies, the cache entry envelope with zstd, L1 hits
-// and misses, and building the rate limiter's EVALSHA command. bench/run.sh runs it with a
-// short --benchmark_min_time and copies the table into bench/results/latest.md.
+// and misses, building the rate limiter's EVALSHA commands, and a whole rate-limit decision
+// (plan, reply, decide, headers) without the round trip. bench/run.sh runs it with a short
+// --benchmark_min_time and copies the table into bench/results/latest.md.
 #include <benchmark/benchmark.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,6 +17,7 @@
 #include "cache/entry.h"
 #include "cache/l1_cache.h"
 #include "config/config.h"
+#include "ratelimit/limiter.h"
 #include "ratelimit/policy.h"
 #include "ratelimit/script.h"
 #include "redis/resp3.h"
@@ -221,6 +226,85 @@ void BM_RateLimitCheckCommandOnly(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_RateLimitCheckCommandOnly);
+
+// The settle command for the token state of that policy (what settle() sends per request).
+void BM_RateLimitSettleCommand(benchmark::State& state) {
+  using config::RateLimitAlgorithm;
+  const std::string base = ratelimit::key_base("key-60s-swc", "3f9a1c2b");
+  ratelimit::StateRef tok;
+  tok.algorithm = RateLimitAlgorithm::kSlidingWindowCounter;
+  tok.keys = ratelimit::state_keys(ratelimit::state_key(base, ratelimit::Quantity::kTokens),
+                                   tok.algorithm);
+  tok.limit = 1'000'000;
+  tok.window_ms = 60'000;
+  tok.burst = 1'000'000;
+  tok.cost = 4200;
+  tok.handle = 29'000'000;
+  const ratelimit::StateRef* states[] = {&tok};
+  const uint64_t actual[] = {950};
+  for (auto _ : state) {
+    redis::Command cmd = ratelimit::settle_command(states, actual);
+    benchmark::DoNotOptimize(cmd.size());
+  }
+}
+BENCHMARK(BM_RateLimitSettleCommand);
+
+// A whole admitted decision as RateLimiter::check() makes it, minus the round trip: plan()
+// (keys, the EVALSHA command), the script's 13-integer reply for two states, complete()
+// (parse, decide, the x-ratelimit-* / RateLimit headers, the token reservation) run on an
+// io_context, and the Decision handed out. Arg 0: one global policy limiting requests and
+// tokens (bench/callgrind.sh's miss_cl); arg 1: the same scoped by key and model.
+void BM_RateLimitDecision(benchmark::State& state) {
+  using config::RateLimitAlgorithm;
+  using config::RateLimitScope;
+  boost::asio::io_context io;
+  redis::ConnectionOptions co;
+  co.port = 1;  // never connected: no command is sent
+  redis::StandaloneClient client(io.get_executor(), co);
+  config::RateLimitPolicy p;
+  p.scopes = {state.range(0) == 0 ? RateLimitScope::kGlobal : RateLimitScope::kKey};
+  if (state.range(0) == 1) p.scopes.push_back(RateLimitScope::kModel);
+  p.algorithm = RateLimitAlgorithm::kSlidingWindowCounter;
+  p.requests = 1'000'000'000;
+  p.tokens = 100'000'000'000;
+  const std::vector<config::RateLimitPolicy> policies{p};
+  ratelimit::RateLimiter limiter(client, policies);
+  ratelimit::RequestFacts facts;
+  facts.key_id = "3f9a1c2b4d5e";
+  facts.tenant = "default";
+  facts.model = "gpt-4o-mini";
+  facts.ip = "127.0.0.1";
+  facts.estimated_tokens = 4117;
+  redis::Reply reply(redis::Type::kArray);
+  const std::vector<int64_t> values{
+      1, 1, 999'999'000, 60'000, 1, 0, 29'000'000, 1, 99'999'000'000, 60'000, 1, 0, 29'000'000};
+  for (int64_t v : values) {
+    reply.mutable_elements().push_back(redis::Reply::integer(v));
+  }
+  size_t headers = 0;
+  for (auto _ : state) {
+    ratelimit::CheckPlan plan = limiter.plan(facts);
+    std::vector<redis::Result<redis::Reply>> replies;
+    replies.emplace_back(reply);
+    ratelimit::Decision out;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          std::span<redis::Result<redis::Reply>> answered = replies;
+          ratelimit::Decision d = co_await limiter.complete(plan, answered);
+          out = std::move(d);
+        },
+        boost::asio::detached);
+    io.run();
+    io.restart();
+    if (out.outcome != ratelimit::Outcome::kAdmitted) state.SkipWithError("not admitted");
+    headers = out.headers.size();
+    benchmark::DoNotOptimize(out.headers.data());
+  }
+  state.counters["headers"] = static_cast<double>(headers);
+  state.SetLabel(state.range(0) == 0 ? "global" : "key+model");
+}
+BENCHMARK(BM_RateLimitDecision)->Arg(0)->Arg(1);
 
 }  // namespace
 

@@ -12,8 +12,24 @@
 
 namespace redline::ratelimit {
 
+// A header name: one of the fixed lower-case names this module sends, held as a view of
+// static storage, so a decision allocates nothing for its names. Converts to std::string
+// where one is taken (e.g. http::Exchange::add_response_header), compares with string views.
+class HeaderName {
+ public:
+  constexpr HeaderName() = default;
+  constexpr HeaderName(const char* text) : text_(text) {}       // NOLINT: implicit, literals
+  constexpr HeaderName(std::string_view text) : text_(text) {}  // NOLINT: static storage only
+  operator std::string() const { return std::string(text_); }   // NOLINT: implicit
+  constexpr std::string_view view() const { return text_; }
+  constexpr bool operator==(const HeaderName&) const = default;
+
+ private:
+  std::string_view text_;
+};
+
 struct Header {
-  std::string name;  // lower case
+  HeaderName name;  // lower case
   std::string value;
   bool operator==(const Header&) const = default;
 };
@@ -31,6 +47,8 @@ struct QuotaStatus {
 // OpenAI's duration format (Go's time.Duration at millisecond resolution): "0s", "120ms",
 // "1s", "1.5s", "6m0s", "1h2m3s", "1h0m0.25s".
 std::string format_duration(uint64_t ms);
+// The same, appended to `out`.
+void append_duration(std::string& out, uint64_t ms);
 
 // Seconds rounded up, for delay-seconds fields (retry-after, IETF t).
 constexpr uint64_t ceil_seconds(uint64_t ms) {

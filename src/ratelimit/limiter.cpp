@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <unordered_map>
 
 #include "common/error_body.h"
 #include "redis/cluster.h"
@@ -133,51 +132,83 @@ int64_t RateLimiter::now_ms() const {
 
 void RateLimiter::add_states(CheckPlan& plan, const CompiledPolicy& policy,
                              const RequestFacts& facts) const {
-  auto subject = subject_of(policy.def, facts);
-  if (!subject) {
-    return;
+  // "rl:{<id>[:<subject>]}" (key_base()), with room for the longest suffix.
+  std::string base;
+  base.reserve(policy.key_prefix.size() + 16 +
+               (policy.has_subject ? facts.key_id.size() + facts.tenant.size() +
+                                         facts.model.size() + facts.ip.size()
+                                   : 0));
+  base += policy.key_prefix;
+  if (policy.has_subject) {
+    base += ':';
+    if (!append_subject(base, policy.def, facts)) {
+      return;  // a scope's fact is unknown: the policy does not apply
+    }
   }
-  const std::string base = key_base(policy.id, *subject);
+  base += '}';
+  const size_t base_len = base.size();
+  const bool log = policy.def.algorithm == config::RateLimitAlgorithm::kSlidingWindowLog;
+  const auto last = policy.limits[1] != 0 ? Quantity::kTokens : Quantity::kRequests;
   for (Quantity q : {Quantity::kRequests, Quantity::kTokens}) {
-    const uint64_t limit = policy.limit(q);
+    const uint64_t limit = policy.limits[static_cast<size_t>(q)];
     if (limit == 0) {
       continue;
     }
-    CheckPlan::State s;
+    // state_key(): the last quantity takes `base` itself, an earlier one a copy.
+    std::string key;
+    if (q == last) {
+      key = std::move(base);
+    } else {
+      key.reserve(base_len + 9);
+      key.append(base, 0, base_len);
+    }
+    key += q == Quantity::kRequests ? ":req" : ":tok";
+    CheckPlan::State& s = plan.states_.emplace_back();
     s.policy = &policy;
     s.quantity = q;
     s.ref.algorithm = policy.def.algorithm;
-    s.ref.keys = state_keys(state_key(base, q), policy.def.algorithm);
+    // state_keys(): sliding-window-log keeps its sum and sequence in "<state>:meta".
+    s.ref.keys.reserve(log ? 2 : 1);
+    if (log) {
+      std::string meta;
+      meta.reserve(key.size() + 5);
+      meta += key;
+      meta += ":meta";
+      s.ref.keys.push_back(std::move(key));
+      s.ref.keys.push_back(std::move(meta));
+    } else {
+      s.ref.keys.push_back(std::move(key));
+    }
     s.ref.limit = limit;
     s.ref.window_ms = policy.window_ms();
-    s.ref.burst = policy.burst(q);
+    s.ref.burst = policy.bursts[static_cast<size_t>(q)];
     s.ref.cost = q == Quantity::kRequests ? 1 : facts.estimated_tokens;
     s.local_limit = std::max<uint64_t>(1, limit / options_.instances);
-    plan.states_.push_back(std::move(s));
   }
 }
 
-std::vector<std::vector<size_t>> RateLimiter::group_by_slot(
-    std::span<const StateRef* const> states) const {
-  std::vector<std::vector<size_t>> groups;
+RateLimiter::Groups RateLimiter::group_by_slot(std::span<const StateRef* const> states) const {
+  Groups groups;
   if (states.empty()) {
     return groups;
   }
   if (!client_.is_cluster()) {
-    groups.emplace_back();
+    auto& all = groups.emplace_back();
     for (size_t i = 0; i < states.size(); ++i) {
-      groups[0].push_back(i);
+      all.push_back(static_cast<uint32_t>(i));
     }
     return groups;
   }
-  std::unordered_map<uint16_t, size_t> by_slot;
+  boost::container::small_vector<uint16_t, 2> slots;  // slots[g]: the slot of group g
   for (size_t i = 0; i < states.size(); ++i) {
     const uint16_t slot = redis::key_slot(states[i]->keys.front());
-    auto [it, inserted] = by_slot.try_emplace(slot, groups.size());
-    if (inserted) {
+    const size_t g =
+        static_cast<size_t>(std::find(slots.begin(), slots.end(), slot) - slots.begin());
+    if (g == slots.size()) {
+      slots.push_back(slot);
       groups.emplace_back();
     }
-    groups[it->second].push_back(i);
+    groups[g].push_back(static_cast<uint32_t>(i));
   }
   return groups;
 }
@@ -186,26 +217,30 @@ CheckPlan RateLimiter::plan(const RequestFacts& facts,
                             std::span<const config::RateLimitPolicy> extra_policies) const {
   CheckPlan p;
   p.estimated_tokens = facts.estimated_tokens;
-  p.own_ = compile_policies(extra_policies, /*own=*/true);
+  if (!extra_policies.empty()) {
+    p.own_ = compile_policies(extra_policies, /*own=*/true);
+  }
   for (const auto& policy : policies_) {
     add_states(p, policy, facts);
   }
   for (const auto& policy : p.own_) {
     add_states(p, policy, facts);
   }
-  std::vector<const StateRef*> refs;
-  refs.reserve(p.states_.size());
+  if (p.states_.empty()) {
+    return p;
+  }
+  CheckPlan::Small<const StateRef*, 4> refs;
   for (const auto& s : p.states_) {
     refs.push_back(&s.ref);
   }
-  p.groups_ = group_by_slot(refs);
+  p.groups_ = group_by_slot({refs.data(), refs.size()});
   for (size_t g = 0; g < p.groups_.size(); ++g) {
-    std::vector<const StateRef*> group;
-    for (size_t i : p.groups_[g]) {
+    refs.clear();
+    for (uint32_t i : p.groups_[g]) {
       p.states_[i].group = g;
-      group.push_back(&p.states_[i].ref);
+      refs.push_back(&p.states_[i].ref);
     }
-    p.commands_.push_back(check_command(group, options_.fixed_now_us));
+    p.commands_.push_back(check_command({refs.data(), refs.size()}, options_.fixed_now_us));
   }
   return p;
 }
@@ -218,7 +253,7 @@ Awaitable<Decision> RateLimiter::check(const RequestFacts& facts,
   CheckPlan p = plan(facts, extra_policies);
   std::vector<redis::Result<redis::Reply>> replies;
   if (!p.commands_.empty()) {
-    std::span<const redis::Command> cmds = p.commands_;
+    std::span<const redis::Command> cmds = p.commands();
     replies = co_await client_.batch(cmds);
   }
   std::span<redis::Result<redis::Reply>> answered = replies;
@@ -265,10 +300,12 @@ Awaitable<Decision> RateLimiter::complete(CheckPlan& plan,
     bump(k_unlimited);
     co_return Decision{};
   }
-  // A missing reply is an error result ("no result"): its policies fail over.
-  std::vector<redis::Result<redis::Reply>> replies(plan.commands_.size());
-  for (size_t g = 0; g < replies.size() && g < answered.size(); ++g) {
-    replies[g] = std::move(answered[g]);
+  // The reply of each command, read in place. A missing reply is an error result ("no
+  // result"): its policies fail over.
+  redis::Result<redis::Reply> no_result;
+  CheckPlan::Small<redis::Result<redis::Reply>*, 2> replies;
+  for (size_t g = 0; g < plan.commands_.size(); ++g) {
+    replies.push_back(g < answered.size() ? &answered[g] : &no_result);
   }
   bump(k_script_calls, plan.commands_.size());
 
@@ -276,32 +313,35 @@ Awaitable<Decision> RateLimiter::complete(CheckPlan& plan,
   std::vector<size_t> missing;
   std::vector<redis::Command> evals;
   for (size_t g = 0; g < replies.size(); ++g) {
-    if (!replies[g].ok() && redis::is_noscript(replies[g].error())) {
+    if (!replies[g]->ok() && redis::is_noscript(replies[g]->error())) {
       missing.push_back(g);
       evals.push_back(limiter_script().as_eval(plan.commands_[g]));
     }
   }
+  std::vector<redis::Result<redis::Reply>> retried;
   if (!evals.empty()) {
     std::span<const redis::Command> again = evals;
-    auto retried = co_await client_.batch(again);
+    retried = co_await client_.batch(again);
     bump(k_script_calls, evals.size());
     for (size_t k = 0; k < missing.size(); ++k) {
-      replies[missing[k]] = std::move(retried[k]);
+      replies[missing[k]] = k < retried.size() ? &retried[k] : &no_result;
     }
   }
 
   bool all_answered = true;
+  CheckPlan::Small<StateResult, 4> parsed;
   for (size_t g = 0; g < plan.groups_.size(); ++g) {
     const auto& group = plan.groups_[g];
-    auto& r = replies[g];
+    const auto& r = *replies[g];
     if (!r.ok()) {
       bump(k_redis_errors);
       all_answered = false;
       fail_over(plan, g, r.error());
       continue;
     }
-    auto parsed = parse_check_reply(*r, group.size());
-    if (!parsed) {
+    parsed.resize(group.size());
+    bool admitted = false;
+    if (!parse_check_reply(*r, {parsed.data(), parsed.size()}, admitted)) {
       bump(k_redis_errors);
       all_answered = false;
       const redis::Error bad{redis::ErrorKind::kProtocolError,
@@ -312,8 +352,8 @@ Awaitable<Decision> RateLimiter::complete(CheckPlan& plan,
     for (size_t k = 0; k < group.size(); ++k) {
       CheckPlan::State& s = plan.states_[group[k]];
       s.source = CheckPlan::Source::kRedis;
-      s.result = parsed->states[k];
-      s.committed = parsed->admitted;
+      s.result = parsed[k];
+      s.committed = admitted;
     }
   }
   if (all_answered) {
@@ -363,9 +403,10 @@ Awaitable<void> RateLimiter::refund(CheckPlan& plan) {
     refs.push_back(&r);
   }
   const std::vector<uint64_t> zeros(refs.size(), 0);
-  std::span<const StateRef* const> states = refs;
-  std::span<const uint64_t> costs = zeros;
-  co_await send_settle(states, costs);
+  const SettleCalls cmds = settle_calls(refs, zeros);
+  std::span<const redis::Command> calls(cmds.data(), cmds.size());
+  auto results = co_await limiter_script().run_batch(client_, calls);
+  note_settled(results);
 }
 
 Decision RateLimiter::decide(CheckPlan& plan) {
@@ -524,17 +565,22 @@ Decision RateLimiter::decide(CheckPlan& plan) {
   }
 
   if (d.admitted()) {
+    // The plan is spent: its token states move into the reservation.
     d.reservation.estimated_tokens = plan.estimated_tokens;
-    for (const auto& s : plan.states_) {
-      if (s.quantity != Quantity::kTokens || !s.committed) {
+    auto reserved = [](const CheckPlan::State& s) {
+      return s.quantity == Quantity::kTokens && s.committed;
+    };
+    const auto n = std::count_if(plan.states_.begin(), plan.states_.end(), reserved);
+    d.reservation.states.reserve(static_cast<size_t>(n));
+    for (auto& s : plan.states_) {
+      if (!reserved(s)) {
         continue;
       }
-      ReservedState r;
-      r.state = s.ref;
+      ReservedState& r = d.reservation.states.emplace_back();
+      r.state = std::move(s.ref);
       r.state.handle = s.result.handle;
       r.local = s.source == Source::kLocal;
       r.local_limit = s.local_limit;
-      d.reservation.states.push_back(std::move(r));
     }
   }
   return d;
@@ -543,23 +589,33 @@ Decision RateLimiter::decide(CheckPlan& plan) {
 // ---------------------------------------------------------------------------------------
 // Settling.
 
-Awaitable<bool> RateLimiter::send_settle(std::span<const StateRef* const> states,
-                                         std::span<const uint64_t> new_costs) {
-  const auto groups = group_by_slot(states);
-  std::vector<redis::Command> cmds;
-  cmds.reserve(groups.size());
-  for (const auto& g : groups) {
-    std::vector<const StateRef*> refs;
-    std::vector<uint64_t> costs;
-    for (size_t i : g) {
-      refs.push_back(states[i]);
-      costs.push_back(new_costs[i]);
+RateLimiter::SettleCalls RateLimiter::settle_calls(std::span<const StateRef* const> states,
+                                                   std::span<const uint64_t> new_costs) {
+  SettleCalls cmds;
+  if (states.empty()) {
+    return cmds;
+  }
+  if (!client_.is_cluster()) {
+    cmds.push_back(settle_command(states, new_costs, options_.fixed_now_us));
+  } else {
+    CheckPlan::Small<const StateRef*, 4> refs;
+    CheckPlan::Small<uint64_t, 4> costs;
+    for (const auto& g : group_by_slot(states)) {
+      refs.clear();
+      costs.clear();
+      for (uint32_t i : g) {
+        refs.push_back(states[i]);
+        costs.push_back(new_costs[i]);
+      }
+      cmds.push_back(settle_command({refs.data(), refs.size()}, {costs.data(), costs.size()},
+                                    options_.fixed_now_us));
     }
-    cmds.push_back(settle_command(refs, costs, options_.fixed_now_us));
   }
   bump(k_script_calls, cmds.size());
-  std::span<const redis::Command> calls = cmds;
-  auto results = co_await limiter_script().run_batch(client_, calls);
+  return cmds;
+}
+
+bool RateLimiter::note_settled(std::span<const redis::Result<redis::Reply>> results) {
   bool ok = true;
   for (const auto& r : results) {
     if (r.ok()) {
@@ -579,7 +635,7 @@ Awaitable<bool> RateLimiter::send_settle(std::span<const StateRef* const> states
           r.error().to_string());
     }
   }
-  co_return ok;
+  return ok;
 }
 
 Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_tokens) {
@@ -587,8 +643,8 @@ Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_to
     co_return;
   }
   reservation.settled = true;
-  std::vector<const StateRef*> refs;
-  std::vector<uint64_t> costs;
+  CheckPlan::Small<const StateRef*, 4> refs;
+  CheckPlan::Small<uint64_t, 4> costs;
   bool changed = false;
   for (const auto& r : reservation.states) {
     if (r.state.cost == actual_tokens) {
@@ -610,9 +666,10 @@ Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_to
   if (refs.empty()) {
     co_return;
   }
-  std::span<const StateRef* const> states = refs;
-  std::span<const uint64_t> new_costs = costs;
-  co_await send_settle(states, new_costs);
+  const SettleCalls cmds = settle_calls({refs.data(), refs.size()}, {costs.data(), costs.size()});
+  std::span<const redis::Command> calls(cmds.data(), cmds.size());
+  auto results = co_await limiter_script().run_batch(client_, calls);
+  note_settled(results);
 }
 
 Awaitable<void> RateLimiter::settle_cache_hit(Reservation& reservation,

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -179,11 +180,13 @@ class CheckPlan {
   CheckPlan(const CheckPlan&) = delete;
   CheckPlan& operator=(const CheckPlan&) = delete;
 
-  std::span<const redis::Command> commands() const { return commands_; }
+  std::span<const redis::Command> commands() const { return {commands_.data(), commands_.size()}; }
   bool empty() const { return states_.empty(); }
 
  private:
   friend class RateLimiter;
+  template <typename T, size_t N>
+  using Small = boost::container::small_vector<T, N>;
   enum class Source : uint8_t { kRedis, kLocal, kOpen, kClosed };
   struct State {
     const CompiledPolicy* policy = nullptr;
@@ -196,9 +199,10 @@ class CheckPlan {
     uint64_t local_limit = 0;
   };
   std::vector<CompiledPolicy> own_;  // the key's own policies, compiled for this request
-  std::vector<State> states_;
-  std::vector<std::vector<size_t>> groups_;  // indices into states_, one per command
-  std::vector<redis::Command> commands_;
+  // Inline room for the usual plan (a few policies, one slot): no allocation for the lists.
+  Small<State, 4> states_;
+  Small<Small<uint32_t, 4>, 2> groups_;  // indices into states_, one per command
+  Small<redis::Command, 2> commands_;
   uint64_t estimated_tokens = 0;
 };
 
@@ -252,10 +256,16 @@ class RateLimiter {
   void fail_over(CheckPlan& plan, size_t group, const redis::Error& error);
   Decision decide(CheckPlan& plan);
   Awaitable<void> refund(CheckPlan& plan);
-  // Sends settle commands for `states` (grouped by slot) with `new_costs`; counts errors.
-  Awaitable<bool> send_settle(std::span<const StateRef* const> states,
-                              std::span<const uint64_t> new_costs);
-  std::vector<std::vector<size_t>> group_by_slot(std::span<const StateRef* const> states) const;
+  // The settle commands for `states` (one per slot) with `new_costs`; counted as script calls.
+  using SettleCalls = boost::container::small_vector<redis::Command, 2>;
+  SettleCalls settle_calls(std::span<const StateRef* const> states,
+                           std::span<const uint64_t> new_costs);
+  // Counts and logs the failed settle calls; false when any failed.
+  bool note_settled(std::span<const redis::Result<redis::Reply>> results);
+  // Indices of `states` per Redis Cluster slot, in order of first appearance (standalone:
+  // one group of all).
+  using Groups = boost::container::small_vector<boost::container::small_vector<uint32_t, 4>, 2>;
+  Groups group_by_slot(std::span<const StateRef* const> states) const;
 
   redis::Client& client_;
   std::vector<CompiledPolicy> policies_;

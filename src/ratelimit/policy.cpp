@@ -3,6 +3,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <map>
 
 namespace redline::ratelimit {
@@ -154,15 +155,25 @@ std::vector<CompiledPolicy> compile_policies(std::span<const config::RateLimitPo
       id += '-';
       id += std::to_string(n);
     }
-    out.push_back(CompiledPolicy{p, std::move(id), describe(p)});
+    CompiledPolicy c;
+    c.def = p;
+    c.id = std::move(id);
+    c.description = describe(p);
+    for (Quantity q : {Quantity::kRequests, Quantity::kTokens}) {
+      c.limits[static_cast<size_t>(q)] = c.limit(q);
+      c.bursts[static_cast<size_t>(q)] = c.burst(q);
+    }
+    c.key_prefix = "rl:{" + c.id;
+    c.has_subject = std::any_of(p.scopes.begin(), p.scopes.end(),
+                                [](RateLimitScope s) { return s != RateLimitScope::kGlobal; });
+    out.push_back(std::move(c));
   }
   return out;
 }
 
-std::string escape_scope_value(std::string_view value) {
+void append_scope_value(std::string& out, std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(value.size());
+  const size_t start = out.size();
   for (unsigned char c : value) {
     const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                        c == '-' || c == '.' || c == '_' || c == '@' || c == '/' || c == '+';
@@ -174,19 +185,24 @@ std::string escape_scope_value(std::string_view value) {
       out += kHex[c & 0xf];
     }
   }
-  if (out.size() > 96) {
+  if (out.size() - start > 96) {
     const uint64_t h = XXH3_64bits(value.data(), value.size());
-    std::string hashed(17, '~');
+    out.resize(start);
+    out += '~';
     for (size_t i = 0; i < 16; ++i) {
-      hashed[1 + i] = "0123456789abcdef"[(h >> (60 - 4 * i)) & 0xf];
+      out += "0123456789abcdef"[(h >> (60 - 4 * i)) & 0xf];
     }
-    return hashed;
   }
+}
+
+std::string escape_scope_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  append_scope_value(out, value);
   return out;
 }
 
-std::optional<std::string> subject_of(const config::RateLimitPolicy& p, const RequestFacts& facts) {
-  std::string subject;
+bool append_subject(std::string& out, const config::RateLimitPolicy& p, const RequestFacts& facts) {
   bool first = true;
   for (auto s : p.scopes) {
     std::string_view v;
@@ -207,13 +223,21 @@ std::optional<std::string> subject_of(const config::RateLimitPolicy& p, const Re
         continue;
     }
     if (v.empty()) {
-      return std::nullopt;
+      return false;
     }
     if (!first) {
-      subject += ',';
+      out += ',';
     }
-    subject += escape_scope_value(v);
+    append_scope_value(out, v);
     first = false;
+  }
+  return true;
+}
+
+std::optional<std::string> subject_of(const config::RateLimitPolicy& p, const RequestFacts& facts) {
+  std::string subject;
+  if (!append_subject(subject, p, facts)) {
+    return std::nullopt;
   }
   return subject;
 }

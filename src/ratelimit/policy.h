@@ -3,6 +3,7 @@
 // (rl:{<policy-id>:<scope values>}:req|tok). It does no I/O and decides nothing.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -49,6 +50,15 @@ struct CompiledPolicy {
   uint64_t limit(Quantity q) const;  // 0 when the policy does not limit q
   uint64_t burst(Quantity q) const;  // token-bucket size in q's units (see burst_for())
   uint64_t window_ms() const { return static_cast<uint64_t>(def.window.count()) * 1000; }
+
+  // Derived once by compile_policies() for the request path (the limiter reads these, not
+  // the functions above): limit and burst per quantity (index: Quantity), "rl:{<id>" (the
+  // start of every key, see key_base()), and whether a scope other than global gives the
+  // keys a subject.
+  std::array<uint64_t, 2> limits{};
+  std::array<uint64_t, 2> bursts{};
+  std::string key_prefix;
+  bool has_subject = false;
 };
 
 // Compiles a list of policies; `own` marks a key's own list (ids get the "own-" prefix).
@@ -70,6 +80,11 @@ std::optional<std::string> subject_of(const config::RateLimitPolicy& p, const Re
 // (so no '}' ends the tag early, no ',' splits values); results longer than 96 bytes are
 // replaced by "~" + 16 hex digits of XXH3-64 of the raw value.
 std::string escape_scope_value(std::string_view value);
+// escape_scope_value() appended to `out`.
+void append_scope_value(std::string& out, std::string_view value);
+// subject_of() appended to `out`; false (and `out` partly written) when a scope's fact is
+// empty.
+bool append_subject(std::string& out, const config::RateLimitPolicy& p, const RequestFacts& facts);
 
 // "rl:{<id>:<subject>}" ("rl:{<id>}" for an empty subject): the prefix of every key of one
 // policy for one subject; the braces make them one Redis Cluster slot.

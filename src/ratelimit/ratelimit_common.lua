@@ -2,7 +2,7 @@
 -- fixed_window.lua, sliding_window_log.lua, sliding_window_counter.lua, token_bucket.lua and
 -- ratelimit_main.lua, concatenated in that order into one chunk (src/ratelimit/script.cpp).
 --
--- Every algorithm is a table with
+-- Each algorithm file defines a loader, load_<algorithm>(), returning a table with
 --   nkeys                     how many KEYS one limiter state uses
 --   peek(keys, now, it)       decides whether it.cost fits; writes nothing that changes the
 --                             decision of a later call (only expired-entry clean-up)
@@ -13,6 +13,13 @@
 -- peek returns a table with ok, retry (us until it.cost fits, -1 if it never can) and for
 -- both outcomes (b = before, a = after consuming): remaining, reset (us until the limiter is
 -- back at its full limit) and next (us until one more unit becomes available).
+--
+-- Redis runs the whole chunk on every call and keeps nothing between calls, so the chunk
+-- itself does as little as it can: an algorithm's functions are created only when a call
+-- uses it (ratelimit_main.lua loads each one at most once per call).
+
+-- True when the clock is Redis TIME (production), false for a fixed test time (ARGV[2]).
+local redis_clock = ARGV[2] == ''
 
 -- Redis turns Lua numbers into strings with 14 significant digits; microsecond timestamps
 -- have 16, so every number sent to Redis goes through one of these.
@@ -47,4 +54,13 @@ end
 -- Expiry in whole milliseconds, rounded up, at least 1 ms.
 local function expire_us(key, us)
   redis.call('PEXPIRE', key, int(math.max(1, math.ceil(us / 1000))))
+end
+
+-- Whether a commit may leave the key's expiry as it is: the window algorithms expire a key at
+-- a fixed point of the Redis clock per window (its end, or the next window's), so once a
+-- commit of this window has set it (`current`: the stored window is this one), setting it
+-- again changes it by less than the 1 ms rounding. A fixed test time is not the clock the
+-- expiry runs on: then it is always set, from the fixed time.
+local function expiry_is_set(current)
+  return current and redis_clock
 end

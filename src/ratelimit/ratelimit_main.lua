@@ -14,19 +14,20 @@
 -- describe the state after this call (consumed or not).
 -- settle: per item, turns the reservation `handle` of `cost` into `new_cost` (0 = refund),
 -- never below zero. Reply: the number of items still found and adjusted.
-local algorithms = {
-  fw = fixed_window,
-  swl = sliding_window_log,
-  swc = sliding_window_counter,
-  tb = token_bucket,
+local loaders = {
+  fw = load_fixed_window,
+  swl = load_sliding_window_log,
+  swc = load_sliding_window_counter,
+  tb = load_token_bucket,
 }
+local algorithms = {} -- the ones this call uses, loaded once
 
 local now
-if ARGV[2] ~= '' then
-  now = tonumber(ARGV[2])
-else
+if redis_clock then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[2])
 end
 
 local function ms(us)
@@ -41,9 +42,15 @@ local items = {}
 local k = 1
 for i = 1, n do
   local a = 3 + (i - 1) * 7
-  local alg = algorithms[ARGV[a + 1]]
+  local code = ARGV[a + 1]
+  local alg = algorithms[code]
   if not alg then
-    return redis.error_reply('ERR ratelimit: unknown algorithm ' .. tostring(ARGV[a + 1]))
+    local load = loaders[code]
+    if not load then
+      return redis.error_reply('ERR ratelimit: unknown algorithm ' .. tostring(code))
+    end
+    alg = load()
+    algorithms[code] = alg
   end
   local it = {
     alg = alg,
@@ -90,11 +97,12 @@ for i, it in ipairs(items) do
   if retry > 0 then
     retry = ms(retry)
   end
-  out[#out + 1] = st.ok and 1 or 0
-  out[#out + 1] = remaining
-  out[#out + 1] = ms(reset)
-  out[#out + 1] = ms(nxt)
-  out[#out + 1] = retry
-  out[#out + 1] = handle
+  local o = 1 + (i - 1) * 6
+  out[o + 1] = st.ok and 1 or 0
+  out[o + 2] = remaining
+  out[o + 3] = ms(reset)
+  out[o + 4] = ms(nxt)
+  out[o + 5] = retry
+  out[o + 6] = handle
 end
 return out

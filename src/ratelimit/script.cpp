@@ -2,6 +2,8 @@
 // (argument layout documented in ratelimit_main.lua).
 #include "ratelimit/script.h"
 
+#include <algorithm>
+
 #include "ratelimit/policy.h"
 #include "redline_scripts.h"
 
@@ -20,21 +22,31 @@ std::string assembled_source() {
   return s;
 }
 
+// "EVALSHA <sha>", encoded once: every call starts as a copy of it.
+const redis::Command& evalsha_prefix() {
+  static const redis::Command prefix("EVALSHA", limiter_script().sha());
+  return prefix;
+}
+
 redis::Command build(std::string_view op, std::span<const StateRef* const> states,
                      std::span<const uint64_t> new_costs, std::optional<int64_t> now_us) {
-  const redis::Script& script = limiter_script();
   size_t nkeys = 0;
   for (const StateRef* s : states) {
     nkeys += s->keys.size();
   }
-  redis::Command c("EVALSHA", script.sha(), nkeys);
+  redis::Command c = evalsha_prefix();
+  c.add(nkeys);
   for (const StateRef* s : states) {
     for (const auto& k : s->keys) {
       c.add(k);
     }
   }
   c.add(op);
-  c.add(now_us ? std::to_string(*now_us) : std::string());
+  if (now_us) {
+    c.add(*now_us);
+  } else {
+    c.add(std::string_view());
+  }
   c.add(states.size());
   for (size_t i = 0; i < states.size(); ++i) {
     const StateRef& s = *states[i];
@@ -66,31 +78,38 @@ redis::Command settle_command(std::span<const StateRef* const> states,
   return build("settle", states, new_costs, now_us);
 }
 
-std::optional<CheckReply> parse_check_reply(const redis::Reply& reply, size_t n) {
+bool parse_check_reply(const redis::Reply& reply, std::span<StateResult> out, bool& all_admitted) {
   constexpr size_t kFields = 6;
+  const size_t n = out.size();
   if (reply.type() != redis::Type::kArray || reply.size() != 1 + n * kFields) {
-    return std::nullopt;
+    return false;
   }
-  for (const auto& e : reply.elements()) {
-    if (e.type() != redis::Type::kInteger) {
-      return std::nullopt;
+  const auto& e = reply.elements();
+  for (const auto& v : e) {
+    if (v.type() != redis::Type::kInteger) {
+      return false;
     }
   }
-  auto at = [&](size_t i) { return reply[i].integer(); };
   auto non_negative = [](int64_t v) { return static_cast<uint64_t>(std::max<int64_t>(0, v)); };
-  CheckReply out;
-  out.admitted = at(0) == 1;
-  out.states.reserve(n);
+  all_admitted = e[0].integer() == 1;
   for (size_t i = 0; i < n; ++i) {
     const size_t b = 1 + i * kFields;
-    StateResult r;
-    r.admitted = at(b) == 1;
-    r.remaining = non_negative(at(b + 1));
-    r.reset_ms = non_negative(at(b + 2));
-    r.next_ms = non_negative(at(b + 3));
-    r.retry_ms = at(b + 4);
-    r.handle = at(b + 5);
-    out.states.push_back(r);
+    StateResult& r = out[i];
+    r.admitted = e[b].integer() == 1;
+    r.remaining = non_negative(e[b + 1].integer());
+    r.reset_ms = non_negative(e[b + 2].integer());
+    r.next_ms = non_negative(e[b + 3].integer());
+    r.retry_ms = e[b + 4].integer();
+    r.handle = e[b + 5].integer();
+  }
+  return true;
+}
+
+std::optional<CheckReply> parse_check_reply(const redis::Reply& reply, size_t n) {
+  CheckReply out;
+  out.states.resize(n);
+  if (!parse_check_reply(reply, out.states, out.admitted)) {
+    return std::nullopt;
   }
   return out;
 }

@@ -53,5 +53,7 @@ redis::Command settle_command(std::span<const StateRef* const> states,
 
 // Parses a check reply for `n` states; nullopt when the reply has the wrong shape.
 std::optional<CheckReply> parse_check_reply(const redis::Reply& reply, size_t n);
+// The same into `out` (one entry per state) without allocating; false on the wrong shape.
+bool parse_check_reply(const redis::Reply& reply, std::span<StateResult> out, bool& all_admitted);
 
 }  // namespace redline::ratelimit

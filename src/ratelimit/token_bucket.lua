@@ -6,27 +6,13 @@
 -- 0.25 us resolution; a debt of an hour has 0.5 ns). At `now` the debt is
 -- max(0, d - (now - t)); a cost n is admitted when debt + n * T <= tau. The key expires when
 -- the debt has run out (the bucket is full again).
-local token_bucket = { nkeys = 1 }
-local TB_EPS = 1e-4 -- us: absorbs rounding in debt arithmetic, far below one unit
+-- Loaded on first use within a call (see ratelimit_common.lua).
+local function load_token_bucket()
+  local token_bucket = { nkeys = 1 }
+  local TB_EPS = 1e-4 -- us: absorbs rounding in debt arithmetic, far below one unit
 
-local function tb_debt(key, now)
-  local s = redis.call('HMGET', key, 'd', 't')
-  local d, t = num(s[1], 0), num(s[2], now)
-  return math.max(0, d - math.max(0, now - t))
-end
-
-function token_bucket.peek(keys, now, it)
-  local T = it.window / it.limit
-  local tau = it.burst * T
-  local d = tb_debt(keys[1], now)
-  local nd = d + it.cost * T
-  local st = { nd = nd }
-  if it.cost == 0 then
-    st.ok = d < tau - TB_EPS
-  else
-    st.ok = nd <= tau + TB_EPS
-  end
-  local function times(debt)
+  -- Whole units available, the debt (reset) and the time until one more unit, at `debt`.
+  local function tb_times(T, tau, debt)
     local avail = (tau - debt) / T + TB_EPS / T
     local whole = math.max(0, math.floor(avail))
     local next = 0
@@ -35,32 +21,59 @@ function token_bucket.peek(keys, now, it)
     end
     return whole, math.max(0, debt), next
   end
-  st.b_remaining, st.b_reset, st.b_next = times(d)
-  st.a_remaining, st.a_reset, st.a_next = times(nd)
-  if st.ok then
-    st.retry = 0
-  elseif it.cost > it.burst then
-    st.retry = -1
-  else
-    st.retry = math.max(1, nd - tau)
+
+  local function tb_debt(key, now)
+    local s = redis.call('HMGET', key, 'd', 't')
+    local d, t = num(s[1], 0), num(s[2], now)
+    return math.max(0, d - math.max(0, now - t))
   end
-  return st
-end
 
-function token_bucket.commit(keys, now, it, st)
-  redis.call('HSET', keys[1], 'd', real(st.nd), 't', int(now))
-  expire_us(keys[1], st.nd)
-  return 0
-end
+  function token_bucket.peek(keys, now, it)
+    local T = it.window / it.limit
+    local tau = it.burst * T
+    local d = tb_debt(keys[1], now)
+    local nd = d + it.cost * T
+    local ok
+    if it.cost == 0 then
+      ok = d < tau - TB_EPS
+    else
+      ok = nd <= tau + TB_EPS
+    end
+    local retry = 0
+    if ok then
+      retry = 0
+    elseif it.cost > it.burst then
+      retry = -1
+    else
+      retry = math.max(1, nd - tau)
+    end
+    local b_remaining, b_reset, b_next = tb_times(T, tau, d)
+    local a_remaining, a_reset, a_next = tb_times(T, tau, nd)
+    -- One constructor: the table is sized once instead of growing field by field.
+    return {
+      nd = nd, ok = ok, retry = retry,
+      b_remaining = b_remaining, b_reset = b_reset, b_next = b_next,
+      a_remaining = a_remaining, a_reset = a_reset, a_next = a_next,
+    }
+  end
 
-function token_bucket.adjust(keys, now, it)
-  local T = it.window / it.limit
-  local d = math.max(0, tb_debt(keys[1], now) + (it.new_cost - it.cost) * T)
-  if d <= 0 then
-    redis.call('DEL', keys[1])
+  function token_bucket.commit(keys, now, it, st)
+    redis.call('HSET', keys[1], 'd', real(st.nd), 't', int(now))
+    expire_us(keys[1], st.nd)
+    return 0
+  end
+
+  function token_bucket.adjust(keys, now, it)
+    local T = it.window / it.limit
+    local d = math.max(0, tb_debt(keys[1], now) + (it.new_cost - it.cost) * T)
+    if d <= 0 then
+      redis.call('DEL', keys[1])
+      return 1
+    end
+    redis.call('HSET', keys[1], 'd', real(d), 't', int(now))
+    expire_us(keys[1], d)
     return 1
   end
-  redis.call('HSET', keys[1], 'd', real(d), 't', int(now))
-  expire_us(keys[1], d)
-  return 1
+
+  return token_bucket
 end

@@ -319,6 +319,40 @@ TEST_F(Algorithms, RedisTimeWhenNoFixedTimeIsGiven) {
   EXPECT_LT(std::llabs(score - now_us), 60'000'000LL);
 }
 
+// Under the Redis clock a commit within a window whose expiry is already set leaves it
+// alone (the window's end does not move); the key must still always carry an expiry that
+// ends no later than the state can matter: the window's end (fixed window) or the next
+// window's (sliding-window counter).
+TEST_F(Algorithms, WindowKeysKeepTheirExpiryUnderTheRedisClock) {
+  for (auto a : {RateLimitAlgorithm::kFixedWindow, RateLimitAlgorithm::kSlidingWindowCounter}) {
+    SCOPED_TRACE(std::string(algorithm_name(a)));
+    server_->cli("FLUSHALL");
+    auto s = state(a, 100, 60'000);
+    s.cost = 1;
+    const StateRef* one[] = {&s};
+    const int64_t bound = a == RateLimitAlgorithm::kFixedWindow ? 60'000 : 120'000;
+    int64_t handle = 0;
+    for (int i = 0; i < 4; ++i) {
+      auto r = run_until_done(io_, limiter_script().run(*client_, check_command(one)));
+      ASSERT_TRUE(r.ok()) << r.error().to_string();
+      auto parsed = parse_check_reply(*r, 1);
+      ASSERT_TRUE(parsed && parsed->admitted);
+      handle = parsed->states[0].handle;
+      const auto pttl = std::stoll(server_->cli("PTTL", "rl:{t}:req"));
+      // -2: the window ended between the two commands (within its last milliseconds).
+      EXPECT_TRUE(pttl == -2 || (pttl > 0 && pttl <= bound)) << "call " << i << ": " << pttl;
+    }
+    // A settlement changes the count, not the expiry (0: the window has just ended).
+    s.handle = handle;
+    const uint64_t refund[] = {0};
+    auto settled = run_until_done(io_, limiter_script().run(*client_, settle_command(one, refund)));
+    ASSERT_TRUE(settled.ok()) << settled.error().to_string();
+    EXPECT_LE(settled->integer(), 1);
+    const auto pttl = std::stoll(server_->cli("PTTL", "rl:{t}:req"));
+    EXPECT_TRUE(pttl == -2 || (pttl > 0 && pttl <= bound)) << pttl;
+  }
+}
+
 TEST_F(Algorithms, UnknownAlgorithmIsAServerError) {
   redis::Command bad("EVAL", limiter_script().source(), 1, "rl:{t}:x", "check", "", 1, "nope", 1,
                      1000, 1, 1, 0, 1);
