@@ -481,7 +481,7 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
     decision = co_await limiter.check(facts, own);
     redis_waited(ctx, "ratelimit_check", t0);
   }
-  for (auto& h : decision.headers) ctx.exchange.add_response_header(h.name, h.value);
+  for (auto& h : decision.headers) ctx.exchange.add_response_header(h.name, std::move(h.value));
   ctx.ratelimit_outcome = ratelimit::outcome_name(decision.outcome);
   ctx.ratelimit_policy = decision.policy_id;
   if (!decision.admitted()) {
