@@ -181,7 +181,7 @@ listen: "127.0.0.1:$port"
 threads: $threads
 admin: {listen: "127.0.0.1:$admin"}
 logging: {access_log: false, level: warn}
-limits: {max_connections: $((IDLE_CONNS + 1000))}
+limits: {max_connections: $((IDLE_CONNS + 1000)), max_connections_per_ip: 0}  # one client address opens them all
 redis: $4
 cache: $5
 providers:
