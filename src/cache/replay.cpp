@@ -27,20 +27,7 @@ namespace json = boost::json;
 
 using redline::JsonReader;  // common/json_text.h
 
-// --- JSON out (common/json_text.h) ------------------------------------------------------------
-
-// "data: {json}", optionally preceded by "event: NAME".
-std::string data_event(std::string_view name, const json::value& v) {
-  std::string out;
-  if (!name.empty()) {
-    out += "event: ";
-    out += name;
-    out += '\n';
-  }
-  out += "data: ";
-  append_json(out, v);
-  return out;
-}
+// (JSON and SSE events out: json_text and sse_event, common/json_text.h.)
 
 // --- Small accessors and merge rules ----------------------------------------------------------
 
@@ -386,7 +373,7 @@ class ChunkWriter {
     chunk["choices"] = std::move(choices);
     if (usage_ != nullptr) chunk["usage"] = nullptr;
     if (events_.empty()) copy_unknown(chunk, body_, kBodyKnown);
-    events_.push_back(data_event({}, chunk));
+    events_.push_back(sse_event({}, chunk));
   }
 
   std::vector<std::string> finish() {
@@ -394,7 +381,7 @@ class ChunkWriter {
       json::object chunk = head_;
       chunk["choices"] = json::array();
       chunk["usage"] = *usage_;
-      events_.push_back(data_event({}, chunk));
+      events_.push_back(sse_event({}, chunk));
     }
     events_.emplace_back("data: [DONE]");
     return std::move(events_);
@@ -677,7 +664,7 @@ class MessageWriter {
     json::object e;
     e["type"] = type;
     for (json::key_value_pair& kv : fields) e[kv.key()] = std::move(kv.value());
-    events_.push_back(data_event(type, e));
+    events_.push_back(sse_event(type, e));
   }
 
   void delta(int64_t index, std::string_view type, std::string_view key, json::value v) {

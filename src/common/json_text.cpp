@@ -192,4 +192,16 @@ std::string json_text(const json::value& v) {
   return out;
 }
 
+std::string sse_event(std::string_view name, const json::value& data) {
+  std::string out;
+  if (!name.empty()) {
+    out += "event: ";
+    out += name;
+    out += '\n';
+  }
+  out += "data: ";
+  append_json(out, data);
+  return out;
+}
+
 }  // namespace redline

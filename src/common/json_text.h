@@ -34,5 +34,9 @@ class JsonReader {
 void append_json_string(std::string& out, std::string_view s);  // with the quotes
 void append_json(std::string& out, const boost::json::value& v);
 std::string json_text(const boost::json::value& v);
+// One server-sent event carrying JSON, without the blank line that ends it:
+// "event: NAME\ndata: {json}" (Messages, Responses), or "data: {json}" when `name` is empty
+// (Chat Completions).
+std::string sse_event(std::string_view name, const boost::json::value& data);
 
 }  // namespace redline

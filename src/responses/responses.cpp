@@ -478,13 +478,6 @@ std::string tool_output_text(const json::value& output) {
 
 // --- stream events -------------------------------------------------------------------------------
 
-std::string event_text(std::string_view type, const json::object& data) {
-  std::string out = "event: ";
-  out += type;
-  out += "\ndata: ";
-  append_json(out, data);
-  return out;
-}
 
 }  // namespace
 
@@ -814,7 +807,7 @@ struct ChatToResponsesStream::State {
     ev["type"] = type;
     ev["sequence_number"] = sequence++;
     for (auto& kv : data) ev[kv.key()] = std::move(kv.value());
-    out.push_back(event_text(type, ev));
+    out.push_back(sse_event(type, ev));
   }
 
   std::string_view item_status() const {

@@ -196,16 +196,4 @@ std::string utf8_prefix(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
-std::string data_event(std::string_view name, const json::value& v) {
-  std::string out;
-  if (!name.empty()) {
-    out += "event: ";
-    out += name;
-    out += '\n';
-  }
-  out += "data: ";
-  append_json(out, v);
-  return out;
-}
-
 }  // namespace redline::translate::detail

@@ -74,7 +74,4 @@ int status_for_error_type(std::string_view type);
 // byte that does not begin a well-formed sequence becomes U+FFFD, and a sequence is never cut.
 std::string utf8_prefix(std::string_view text, std::size_t max_bytes);
 
-// "event: NAME\ndata: {json}" (Messages) or "data: {json}" (Chat, name empty).
-std::string data_event(std::string_view name, const json::value& v);
-
 }  // namespace redline::translate::detail

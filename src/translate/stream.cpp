@@ -132,7 +132,7 @@ class MessagesToChatStream {
       o["param"] = nullptr;
       json::object chunk;
       chunk["error"] = std::move(o);
-      out.push_back(data_event({}, chunk));
+      out.push_back(sse_event({}, chunk));
       out.emplace_back("data: [DONE]");
       finished_ = true;
     }
@@ -150,7 +150,7 @@ class MessagesToChatStream {
     choices.push_back(std::move(choice));
     chunk["choices"] = std::move(choices);
     if (include_usage_) chunk["usage"] = nullptr;
-    out.push_back(data_event({}, chunk));
+    out.push_back(sse_event({}, chunk));
   }
 
   json::object head() const {
@@ -198,7 +198,7 @@ class MessagesToChatStream {
     json::object chunk = head();
     chunk["choices"] = json::array();
     chunk["usage"] = usage_.chat();
-    out.push_back(data_event({}, chunk));
+    out.push_back(sse_event({}, chunk));
   }
 
   std::string model_;
@@ -264,7 +264,7 @@ class ChatToMessagesStream {
     json::object e;
     e["type"] = type;
     for (json::key_value_pair& kv : fields) e[kv.key()] = std::move(kv.value());
-    out.push_back(data_event(type, e));
+    out.push_back(sse_event(type, e));
   }
 
   void start(std::string_view chat_id, std::vector<std::string>& out) {
