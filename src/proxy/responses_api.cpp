@@ -207,15 +207,8 @@ class ResponsesSink final : public Sink {
       native_end_ = true;
     }
     if (!echo_) return event;
-    std::string out;
-    if (!field.empty()) {
-      out = "event: ";
-      out += type;
-      out += '\n';
-    }
-    out += "data: ";
-    append_json(out, *data);
-    return out;
+    // Re-framed as it came: with an `event:` line only if the provider sent one.
+    return sse_event(field.empty() ? std::string_view{} : std::string_view(type), *data);
   }
 
   // True for the event that ends the answer (the Response is final then).
