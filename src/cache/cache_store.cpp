@@ -249,14 +249,12 @@ std::optional<uint64_t> CacheStore::known_generation(std::size_t thread, std::st
   return std::nullopt;
 }
 
-asio::awaitable<std::optional<uint64_t>> CacheStore::generation(std::size_t thread,
-                                                                std::string_view tenant,
-                                                                std::string_view ns) {
-  if (auto known = known_generation(thread, tenant, ns)) co_return known;
+asio::awaitable<std::optional<uint64_t>> CacheStore::load_generation(std::size_t thread,
+                                                                     std::string_view tenant,
+                                                                     std::string_view ns) {
   Worker& w = *workers_[thread];
   const uint64_t epoch = generation_epoch_.load();
   std::string map_key = generation_map_key(tenant, ns);
-
   const std::string tenant_key = tenant_generation_key(tenant);
   const std::string ns_key = generation_key(tenant, ns);
   redis::Command mget("MGET", tenant_key, ns_key);

@@ -125,14 +125,15 @@ class CacheStore {
   const L1Cache* l1() const { return l1_.get(); }
   redis::Client& client(std::size_t thread);
 
-  // The namespace generation that goes into the cache key: tenant and namespace counters
-  // combined. nullopt when Redis cannot tell (the request then bypasses the cache).
-  boost::asio::awaitable<std::optional<uint64_t>> generation(std::size_t thread,
-                                                             std::string_view tenant,
-                                                             std::string_view ns);
-  // The same when this thread already knows it (no I/O); nullopt when Redis must be asked.
+  // The namespace generation that goes into the cache key (tenant and namespace counters
+  // combined) when this thread already knows it (no I/O); nullopt when Redis must be asked.
   std::optional<uint64_t> known_generation(std::size_t thread, std::string_view tenant,
                                            std::string_view ns);
+  // Asks Redis for it (call when known_generation had nothing) and remembers it. nullopt
+  // when Redis cannot tell (the request then bypasses the cache).
+  boost::asio::awaitable<std::optional<uint64_t>> load_generation(std::size_t thread,
+                                                                  std::string_view tenant,
+                                                                  std::string_view ns);
 
   // L1, then Redis within cache.lookup_timeout. A Redis hit is copied into L1; a lock marker
   // is a miss. kReadOrLock: one `SET c:<hex> <marker> NX GET PX coalesce_lock_ttl` instead of

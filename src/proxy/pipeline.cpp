@@ -391,7 +391,9 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
       const std::size_t thread = exchange.thread_index();
       const std::string_view ns = exchange.request()["x-redline-cache-namespace"];
       auto generation = cache_->known_generation(thread, ctx.identity.tenant, ns);
-      if (!generation) generation = co_await cache_->generation(thread, ctx.identity.tenant, ns);
+      if (!generation) {
+        generation = co_await cache_->load_generation(thread, ctx.identity.tenant, ns);
+      }
       reject = cache_key_finish(ctx, generation);
     }
   }
