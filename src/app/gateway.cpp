@@ -303,9 +303,17 @@ bool Gateway::drain_and_stop(std::chrono::milliseconds deadline) {
     }
     clean = proxy_server_->stats().requests_in_flight.load() == 0;
     if (!clean) spdlog::warn("drain deadline passed with requests in flight; closing them");
-    // Write-behind entries still queued go to Redis before the threads stop.
-    while (cache_ && cache_->pending_writes() > 0 && std::chrono::steady_clock::now() < until) {
+    // Write-behind entries still queued and rate-limit settlements still unanswered go to
+    // Redis before the threads stop.
+    auto pending = [this] {
+      return (cache_ ? cache_->pending_writes() : 0) + proxy_handler_->pending_settles();
+    };
+    while (pending() > 0 && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (proxy_handler_->pending_settles() > 0) {
+      spdlog::warn("drain deadline passed with {} rate-limit settlements unanswered",
+                   proxy_handler_->pending_settles());
     }
     if (cache_ && cache_->pending_writes() > 0) {
       spdlog::warn("drain deadline passed with {} cache writes queued; dropping them",

@@ -107,6 +107,25 @@ CacheStore::CacheStore(const config::CacheConfig& config, const config::RedisCon
     auto w = std::make_unique<Worker>();
     w->index = i;
     w->ioc = contexts_[i];
+    redis::ClientOptions o = redis::client_options(redis_config_, "redline-cache");
+    // Tracking also keeps the per-thread generation caches honest, so it runs without L1 too.
+    const bool tracker = i == kTrackerThread;
+    if (tracker) {
+      // Thread 0 hears about every change to c:* (entries and generations) on every node,
+      // except its own (NOLOOP): what thread 0 writes, it has already applied locally.
+      o.connection.init_commands.emplace_back("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c:",
+                                              "NOLOOP");
+      o.connect_all_masters = true;
+    }
+    auto made = redis::make_client(w->ioc->get_executor(), o);
+    if (!made.ok()) {
+      throw std::runtime_error("cache redis: " + made.error().to_string());
+    }
+    w->client = std::move(*made);
+    if (tracker) {
+      w->client->on_push([this](const redis::Reply& r) { on_push(r); });
+      w->client->on_disconnect([this](const redis::Error&) { on_tracking_lost(); });
+    }
     workers_.push_back(std::move(w));
   }
 }
@@ -137,23 +156,6 @@ redis::Client& CacheStore::client(std::size_t thread) {
 
 void CacheStore::start() {
   for (auto& w : workers_) {
-    redis::ClientOptions o = redis::client_options(redis_config_, "redline-cache");
-    // Tracking also keeps the per-thread generation caches honest, so it runs without L1 too.
-    const bool tracker = w->index == 0;
-    if (tracker) {
-      // Thread 0 hears about every change to c:* (entries and generations) on every node.
-      o.connection.init_commands.emplace_back("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c:");
-      o.connect_all_masters = true;
-    }
-    auto made = redis::make_client(w->ioc->get_executor(), o);
-    if (!made.ok()) {
-      throw std::runtime_error("cache redis: " + made.error().to_string());
-    }
-    w->client = std::move(*made);
-    if (tracker) {
-      w->client->on_push([this](const redis::Reply& r) { on_push(r); });
-      w->client->on_disconnect([this](const redis::Error&) { on_tracking_lost(); });
-    }
     w->queue_signal = std::make_unique<asio::steady_timer>(*w->ioc);
     Worker* raw = w.get();
     asio::co_spawn(
@@ -207,11 +209,16 @@ void CacheStore::on_tracking_lost() {
   own_writes_.clear();
 }
 
-void CacheStore::note_own_write(const KeyDigest& key) {
-  if (!l1_) return;
+void CacheStore::note_own_write(std::size_t thread, const KeyDigest& key) {
+  if (!l1_ || thread == kTrackerThread) return;
   std::lock_guard lock(own_mu_);
   if (own_writes_.size() >= kMaxOwnWrites) own_writes_.clear();
   ++own_writes_[key];
+}
+
+void CacheStore::forget_own_write(std::size_t thread, const KeyDigest& key) {
+  if (!l1_ || thread == kTrackerThread) return;
+  consume_own_write(key);
 }
 
 bool CacheStore::consume_own_write(const KeyDigest& key) {
@@ -443,6 +450,14 @@ asio::awaitable<Lookup> CacheStore::lookup(std::size_t thread, const CacheKey& k
                                            LookupMode mode) {
   Lookup out;
   if (l1_hit(thread, key, now_unix_ms(), out)) co_return out;
+  if (local_answers_) {
+    if (auto local = local_answers_(key.digest)) {
+      out.entry = std::move(local);
+      out.tier = Tier::kL1;
+      stats_.hits_l1.fetch_add(1, std::memory_order_relaxed);
+      co_return out;
+    }
+  }
   co_await read_remote(thread, key, mode, out);
   if (out.error) stats_.lookup_errors.fetch_add(1, std::memory_order_relaxed);
   (out.entry ? stats_.hits_l2 : stats_.misses).fetch_add(1, std::memory_order_relaxed);
@@ -512,7 +527,7 @@ std::string CacheStore::encode(const Entry& entry) {
 redis::Command CacheStore::stage_write(std::size_t thread, const CacheKey& key,
                                        const Entry& entry) {
   std::string enc = encode(entry);
-  note_own_write(key.digest);
+  note_own_write(thread, key.digest);
   redis::Command set("SET", entry_key(key), enc, "PX",
                      static_cast<int64_t>(entry.ttl_seconds) * 1000);
   if (l1_) {
@@ -526,11 +541,16 @@ redis::Command CacheStore::stage_write(std::size_t thread, const CacheKey& key,
 
 asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,
                                         const Entry& entry) {
-  Worker& w = *workers_[thread];
   const redis::Command set = stage_write(thread, key, entry);
+  co_return co_await send_store(thread, key, set);
+}
+
+asio::awaitable<bool> CacheStore::send_store(std::size_t thread, const CacheKey& key,
+                                             const redis::Command& set) {
+  Worker& w = *workers_[thread];
   auto r = co_await w.client->execute(set, config_.store_timeout);
   if (!r.ok()) {
-    consume_own_write(key.digest);  // no push will come for a write that did not happen
+    forget_own_write(thread, key.digest);  // no push will come for a write that did not happen
     stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("cache: store failed: {}", r.error().to_string());
     co_return false;
@@ -553,7 +573,7 @@ asio::awaitable<std::size_t> CacheStore::store_many(
       ++ok;
       stats_.stores.fetch_add(1, std::memory_order_relaxed);
     } else {
-      consume_own_write(entries[i].first.digest);
+      forget_own_write(thread, entries[i].first.digest);
       stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
     }
   }

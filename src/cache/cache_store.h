@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -112,9 +113,15 @@ class CacheStore {
   CacheStore(const CacheStore&) = delete;
   CacheStore& operator=(const CacheStore&) = delete;
 
-  // Creates the Redis clients and starts tracking (thread 0) and the write-behind flushers.
-  // Call once, before the threads run; connecting happens in the background.
+  // Starts the Redis clients (made by the constructor: client() works before this) with
+  // tracking on thread 0, and the write-behind flushers. Call once, before the threads run;
+  // connecting happens in the background.
   void start();
+  // Answers this instance holds outside L1 (a finished provider call whose store is on its
+  // way to Redis), asked after an L1 miss and before Redis; counted as L1 hits. Set once,
+  // before the threads run.
+  using LocalAnswers = std::function<std::optional<Entry>(const KeyDigest&)>;
+  void set_local_answers(LocalAnswers answers) { local_answers_ = std::move(answers); }
   // Stops the Redis clients; call after the threads stopped, before the io_contexts die.
   void stop();
 
@@ -150,6 +157,14 @@ class CacheStore {
   // Writes the entry to L1 and Redis (PX = ttl) and waits for Redis (write-through and the
   // others alike; callers that must not wait spawn it). False when Redis failed.
   boost::asio::awaitable<bool> store(std::size_t thread, const CacheKey& key, const Entry& entry);
+  // The same in two steps: stage (encode, into this thread's L1; returns the SET) and send
+  // (to Redis, waits for it). Lets a caller put the entry in L1 before the answer goes out
+  // and the Redis write after it.
+  redis::Command stage_store(std::size_t thread, const CacheKey& key, const Entry& entry) {
+    return stage_write(thread, key, entry);
+  }
+  boost::asio::awaitable<bool> send_store(std::size_t thread, const CacheKey& key,
+                                          const redis::Command& set);
   // Several entries in one pipelined batch (cluster: per node, in parallel). Returns how
   // many Redis acknowledged.
   boost::asio::awaitable<std::size_t> store_many(
@@ -212,7 +227,10 @@ class CacheStore {
   struct Worker;
   void on_push(const redis::Reply& push);
   void on_tracking_lost();
-  void note_own_write(const KeyDigest& key);
+  // Own-write bookkeeping for a store made on `thread` (a no-op on the tracking thread, whose
+  // connection does not hear its own writes: NOLOOP).
+  void note_own_write(std::size_t thread, const KeyDigest& key);
+  void forget_own_write(std::size_t thread, const KeyDigest& key);  // the write failed
   bool consume_own_write(const KeyDigest& key);
   boost::asio::awaitable<void> write_behind_loop(Worker& w);
   std::string encode(const Entry& entry);
@@ -253,9 +271,13 @@ class CacheStore {
   std::atomic<bool> two_step_lock_{false};
   // Cluster with redis.read_from_replicas: lookups read a replica, the lock goes to the master.
   bool replica_reads_ = false;
+  LocalAnswers local_answers_;
 
-  // Keys this instance wrote and whose tracking push has not arrived yet: such a push must
-  // not evict the entry just stored in L1. Touched only on stores and pushes, never on hits.
+  // The thread whose Redis connection tracks c:* (BCAST, NOLOOP).
+  static constexpr std::size_t kTrackerThread = 0;
+  // Keys this instance's other threads wrote and whose tracking push has not arrived yet:
+  // such a push must not evict the entry just stored in L1. Touched only on stores and
+  // pushes, never on hits.
   std::mutex own_mu_;
   std::unordered_map<KeyDigest, uint32_t, L1DigestHash> own_writes_;
 };

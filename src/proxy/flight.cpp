@@ -90,9 +90,11 @@ void Flight::notify_locked(std::vector<Waiter>& out) {
 }
 
 void Flight::wake(std::vector<Waiter>& waiters) {
+  // A waiter on this thread is woken at once (its completion is queued now); one on another
+  // thread through its executor (a timer is not safe to touch across threads).
   for (auto& w : waiters) {
     auto t = w.timer;
-    asio::post(t->get_executor(), [t] { t->cancel(); });
+    asio::dispatch(t->get_executor(), [t] { t->cancel(); });
   }
 }
 
@@ -229,6 +231,11 @@ void Flight::release() {
     notify_locked(wake_up);
   }
   wake(wake_up);
+}
+
+bool Flight::released() const {
+  std::lock_guard lock(mu_);
+  return released_;
 }
 
 bool Flight::complete() const {
@@ -466,6 +473,19 @@ void FlightTable::remove(const cache::KeyDigest& key, const Flight* flight) {
   std::lock_guard lock(mu_);
   auto it = flights_.find(key);
   if (it != flights_.end() && it->second.get() == flight) flights_.erase(it);
+}
+
+std::optional<cache::Entry> FlightTable::answered(const cache::KeyDigest& key) const {
+  std::shared_ptr<Flight> flight;
+  {
+    std::lock_guard lock(mu_);
+    auto it = flights_.find(key);
+    if (it == flights_.end()) return std::nullopt;
+    flight = it->second;
+  }
+  if (!flight->released() || !flight->complete()) return std::nullopt;
+  // No TTL: the entry only answers this request (it is not stored or refreshed from here).
+  return flight->to_entry(cache::now_unix_ms(), 0);
 }
 
 std::size_t FlightTable::size() const {

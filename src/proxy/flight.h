@@ -60,6 +60,7 @@ class Flight final : public Sink, public std::enable_shared_from_this<Flight> {
   void publish_entry(const cache::Entry& entry);
   // Lets consumers finish (after the store, for write-through). Idempotent.
   void release();
+  bool released() const;
   // Status 200 and, for streams, the terminal event seen: the answer may be cached.
   bool complete() const;
   // The answer as a cache entry (call after it finished).
@@ -133,6 +134,9 @@ class FlightTable {
   std::pair<std::shared_ptr<Flight>, bool> join_or_create(const cache::KeyDigest& key,
                                                           Endpoint endpoint);
   void remove(const cache::KeyDigest& key, const Flight* flight);
+  // The answer of the listed flight for `key` once it is complete and its clients have been
+  // released (its store is on the way to Redis), as an entry; nullopt otherwise.
+  std::optional<cache::Entry> answered(const cache::KeyDigest& key) const;
   std::size_t size() const;
 
  private:

@@ -40,7 +40,11 @@ struct ProxyHandler::Worker {
   upstream::HttpClient client;
   Forwarder forwarder;
   // Rate limiting (absent when no policy is configured): the state Redis of this thread.
-  std::unique_ptr<redis::Client> state;
+  // Shared with the response cache when both use the same Redis (`own_state` empty then):
+  // the lookup and the rate-limit check go out in one write on one connection and come back
+  // in one read, and so do the store and the settle.
+  redis::Client* state = nullptr;
+  std::unique_ptr<redis::Client> own_state;
   std::unique_ptr<ratelimit::RateLimiter> limiter;
 };
 
@@ -164,14 +168,24 @@ ProxyHandler::ProxyHandler(const config::Config& config, std::vector<asio::io_co
       cache_(cache),
       state_(state) {
   for (auto* c : contexts) workers_.push_back(std::make_unique<Worker>(*c));
+  if (cache_ != nullptr) {
+    cache_->set_local_answers([this](const cache::KeyDigest& key) { return flights_.answered(key); });
+  }
   const bool limits = any_rate_limits(config);
   if (limits || state_.keys || state_.budgets || state_.sessions || state_.responses) {
-    // One state Redis client per thread (connected on first use).
+    // One state Redis client per thread (connected on first use): the cache's when the cache
+    // lives in the same Redis (cache.redis unset), else one of its own.
+    const bool share = cache_ != nullptr && !config.cache.redis;
     const auto client_options = redis::client_options(config.redis, "redline-state");
     for (std::size_t i = 0; i < contexts.size(); ++i) {
+      if (share) {
+        workers_[i]->state = &cache_->client(i);
+        continue;
+      }
       auto made = redis::make_client(contexts[i]->get_executor(), client_options);
       if (!made.ok()) throw std::runtime_error("state redis: " + made.error().to_string());
-      workers_[i]->state = std::move(*made);
+      workers_[i]->own_state = std::move(*made);
+      workers_[i]->state = workers_[i]->own_state.get();
     }
   }
   if (limits) {
@@ -199,8 +213,9 @@ void ProxyHandler::shutdown() {
     w->client.shutdown();
     // The Redis clients' timers and sockets must go while their io_contexts still exist.
     w->limiter.reset();
-    if (w->state) w->state->stop();
-    w->state.reset();
+    if (w->own_state) w->own_state->stop();  // a shared one is the cache's to stop
+    w->state = nullptr;
+    w->own_state.reset();
   }
 }
 
@@ -431,7 +446,10 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
                           ctx.include_usage};
     co_await workers_[exchange.thread_index()]->forwarder.forward(in, ctx, sink);
   }
-  if (!ctx.reservation.empty() && !ctx.reservation.settled) co_await settle_phase(ctx);
+  if (!ctx.reservation.empty() && !ctx.reservation.settled) {
+    const auto executor = co_await asio::this_coro::executor;
+    settle_phase(ctx, executor);
+  }
   if (!reject) {
     if (ctx.spender && ctx.usage) co_await record_spend(ctx);
     // Normally appended before the end of the answer went out; this catches the rest.
@@ -505,21 +523,36 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::rate_limit_phase(
   co_return std::nullopt;
 }
 
-asio::awaitable<void> ProxyHandler::settle_phase(RequestContext& ctx) {
-  if (ctx.reservation.empty() || ctx.reservation.settled) co_return;
-  auto& limiter = *workers_[ctx.exchange.thread_index()]->limiter;
+void ProxyHandler::settle_phase(RequestContext& ctx, const asio::any_io_executor& executor) {
+  if (ctx.reservation.empty() || ctx.reservation.settled) return;
   const bool from_cache = ctx.cache_status == cache::CacheStatus::kHit ||
                           ctx.cache_status == cache::CacheStatus::kCoalesced;
-  const uint64_t used = ctx.usage ? ctx.usage->total() : 0;
+  uint64_t used = ctx.usage ? ctx.usage->total() : 0;
+  if (!from_cache && ctx.exchange.status() != 200) {
+    used = 0;  // no answer, no tokens
+  } else if (!from_cache && !ctx.usage) {
+    return;  // a stream cut short, usage unknown: the estimate stands
+  }
+  pending_settles_.fetch_add(1);
+  // co_spawn runs the coroutine at once up to its first suspension: the script call is queued
+  // on the Redis connection before this returns.
+  asio::co_spawn(executor,
+                 settle(ctx.exchange.thread_index(), std::move(ctx.reservation), from_cache, used),
+                 asio::detached);
+}
+
+asio::awaitable<void> ProxyHandler::settle(std::size_t thread, ratelimit::Reservation reservation,
+                                           bool from_cache, uint64_t used) {
+  struct Done {
+    std::atomic<std::size_t>& pending;
+    ~Done() { pending.fetch_sub(1); }
+  } done{pending_settles_};
+  auto& limiter = *workers_[thread]->limiter;
   const auto t0 = Clock::now();
   if (from_cache) {
-    co_await limiter.settle_cache_hit(ctx.reservation, used);
-  } else if (ctx.exchange.status() != 200) {
-    co_await limiter.settle(ctx.reservation, 0);  // no answer, no tokens
-  } else if (ctx.usage) {
-    co_await limiter.settle(ctx.reservation, used);
+    co_await limiter.settle_cache_hit(reservation, used);
   } else {
-    co_return;  // a stream cut short, usage unknown: the estimate stands
+    co_await limiter.settle(reservation, used);
   }
   redis_timed("ratelimit_settle", t0);
 }
@@ -949,9 +982,16 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
         break;
       case config::CacheMode::kCacheAside:
       case config::CacheMode::kRefreshAhead: {
+        // The entry goes into this thread's L1 before the clients are released (a client's
+        // next request is a hit here; on other threads the listed, answered flight serves it
+        // until Redis has it: FlightTable::answered), its SET to Redis after their answers
+        // went out, in the same write as their rate-limit settle.
+        const redis::Command set = cache_->stage_store(job->thread, job->key, entry);
         flight->release();
+        const auto executor = co_await asio::this_coro::executor;
+        co_await asio::post(executor, asio::use_awaitable);
         const auto t0 = Clock::now();
-        stored = co_await cache_->store(job->thread, job->key, entry);
+        stored = co_await cache_->send_store(job->thread, job->key, set);
         redis_timed("cache_store", t0);
         break;
       }

@@ -6,6 +6,7 @@
 // append the session turn -> log + metrics.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -61,6 +62,9 @@ class ProxyHandler : public http::Handler {
   void shutdown();
   // Each thread's rate-limiter counters (empty when no policy is configured).
   std::vector<ratelimit::LimiterStats> limiter_stats() const;
+  // Settlements started after an answer went out and not yet acknowledged by Redis (a
+  // graceful stop waits for them like for queued cache writes).
+  std::size_t pending_settles() const { return pending_settles_.load(); }
 
  private:
   struct Worker;  // per-thread state: upstream client and forwarder, state Redis, limiter
@@ -105,8 +109,13 @@ class ProxyHandler : public http::Handler {
   // Decides the rate limits (sharing the round trip with the cache lookup when both apply).
   asio::awaitable<std::optional<Reject>> rate_limit_phase(RequestContext& ctx,
                                                           std::optional<cache::Lookup>& prefetched);
-  // Settles reserved tokens with the provider's usage once the answer is out.
-  asio::awaitable<void> settle_phase(RequestContext& ctx);
+  // Settles reserved tokens with the provider's usage once the answer is out: started here
+  // (its script call is queued on this thread's Redis connection before the client
+  // connection's next request is read, so one client's settle and next check reach Redis in
+  // order), not waited for (the next request on the connection does not wait a round trip).
+  void settle_phase(RequestContext& ctx, const asio::any_io_executor& executor);
+  asio::awaitable<void> settle(std::size_t thread, ratelimit::Reservation reservation,
+                               bool from_cache, uint64_t used);
   // Embeddings are cached per input (embeddings.cpp).
   asio::awaitable<void> embeddings_phase(RequestContext& ctx);
   struct FlightJob;
@@ -122,6 +131,7 @@ class ProxyHandler : public http::Handler {
   std::shared_ptr<ratelimit::SharedLimiterState> limiter_shared_;
   FlightTable flights_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<std::size_t> pending_settles_{0};
 };
 
 }  // namespace redline::proxy

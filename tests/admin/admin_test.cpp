@@ -86,7 +86,14 @@ TEST_F(AdminTest, MetricsMoveWithTraffic) {
     auto r = test::http_request(gw_->port(), "POST", "/v1/chat/completions", kChat);
     ASSERT_EQ(r.status, 200) << r.body;
   }
-  const auto after = admin("/metrics").body;
+  // A request leaves the in-flight gauge when its handler returns, which can be a moment
+  // after the client has read the answer: scrape until it has.
+  std::string after = admin("/metrics").body;
+  for (int i = 0; i < 100 && sample(after, "redline_http_requests_in_flight{server=\"proxy\"}") != 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    after = admin("/metrics").body;
+  }
   EXPECT_EQ(sample(after, proxy_requests), n0 + 5) << after;
   EXPECT_EQ(sample(after, "redline_http_requests_in_flight{server=\"proxy\"}"), 0);
   EXPECT_GE(sample(after, "redline_http_connections_accepted_total{server=\"proxy\"}"), 5);

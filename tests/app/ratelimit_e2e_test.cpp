@@ -36,10 +36,11 @@ struct Mock {
 // One gateway process; `policies` is the YAML list under rate_limits.
 struct Gateway {
   Gateway(const test::TempDir& dir, const std::string& name, int mock_port,
-          const std::string& redis_yaml, const std::string& extra)
+          const std::string& redis_yaml, const std::string& extra, int threads = 2)
       : port(test::free_port()) {
     const std::string yaml =
-        "listen: \"127.0.0.1:" + std::to_string(port) + "\"\nthreads: 2\n" +
+        "listen: \"127.0.0.1:" + std::to_string(port) + "\"\nthreads: " +
+        std::to_string(threads) + "\n" +
         "admin: {listen: \"127.0.0.1:" + std::to_string(test::free_port()) + "\"}\n" +
         "logging: {access_log: false, level: warn}\n" + redis_yaml +
         "providers:\n  - {name: openai, type: openai, base_url: \"http://127.0.0.1:" +
@@ -135,7 +136,12 @@ TEST(RateLimitE2EHeaders, HeadersRefusalBodyAndTokenSettlement) {
       dir, "gw", mock.port, redis_block(redis),
       "cache: {lookup_timeout: 500ms}\n"  // sanitizer build on a busy machine
       "rate_limits:\n"
-      "  - {scope: key, algorithm: fixed-window, requests: 4, tokens: 100000, window: 60}\n");
+      "  - {scope: key, algorithm: fixed-window, requests: 4, tokens: 100000, window: 60}\n",
+      // One thread: a settle is sent after its answer and not waited for, but on the thread's
+      // Redis connection ahead of the next request's check, so each request below sees the
+      // previous one settled. (With two threads, sequential requests could be handled on
+      // different connections and the next check could overtake the settle by microseconds.)
+      1);
   auto r =
       post(gw.port, "sk-one",
            R"({"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"a"}]})");

@@ -598,8 +598,13 @@ std::string eventually(int port, const std::string& body, const std::string& wan
 
 class TwoInstanceCacheTest : public CacheTest {
  protected:
+  // write-through unless `cache_extra` picks a mode: these tests ask the other instance
+  // right after one answered, which only write-through promises to be a hit (cache-aside
+  // sends the store after the answer).
   void start_both(const std::string& cache_extra = "", int threads = 2) {
-    const auto y = yaml(mock_->port(), standalone(*redis_), cache_extra, "", threads);
+    const std::string mode =
+        cache_extra.find("mode:") == std::string::npos ? "  mode: write-through\n" : "";
+    const auto y = yaml(mock_->port(), standalone(*redis_), mode + cache_extra, "", threads);
     gw_ = std::make_unique<Gw>(y);
     gw2_ = std::make_unique<Gw>(y);
   }
@@ -692,6 +697,46 @@ TEST_F(TwoInstanceCacheTest, AdminPurgesReachEveryInstance) {
       401);
   EXPECT_EQ(admin(*gw_, "POST", "/admin/cache/purge", R"({"nothing":1})").status, 400);
   EXPECT_EQ(admin(*gw_, "GET", "/admin/cache/purge").status, 405);
+}
+
+TEST_F(CacheTest, OwnWritesSendNoInvalidationsAndLimitsShareTheCacheConnection) {
+  // One thread: its connection tracks c:* with NOLOOP, so the lock markers and stores it
+  // writes itself come back as no pushes; the rate limiter uses that same connection.
+  gw_ = std::make_unique<Gw>(
+      yaml(mock_->port(), standalone(*redis_), "", "rate_limits:\n  - {scope: key, requests: 1000, window: 60}\n", 1));
+  auto stats = [&] {
+    return json(test::http_request(gw_->gw.admin_port(), "GET", "/admin/cache/stats", "",
+                                   {{"authorization", "Bearer admin-secret"}})
+                    .body);
+  };
+  std::string key;
+  for (const char* q : {"one", "two", "three"}) {
+    const std::string body =
+        std::string(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":")") + q +
+        R"("}]})";
+    auto miss = post(port(), "/v1/chat/completions", body);
+    ASSERT_EQ(miss.header("x-redline-cache"), "miss");
+    EXPECT_FALSE(miss.header("x-ratelimit-remaining-requests").empty());
+    EXPECT_EQ(post(port(), "/v1/chat/completions", body).header("x-redline-cache"), "hit");
+    key = miss.header("x-redline-cache-key");
+  }
+  // A Redis round trip later every push for those writes would have arrived.
+  redis_->cli("PING");
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(stats().at("invalidations").to_number<int>(), 0);
+  const std::string clients = redis_->cli("CLIENT", "LIST");
+  EXPECT_EQ(clients.find("name=redline-state"), std::string::npos) << clients;
+  EXPECT_NE(clients.find("name=redline-cache"), std::string::npos) << clients;
+  // Someone else's write is still heard: the entry leaves L1 and the next request misses.
+  ASSERT_EQ(redis_->cli("DEL", "c:" + key), "1");
+  for (int i = 0; i < 100 && stats().at("invalidations").to_number<int>() < 1; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(stats().at("invalidations").to_number<int>(), 1);
+  EXPECT_EQ(post(port(), "/v1/chat/completions",
+                 R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"three"}]})")
+                .header("x-redline-cache"),
+            "miss");
 }
 
 TEST_F(CacheTest, LosingTheTrackingLinkFlushesL1) {
