@@ -594,7 +594,7 @@ asio::awaitable<void> CacheStore::write_behind_loop(Worker& w) {
     const std::size_t n = std::min(w.queue.size(), config_.write_behind_batch);
     const auto taken = w.queue.begin() + static_cast<std::ptrdiff_t>(n);
     std::vector<Worker::QueuedWrite> batch(std::make_move_iterator(w.queue.begin()),
-                                          std::make_move_iterator(taken));
+                                           std::make_move_iterator(taken));
     std::vector<redis::Command> cmds;
     cmds.reserve(n);
     for (auto& q : batch) cmds.push_back(std::move(q.set));
@@ -615,8 +615,8 @@ asio::awaitable<void> CacheStore::write_behind_loop(Worker& w) {
       stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
       if (!batch[i].lock_marker.empty()) {
         const std::string k = entry_key(batch[i].key);
-        releases.push_back(release_script().call({std::string_view(k)},
-                                                 {std::string_view(batch[i].lock_marker)}));
+        releases.push_back(
+            release_script().call({std::string_view(k)}, {std::string_view(batch[i].lock_marker)}));
       }
     }
     if (!releases.empty()) {
@@ -749,7 +749,7 @@ asio::awaitable<std::optional<uint64_t>> CacheStore::purge_tenant(std::size_t th
 }
 
 asio::awaitable<std::optional<bool>> CacheStore::purge_key(std::size_t thread,
-                                                          const std::string& hex_key) {
+                                                           const std::string& hex_key) {
   Worker& w = *workers_[thread];
   auto digest = digest_from_hex(hex_key);
   if (!digest) co_return false;

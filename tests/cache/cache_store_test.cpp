@@ -337,7 +337,7 @@ TEST_P(CacheStoreTest, AFailedWriteBehindStoreReleasesOurMarkerOnly) {
   EXPECT_EQ(store_->stats().store_errors.load(), 2u);
   EXPECT_EQ(store_->stats().write_behind_written.load(), 0u);
   EXPECT_EQ(redis_->cli("EXISTS", "c:" + k.hex()), "0");  // our marker went
-  EXPECT_EQ(redis_get(k2), theirs.lock_marker);            // the other one stays
+  EXPECT_EQ(redis_get(k2), theirs.lock_marker);           // the other one stays
   ASSERT_EQ(redis_->cli("CONFIG", "SET", "maxmemory", "0"), "OK");
   // A waiter on another instance takes the lock over at once instead of waiting it out.
   auto taken = run_until_done(io_, other->wait_for_entry(0, k, 20'000ms));

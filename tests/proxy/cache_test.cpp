@@ -674,7 +674,8 @@ TEST_F(TwoInstanceCacheTest, AdminPurgesReachEveryInstance) {
   const std::string in_flight(32, 'e');
   const std::string marker = std::string(cache::kLockMarkerPrefix) + "another-instance";
   ASSERT_EQ(redis_->cli("SET", "c:" + in_flight, marker, "PX", "60000"), "OK");
-  auto marker_purge = admin(*gw_, "POST", "/admin/cache/purge", R"({"key":")" + in_flight + R"("})");
+  auto marker_purge =
+      admin(*gw_, "POST", "/admin/cache/purge", R"({"key":")" + in_flight + R"("})");
   ASSERT_EQ(marker_purge.status, 200) << marker_purge.body;
   EXPECT_EQ(json(marker_purge.body).at("deleted"), false);
   EXPECT_EQ(redis_->cli("GET", "c:" + in_flight), marker);

@@ -253,9 +253,8 @@ TEST_F(ResponsesApiTest, InputItemsArePagedWithStableIds) {
     input += R"({"type":"message","role":"user","content":"m)" + std::to_string(i) + R"("})";
   }
   input += "]";
-  auto r1 = test::http_request(
-      gw.port(), "POST", "/v1/responses",
-      R"({"model":"claude-3-5-haiku-latest","input":)" + input + "}", kA);
+  auto r1 = test::http_request(gw.port(), "POST", "/v1/responses",
+                               R"({"model":"claude-3-5-haiku-latest","input":)" + input + "}", kA);
   ASSERT_EQ(r1.status, 200) << r1.body;
   const std::string id1(json::parse(r1.body).at("id").as_string());
   auto r2 = test::http_request(
@@ -349,15 +348,12 @@ TEST_F(ResponsesApiTest, InputItemsArePagedWithStableIds) {
             std::vector<std::string>{asc[0]});
 
   // Bad parameters: 400 invalid_request_error naming the parameter.
-  for (const auto& [query, param] : std::vector<std::pair<std::string, std::string>>{
-           {"?limit=0", "limit"},
-           {"?limit=101", "limit"},
-           {"?limit=2x", "limit"},
-           {"?limit=-1", "limit"},
-           {"?order=up", "order"},
-           {"?after=msg_nope", "after"},
-           {"?before=msg_nope", "before"},
-           {"?order=asc&after=" + id1, "after"}}) {
+  const std::vector<std::pair<std::string, std::string>> refused{
+      {"?limit=0", "limit"},          {"?limit=101", "limit"},
+      {"?limit=2x", "limit"},         {"?limit=-1", "limit"},
+      {"?order=up", "order"},         {"?after=msg_nope", "after"},
+      {"?before=msg_nope", "before"}, {"?order=asc&after=" + id1, "after"}};
+  for (const auto& [query, param] : refused) {
     auto r = test::http_request(gw.port(), "GET", path + query, "", kA);
     ASSERT_EQ(r.status, 400) << query << ": " << r.body;
     auto err = json::parse(r.body).at("error");
