@@ -194,10 +194,17 @@ boost::asio::awaitable<void> AdminHandler::cache_admin(http::Exchange& ex, std::
                                 "invalid_request");
       co_return;
     }
-    const bool deleted = co_await cache_->purge_key(0, *key);
+    // deleted: false for an absent key and for one that holds only a coalescing lock marker
+    // (a provider call in flight, left alone).
+    const std::optional<bool> deleted = co_await cache_->purge_key(0, *key);
+    if (!deleted) {
+      co_await ex.respond_error(503, "the cache Redis did not answer; nothing was purged",
+                                "redis_unavailable");
+      co_return;
+    }
     out["purged"] = "key";
     out["key"] = *key;
-    out["deleted"] = deleted;
+    out["deleted"] = *deleted;
   } else if (tenant && !key && !tenant->empty()) {
     std::optional<uint64_t> generation;  // (no co_await in a conditional: g++ 12)
     if (ns) {

@@ -48,6 +48,11 @@ const redis::Script& release_script() {
   static const redis::Script s(scripts::compare_and_delete);
   return s;
 }
+
+const redis::Script& purge_script() {
+  static const redis::Script s(scripts::cache_purge_entry);
+  return s;
+}
 }  // namespace
 
 std::string_view cache_status_name(CacheStatus s) {
@@ -88,7 +93,13 @@ struct CacheStore::Worker {
   std::unordered_map<std::string, uint64_t> generations;
   uint64_t generations_epoch = 0;
   std::unordered_map<KeyDigest, uint32_t, L1DigestHash> hit_counts;
-  std::deque<redis::Command> queue;  // write-behind SETs
+  // Write-behind: the SET, and the lock marker it goes over (released if the SET fails).
+  struct QueuedWrite {
+    redis::Command set;
+    CacheKey key;
+    std::string lock_marker;  // empty: no lock of ours in the key
+  };
+  std::deque<QueuedWrite> queue;
   std::unique_ptr<asio::steady_timer> queue_signal;
   bool stopping = false;
 };
@@ -580,13 +591,14 @@ asio::awaitable<std::size_t> CacheStore::store_many(
   co_return ok;
 }
 
-bool CacheStore::enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry) {
+bool CacheStore::enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry,
+                               std::string lock_marker) {
   Worker& w = *workers_[thread];
   if (w.queue.size() >= config_.write_behind_queue || w.stopping) {
     stats_.write_behind_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  w.queue.push_back(stage_write(thread, key, entry));
+  w.queue.push_back({stage_write(thread, key, entry), key, std::move(lock_marker)});
   pending_writes_.fetch_add(1);
   w.queue_signal->cancel();
   return true;
@@ -600,19 +612,37 @@ asio::awaitable<void> CacheStore::write_behind_loop(Worker& w) {
       continue;
     }
     const std::size_t n = std::min(w.queue.size(), config_.write_behind_batch);
+    const auto taken = w.queue.begin() + static_cast<std::ptrdiff_t>(n);
+    std::vector<Worker::QueuedWrite> batch(std::make_move_iterator(w.queue.begin()),
+                                           std::make_move_iterator(taken));
     std::vector<redis::Command> cmds;
     cmds.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) cmds.push_back(std::move(w.queue[i]));
-    w.queue.erase(w.queue.begin(), w.queue.begin() + static_cast<std::ptrdiff_t>(n));
+    for (auto& q : batch) cmds.push_back(std::move(q.set));
+    w.queue.erase(w.queue.begin(), taken);
     const std::span<const redis::Command> view(cmds);
     auto results = co_await w.client->batch(view);
-    for (const auto& r : results) {
-      if (r.ok()) {
+    // A failed SET left our lock marker in its key: release it (compare-and-delete, so a SET
+    // that timed out but happened, or another request's marker, stays), else the other
+    // instances' waiters would wait for it until coalesce_lock_ttl.
+    std::vector<redis::Command> releases;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i].ok()) {
         stats_.write_behind_written.fetch_add(1, std::memory_order_relaxed);
         stats_.stores.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        continue;
       }
+      consume_own_write(batch[i].key.digest);  // no push will come for a write that did not happen
+      stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+      if (!batch[i].lock_marker.empty()) {
+        const std::string k = entry_key(batch[i].key);
+        releases.push_back(
+            release_script().call({std::string_view(k)}, {std::string_view(batch[i].lock_marker)}));
+      }
+    }
+    if (!releases.empty()) {
+      const std::span<const redis::Command> calls(releases);
+      auto released = co_await release_script().run_batch(*w.client, calls);
+      (void)released;  // a marker not released expires on its own
     }
     pending_writes_.fetch_sub(n);
   }
@@ -738,14 +768,18 @@ asio::awaitable<std::optional<uint64_t>> CacheStore::purge_tenant(std::size_t th
   co_return static_cast<uint64_t>(r->integer());
 }
 
-asio::awaitable<bool> CacheStore::purge_key(std::size_t thread, const std::string& hex_key) {
+asio::awaitable<std::optional<bool>> CacheStore::purge_key(std::size_t thread,
+                                                           const std::string& hex_key) {
   Worker& w = *workers_[thread];
   auto digest = digest_from_hex(hex_key);
   if (!digest) co_return false;
   if (l1_) l1_->invalidate_all_shards(*digest);
-  redis::Command del("DEL", "c:" + hex_key);
-  auto r = co_await w.client->execute(del);
-  co_return r.ok() && r->integer() > 0;
+  // One script: delete an entry, leave a lock marker (a call in flight) where it is.
+  const std::string k = "c:" + hex_key;
+  redis::Command call = purge_script().call({std::string_view(k)}, {kLockMarkerPrefix});
+  auto r = co_await purge_script().run(*w.client, call);
+  if (!r.ok()) co_return std::nullopt;
+  co_return r->integer() > 0;
 }
 
 }  // namespace redline::cache

@@ -170,7 +170,11 @@ class CacheStore {
   boost::asio::awaitable<std::size_t> store_many(
       std::size_t thread, std::span<const std::pair<CacheKey, Entry>> entries);
   // Write-behind: L1 now, Redis later in pipelined batches. False when the queue is full.
-  bool enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry);
+  // `lock_marker`: our coalescing lock marker in c:<hex> (Lookup::lock_marker), released
+  // (compare-and-delete) when the SET later fails, so other instances' waiters stop waiting;
+  // it costs nothing when the SET succeeds.
+  bool enqueue_store(std::size_t thread, const CacheKey& key, const Entry& entry,
+                     std::string lock_marker = {});
   // Entries queued for write-behind and not yet acknowledged, over all threads.
   std::size_t pending_writes() const { return pending_writes_.load(); }
 
@@ -210,13 +214,17 @@ class CacheStore {
   bool should_refresh(std::size_t thread, const CacheKey& key, const Entry& entry, int64_t now_ms);
 
   // Admin. Purges bump generations (O(1), every instance stops matching the old keys at
-  // once through tracking); purge_key deletes one entry. Return the new generation / deleted.
+  // once through tracking); purge_key deletes one entry, never a lock marker (a call in
+  // flight: its waiters keep waiting for its answer), in one script. Return the new generation
+  // / whether an entry was deleted (false for an absent key or a marker); nullopt when Redis
+  // failed.
   boost::asio::awaitable<std::optional<uint64_t>> purge_namespace(std::size_t thread,
                                                                   std::string_view tenant,
                                                                   std::string_view ns);
   boost::asio::awaitable<std::optional<uint64_t>> purge_tenant(std::size_t thread,
                                                                std::string_view tenant);
-  boost::asio::awaitable<bool> purge_key(std::size_t thread, const std::string& hex_key);
+  boost::asio::awaitable<std::optional<bool>> purge_key(std::size_t thread,
+                                                        const std::string& hex_key);
 
   static std::string entry_key(const CacheKey& key);                  // c:<hex>
   static std::string tenant_generation_key(std::string_view tenant);  // c:g:{<tenant>}

@@ -977,7 +977,8 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
         break;
       }
       case config::CacheMode::kWriteBehind:
-        stored = cache_->enqueue_store(job->thread, job->key, entry);
+        // Our marker goes along: a SET that fails later releases it.
+        stored = cache_->enqueue_store(job->thread, job->key, entry, job->lock_marker);
         flight->release();
         break;
       case config::CacheMode::kCacheAside:

@@ -13,11 +13,17 @@
 // Unless the request says store:false, the response is saved (tenant-scoped, with its input
 // chain) before the end of the answer reaches the client, so a next turn sent on another
 // connection the moment the answer ends finds it.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <charconv>
 #include <chrono>
 #include <span>
+#include <unordered_set>
+#include <variant>
 
 #include "cache/sse.h"
 #include "common/error_body.h"
@@ -236,6 +242,176 @@ class ResponsesSink final : public Sink {
   bool native_end_ = false;  // the provider's terminal event went through native_event()
 };
 
+// GET /v1/responses/{id}/input_items, as OpenAI lists them: `limit` (1..100, default 20),
+// `order` (asc | desc, default desc: newest first), `after` / `before` (an item id of this
+// response: the items after / before it in that order); `include` is accepted and changes
+// nothing (the gateway keeps image URLs and file data inside the items). An empty value is as
+// if the parameter were absent; other parameters are ignored.
+struct ItemsQuery {
+  std::size_t limit = 20;
+  bool ascending = false;
+  std::optional<std::string> after;
+  std::optional<std::string> before;
+};
+
+// A refused parameter: 400 invalid_request_error naming it (`param` empty: the query string).
+struct BadParam {
+  std::string param;
+  std::string message;
+};
+
+std::variant<ItemsQuery, BadParam> parse_items_query(std::string_view target) {
+  ItemsQuery q;
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return BadParam{{}, "The query string could not be read."};
+  for (auto p : url->params()) {  // keys and values percent-decoded
+    if (p.value.empty()) continue;
+    if (p.key == "limit") {
+      std::size_t n = 0;
+      const char* end = p.value.data() + p.value.size();
+      auto [ptr, ec] = std::from_chars(p.value.data(), end, n);
+      if (ec != std::errc() || ptr != end || n < 1 || n > 100) {
+        return BadParam{"limit", fmt::format("Invalid 'limit': expected an integer from 1 to "
+                                             "100, got '{}'.",
+                                             p.value)};
+      }
+      q.limit = n;
+    } else if (p.key == "order") {
+      if (p.value != "asc" && p.value != "desc") {
+        return BadParam{"order", fmt::format("Invalid 'order': expected 'asc' or 'desc', got "
+                                             "'{}'.",
+                                             p.value)};
+      }
+      q.ascending = p.value == "asc";
+    } else if (p.key == "after") {
+      q.after = p.value;
+    } else if (p.key == "before") {
+      q.before = p.value;
+    }
+  }
+  return q;
+}
+
+// The prefix of an id the gateway gives an input item, after OpenAI's names for its items.
+std::string_view item_id_prefix(const json::object& item) {
+  const auto* t = item.if_contains("type");
+  const std::string_view type =
+      t != nullptr && t->is_string() ? std::string_view(t->get_string()) : "message";
+  if (type == "message") return "msg_";
+  if (type == "function_call") return "fc_";
+  if (type == "function_call_output") return "fco_";
+  if (type == "reasoning") return "rs_";
+  return "item_";
+}
+
+// The stored input of a turn (JSON array text, oldest first), each item with its `id` first.
+// An item keeps its own id; one without (a string input, the items of a previous turn:
+// responses::expand drops their ids) or whose id an earlier item already has gets an id
+// derived from the response id and its position, "<prefix><response id without resp_>_<i>",
+// with "_" appended while some other item of the list carries it. A stored record never
+// changes, so these ids are the same on every read and unique within the response, without
+// storing anything more (records saved before ids were listed get them the same way).
+json::array items_with_ids(std::string_view input_json, std::string_view response_id) {
+  JsonReader reader;
+  auto parsed = reader.parse(input_json);
+  json::array items;
+  if (!parsed || !parsed->is_array()) return items;
+  for (auto& v : parsed->as_array()) {
+    if (v.is_object()) items.push_back(std::move(v));
+  }
+  auto own_id = [](const json::object& item) -> std::string_view {
+    const auto* id = item.if_contains("id");
+    return id != nullptr && id->is_string() ? std::string_view(id->get_string())
+                                            : std::string_view();
+  };
+  std::unordered_set<std::string> taken;  // every id in the list
+  std::vector<bool> keeps(items.size(), false);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const auto id = own_id(items[i].as_object());
+    keeps[i] = !id.empty() && taken.emplace(id).second;
+  }
+  std::string_view suffix = response_id;
+  if (suffix.starts_with("resp_")) suffix.remove_prefix(5);
+  json::array out;
+  out.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto& item = items[i].as_object();
+    std::string id;
+    if (keeps[i]) {
+      id = own_id(item);
+    } else {
+      id = fmt::format("{}{}_{}", item_id_prefix(item), suffix, i);
+      while (!taken.emplace(id).second) id += '_';
+    }
+    json::object listed;
+    listed.reserve(item.size() + 1);
+    listed.emplace("id", id);
+    for (auto& kv : item) {
+      if (kv.key() != "id") listed.emplace(kv.key(), std::move(kv.value()));
+    }
+    out.emplace_back(std::move(listed));
+  }
+  return out;
+}
+
+// One page of the input items of a stored turn: {"object":"list","data","first_id","last_id",
+// "has_more"}. In the asked order, `after` starts the page right after that item and `before`
+// ends it right before that one; with `before` alone the page is the `limit` items closest to
+// it (has_more: there are earlier ones), otherwise the first `limit` items (has_more: there are
+// later ones before the end or `before`). An id that is not one of the response's items is
+// refused, naming the parameter.
+std::variant<json::object, BadParam> input_items_page(const ItemsQuery& q,
+                                                      std::string_view input_json,
+                                                      std::string_view response_id) {
+  json::array items = items_with_ids(input_json, response_id);
+  if (!q.ascending) std::reverse(items.begin(), items.end());
+  auto position = [&](const std::string& id) -> std::optional<std::size_t> {
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (items[i].as_object().at("id").as_string() == id) return i;
+    }
+    return std::nullopt;
+  };
+  std::size_t begin = 0, end = items.size();
+  if (q.after) {
+    const auto at = position(*q.after);
+    if (!at) {
+      return BadParam{"after", fmt::format("Invalid 'after': '{}' is not an input item of "
+                                           "response '{}'.",
+                                           *q.after, response_id)};
+    }
+    begin = *at + 1;
+  }
+  if (q.before) {
+    const auto at = position(*q.before);
+    if (!at) {
+      return BadParam{"before", fmt::format("Invalid 'before': '{}' is not an input item of "
+                                            "response '{}'.",
+                                            *q.before, response_id)};
+    }
+    end = *at;
+  }
+  if (end < begin) end = begin;
+  const std::size_t n = std::min(q.limit, end - begin);
+  const bool from_end = q.before && !q.after;
+  const std::size_t first = from_end ? end - n : begin;
+  const bool has_more = from_end ? first > begin : first + n < end;
+  json::array data;
+  data.reserve(n);
+  for (std::size_t i = first; i < first + n; ++i) data.push_back(std::move(items[i]));
+  json::value first_id = nullptr, last_id = nullptr;
+  if (!data.empty()) {
+    first_id = data.front().as_object().at("id");
+    last_id = data.back().as_object().at("id");
+  }
+  json::object out;
+  out["object"] = "list";
+  out["data"] = std::move(data);
+  out["first_id"] = std::move(first_id);
+  out["last_id"] = std::move(last_id);
+  out["has_more"] = has_more;
+  return out;
+}
+
 }  // namespace
 
 asio::awaitable<void> ProxyHandler::responses_phase(RequestContext& ctx) {
@@ -407,6 +583,17 @@ asio::awaitable<void> ProxyHandler::responses_api(RequestContext& ctx, std::stri
                               "method_not_allowed");
     co_return;
   }
+  ItemsQuery query;
+  if (input_items) {
+    auto parsed = parse_items_query(ex.request().target());
+    if (auto* bad = std::get_if<BadParam>(&parsed)) {
+      ctx.error_code = "invalid_request";
+      co_await respond_json(
+          ex, 400, error_with_param(bad->message, "invalid_request_error", bad->param, {}));
+      co_return;
+    }
+    query = std::move(std::get<ItemsQuery>(parsed));
+  }
   const std::string_view operation = method == bhttp::verb::delete_ ? "delete" : "get";
   auto not_found = [&]() -> asio::awaitable<void> {
     responses_counter().labels(operation, "not_found").inc();
@@ -453,23 +640,15 @@ asio::awaitable<void> ProxyHandler::responses_api(RequestContext& ctx, std::stri
     co_await respond_json(ex, 200, std::move((*loaded)->response));
     co_return;
   }
-  // The input of that turn, newest first as OpenAI lists it (order=desc is its default).
-  JsonReader reader;
-  auto items = reader.parse((*loaded)->input);
-  json::array data;
-  if (items && items->is_array()) {
-    for (auto it = items->as_array().rbegin(); it != items->as_array().rend(); ++it) {
-      data.push_back(*it);
-    }
+  // The input of that turn as one page of a list (see input_items_page).
+  auto page = input_items_page(query, (*loaded)->input, id);
+  if (auto* bad = std::get_if<BadParam>(&page)) {
+    ctx.error_code = "invalid_request";
+    co_await respond_json(ex, 400,
+                          error_with_param(bad->message, "invalid_request_error", bad->param, {}));
+    co_return;
   }
-  if (ex.request().target().find("order=asc") != std::string_view::npos) {
-    std::reverse(data.begin(), data.end());
-  }
-  json::object out{{"object", "list"}, {"has_more", false}};
-  out["first_id"] = nullptr;
-  out["last_id"] = nullptr;
-  out["data"] = std::move(data);
-  co_await respond_json(ex, 200, json_text(out));
+  co_await respond_json(ex, 200, json_text(std::get<json::object>(page)));
 }
 
 }  // namespace redline::proxy

@@ -2,7 +2,9 @@
 // cross-instance coalescing lock (a lock marker in c:<hex>, `SET ... NX GET PX`), what every
 // reader does with a marker (a miss, never served, never counted or deleted as corrupt,
 // never in L1), releasing only our own marker, a store replacing it, waiting on another
-// request's marker, and the two-step mode for Redis < 7.0 (parameter: forced on / off).
+// request's marker, an admin purge that deletes entries but never a marker, a write-behind
+// store that fails releasing our marker (and only ours), and the two-step mode for
+// Redis < 7.0 (parameter: forced on / off).
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -83,6 +85,15 @@ class CacheStoreTest : public ::testing::TestWithParam<bool> {
   std::string redis_get(const CacheKey& k) { return redis_->cli("GET", "c:" + k.hex()); }
   long pttl(const CacheKey& k) { return std::stol(redis_->cli("PTTL", "c:" + k.hex())); }
   uint64_t l1_entries(const CacheStore& s) { return s.l1()->shard_stats(0).entries.load(); }
+  std::optional<bool> purge(CacheStore& s, const CacheKey& k) {
+    return run_until_done(io_, s.purge_key(0, k.hex()));
+  }
+  // Runs the io_context until the write-behind queue is empty (bounded).
+  void drain(CacheStore& s) {
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (s.pending_writes() > 0 && std::chrono::steady_clock::now() < until) run_for(io_, 10ms);
+    ASSERT_EQ(s.pending_writes(), 0u);
+  }
 
   asio::io_context io_;
   std::unique_ptr<test::RedisServer> redis_;
@@ -274,6 +285,80 @@ TEST_P(CacheStoreTest, RedisDownIsAnErrorMissWithoutTheLock) {
   EXPECT_FALSE(r.entry);
   EXPECT_NE(r.lock, LockState::kAcquired);
   EXPECT_EQ(store_->stats().lookup_errors.load(), 1u);
+}
+
+TEST_P(CacheStoreTest, PurgeDeletesAnEntryButNeverALockMarker) {
+  const auto k = key_of(11);
+  auto ours = lookup(*store_, k);
+  ASSERT_EQ(ours.lock, LockState::kAcquired);
+  // A call in flight: the purge reports nothing deleted and leaves the marker, with its TTL.
+  auto purged = purge(*store_, k);
+  ASSERT_TRUE(purged);
+  EXPECT_FALSE(*purged);
+  EXPECT_EQ(redis_get(k), ours.lock_marker);
+  EXPECT_GT(pttl(k), 0);
+  // Its waiters still wait for the answer rather than calling the provider.
+  auto waiter = make_store(/*l1=*/false);
+  EXPECT_EQ(lookup(*waiter, k).lock, LockState::kHeldByOther);
+  // Once the answer is stored, the purge deletes it, in Redis and in L1.
+  ASSERT_TRUE(store(*store_, k, answer(R"({"id":"purged"})")));
+  ASSERT_TRUE(lookup(*store_, k, LookupMode::kRead).entry);  // an L1 hit now
+  purged = purge(*store_, k);
+  ASSERT_TRUE(purged);
+  EXPECT_TRUE(*purged);
+  EXPECT_EQ(redis_->cli("EXISTS", "c:" + k.hex()), "0");
+  EXPECT_FALSE(lookup(*store_, k, LookupMode::kRead).entry);
+  // An absent key: nothing deleted.
+  purged = purge(*store_, k);
+  ASSERT_TRUE(purged);
+  EXPECT_FALSE(*purged);
+  stop(waiter);
+  // Redis down: no answer (the admin API says 503), not "not found".
+  redis_->stop();
+  EXPECT_FALSE(purge(*store_, k));
+}
+
+TEST_P(CacheStoreTest, AFailedWriteBehindStoreReleasesOurMarkerOnly) {
+  const auto k = key_of(12);
+  auto ours = lookup(*store_, k);
+  ASSERT_EQ(ours.lock, LockState::kAcquired);
+  // Another key whose lock is someone else's now (ours expired and was taken over).
+  const auto k2 = key_of(13);
+  auto other = make_store(/*l1=*/false);
+  auto theirs = lookup(*other, k2);
+  ASSERT_EQ(theirs.lock, LockState::kAcquired);
+  // Every write that may grow memory is refused (OOM) from now on; DEL still works.
+  ASSERT_EQ(redis_->cli("CONFIG", "SET", "maxmemory-policy", "noeviction"), "OK");
+  ASSERT_EQ(redis_->cli("CONFIG", "SET", "maxmemory", "1"), "OK");
+  ASSERT_TRUE(store_->enqueue_store(0, k, answer(R"({"id":"lost"})"), ours.lock_marker));
+  ASSERT_TRUE(store_->enqueue_store(0, k2, answer(R"({"id":"lost2"})"),
+                                    std::string(kLockMarkerPrefix) + "expired-one-of-ours"));
+  drain(*store_);
+  EXPECT_EQ(store_->stats().store_errors.load(), 2u);
+  EXPECT_EQ(store_->stats().write_behind_written.load(), 0u);
+  EXPECT_EQ(redis_->cli("EXISTS", "c:" + k.hex()), "0");  // our marker went
+  EXPECT_EQ(redis_get(k2), theirs.lock_marker);           // the other one stays
+  ASSERT_EQ(redis_->cli("CONFIG", "SET", "maxmemory", "0"), "OK");
+  // A waiter on another instance takes the lock over at once instead of waiting it out.
+  auto taken = run_until_done(io_, other->wait_for_entry(0, k, 20'000ms));
+  EXPECT_EQ(taken.lock, LockState::kAcquired);
+  EXPECT_EQ(redis_get(k), taken.lock_marker);
+
+  // A write-behind store that succeeds replaces the marker and sends nothing else.
+  const auto k3 = key_of(14);
+  auto third = lookup(*store_, k3);
+  ASSERT_EQ(third.lock, LockState::kAcquired);
+  ASSERT_EQ(redis_->cli("CONFIG", "RESETSTAT"), "OK");
+  ASSERT_TRUE(store_->enqueue_store(0, k3, answer(R"({"id":"kept"})"), third.lock_marker));
+  drain(*store_);
+  EXPECT_EQ(store_->stats().write_behind_written.load(), 1u);
+  const std::string commands = redis_->cli("INFO", "commandstats");
+  EXPECT_NE(commands.find("cmdstat_set:"), std::string::npos) << commands;
+  EXPECT_EQ(commands.find("cmdstat_eval"), std::string::npos) << commands;  // and evalsha
+  auto hit = lookup(*other, k3, LookupMode::kRead);
+  ASSERT_TRUE(hit.entry);
+  EXPECT_EQ(hit.entry->body, R"({"id":"kept"})");
+  stop(other);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, CacheStoreTest, ::testing::Values(false, true),

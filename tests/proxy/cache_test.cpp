@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "app/gateway.h"
+#include "cache/cache_store.h"
 #include "config/config_loader.h"
 #include "mock/mock_server.h"
 #include "redis/cluster.h"
@@ -673,6 +674,16 @@ TEST_F(TwoInstanceCacheTest, AdminPurgesReachEveryInstance) {
   EXPECT_EQ(json(purge.body).at("deleted"), true);
   EXPECT_EQ(eventually(gw2_->port(), kChat, "miss"), "miss");
   EXPECT_EQ(post(gw2_->port(), "/v1/chat/completions", q2).header("x-redline-cache"), "hit");
+  // A key that holds only a coalescing lock marker (a provider call in flight): not an entry,
+  // so nothing is deleted and the marker stays for the call's waiters.
+  const std::string in_flight(32, 'e');
+  const std::string marker = std::string(cache::kLockMarkerPrefix) + "another-instance";
+  ASSERT_EQ(redis_->cli("SET", "c:" + in_flight, marker, "PX", "60000"), "OK");
+  auto marker_purge =
+      admin(*gw_, "POST", "/admin/cache/purge", R"({"key":")" + in_flight + R"("})");
+  ASSERT_EQ(marker_purge.status, 200) << marker_purge.body;
+  EXPECT_EQ(json(marker_purge.body).at("deleted"), false);
+  EXPECT_EQ(redis_->cli("GET", "c:" + in_flight), marker);
 
   // The whole tenant, in O(1): every key of tenant a changes on both instances.
   auto t = admin(*gw_, "POST", "/admin/cache/purge", R"({"tenant":"a"})");

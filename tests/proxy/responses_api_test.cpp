@@ -1,11 +1,16 @@
 // End-to-end Responses API (src/proxy/responses_api.cpp): the native route to an OpenAI-type
 // provider (chain sent with store:false, echo fields restored), the chat route to an
 // Anthropic-type provider (JSON and streamed events), previous_response_id chains kept in
-// Redis, GET / DELETE / input_items, tenant isolation, store:false, refused requests, a cut
+// Redis, GET / DELETE / input_items (ids, order, limit, after / before paging, bad parameters),
+// tenant isolation, store:false, refused requests, a cut
 // stream, and Redis down. Real Gateway in-process, the mock provider, a real redis-server.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "mock/mock_server.h"
 #include "support/gateway_harness.h"
@@ -233,6 +238,132 @@ TEST_F(ResponsesApiTest, StoredResponsesBelongToTheirTenant) {
   EXPECT_EQ(json::parse(del.body).at("deleted"), true);
   EXPECT_EQ(test::http_request(gw.port(), "GET", path, "", kA).status, 404);
   EXPECT_EQ(test::http_request(gw.port(), "DELETE", path, "", kA).status, 404);
+}
+
+// GET /v1/responses/{id}/input_items as OpenAI pages it: limit (default 20, 1..100), order
+// (default desc), after / before item ids, first_id / last_id / has_more, every item with an
+// id that stays the same from one read to the next.
+TEST_F(ResponsesApiTest, InputItemsArePagedWithStableIds) {
+  Gw gw(yaml(*openai_, *anthropic_, *redis_));
+  // Turn 1: 20 message items; turn 2 three more on top of the chain (one with its own id, one
+  // with that id again, one without): 20 + turn 1's answer + 3 = 24 input items.
+  std::string input = "[";
+  for (int i = 0; i < 20; ++i) {
+    if (i > 0) input += ",";
+    input += R"({"type":"message","role":"user","content":"m)" + std::to_string(i) + R"("})";
+  }
+  input += "]";
+  auto r1 = test::http_request(gw.port(), "POST", "/v1/responses",
+                               R"({"model":"claude-3-5-haiku-latest","input":)" + input + "}", kA);
+  ASSERT_EQ(r1.status, 200) << r1.body;
+  const std::string id1(json::parse(r1.body).at("id").as_string());
+  auto r2 = test::http_request(
+      gw.port(), "POST", "/v1/responses",
+      R"({"model":"claude-3-5-haiku-latest","previous_response_id":")" + id1 +
+          R"(","input":[{"type":"message","role":"user","id":"msg_client","content":"own id"},)"
+          R"({"type":"message","role":"user","id":"msg_client","content":"same id"},)"
+          R"({"type":"message","role":"user","content":"last"}]})",
+      kA);
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  const std::string path =
+      "/v1/responses/" + std::string(json::parse(r2.body).at("id").as_string()) + "/input_items";
+  auto get = [&](const std::string& query) {
+    auto r = test::http_request(gw.port(), "GET", path + query, "", kA);
+    EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+    return json::parse(r.body).as_object();
+  };
+  auto ids_of = [](const json::object& page) {
+    std::vector<std::string> ids;
+    for (const auto& item : page.at("data").as_array()) {
+      ids.emplace_back(item.at("id").as_string());
+    }
+    return ids;
+  };
+
+  // Default: the newest 20, newest first, more to come.
+  auto first = get("");
+  EXPECT_EQ(first.at("object"), "list");
+  const auto& data = first.at("data").as_array();
+  ASSERT_EQ(data.size(), 20u);
+  EXPECT_EQ(data.at(0).at("content"), "last");
+  EXPECT_EQ(data.at(2).at("content"), "own id");
+  EXPECT_EQ(data.at(3).at("role"), "assistant");  // turn 1's answer
+  EXPECT_EQ(data.at(4).at("content"), "m19");
+  EXPECT_EQ(first.at("has_more"), true);
+  EXPECT_EQ(first.at("first_id"), data.at(0).at("id"));
+  EXPECT_EQ(first.at("last_id"), data.at(19).at("id"));
+  EXPECT_EQ(json::serialize(get("")), json::serialize(first));  // the same ids every time
+
+  // All of them, both orders: every item has an id, unique, its own one kept.
+  auto all_desc = get("?limit=100");
+  auto all_asc = get("?order=asc&limit=100");
+  EXPECT_EQ(all_desc.at("has_more"), false);
+  auto desc = ids_of(all_desc);
+  auto asc = ids_of(all_asc);
+  ASSERT_EQ(asc.size(), 24u);
+  std::reverse(desc.begin(), desc.end());
+  EXPECT_EQ(asc, desc);
+  EXPECT_EQ(std::set<std::string>(asc.begin(), asc.end()).size(), 24u);
+  for (const auto& item_id : asc) EXPECT_EQ(item_id.rfind("msg_", 0), 0u) << item_id;
+  EXPECT_EQ(all_asc.at("data").at(0).at("content"), "m0");
+  EXPECT_EQ(asc[21], "msg_client");  // an item's own id is kept
+  EXPECT_NE(asc[22], "msg_client");  // a repeated id: the later item gets one of its own
+  EXPECT_EQ(all_asc.at("first_id"), asc.front().c_str());
+  EXPECT_EQ(all_asc.at("last_id"), asc.back().c_str());
+
+  // Paging with after: 7 + 7 + 7 + 3, in order, has_more until the last page.
+  for (const std::string order : {"asc", "desc"}) {
+    std::vector<std::string> paged;
+    std::string query = "?order=" + order + "&limit=7";
+    for (int page = 0; page < 4; ++page) {
+      auto p = get(query);
+      auto ids = ids_of(p);
+      ASSERT_EQ(ids.size(), page < 3 ? 7u : 3u) << order << " page " << page;
+      EXPECT_EQ(p.at("has_more"), page < 3) << order << " page " << page;
+      paged.insert(paged.end(), ids.begin(), ids.end());
+      query = "?order=" + order + "&limit=7&after=" + ids.back();
+    }
+    if (order == "desc") std::reverse(paged.begin(), paged.end());
+    EXPECT_EQ(paged, asc) << order;
+    // After the last item: an empty page.
+    auto end = get("?order=" + order + "&after=" + (order == "asc" ? asc.back() : asc.front()));
+    EXPECT_TRUE(end.at("data").as_array().empty());
+    EXPECT_TRUE(end.at("first_id").is_null());
+    EXPECT_EQ(end.at("has_more"), false);
+  }
+
+  // before: the items right before it in the order asked for.
+  auto before = get("?order=asc&limit=2&before=" + asc[10]);
+  EXPECT_EQ(ids_of(before), (std::vector<std::string>{asc[8], asc[9]}));
+  EXPECT_EQ(before.at("has_more"), true);
+  before = get("?order=asc&limit=5&before=" + asc[2]);
+  EXPECT_EQ(ids_of(before), (std::vector<std::string>{asc[0], asc[1]}));
+  EXPECT_EQ(before.at("has_more"), false);
+  before = get("?limit=2&before=" + asc[10]);  // desc: the newer ones
+  EXPECT_EQ(ids_of(before), (std::vector<std::string>{asc[12], asc[11]}));
+  auto between = get("?order=asc&after=" + asc[5] + "&before=" + asc[9]);
+  EXPECT_EQ(ids_of(between), (std::vector<std::string>{asc[6], asc[7], asc[8]}));
+  EXPECT_EQ(between.at("has_more"), false);
+  EXPECT_EQ(ids_of(get("?order=asc&include%5B%5D=message.input_image.image_url&limit=1")),
+            std::vector<std::string>{asc[0]});
+
+  // Bad parameters: 400 invalid_request_error naming the parameter.
+  const std::vector<std::pair<std::string, std::string>> refused{
+      {"?limit=0", "limit"},          {"?limit=101", "limit"},
+      {"?limit=2x", "limit"},         {"?limit=-1", "limit"},
+      {"?order=up", "order"},         {"?after=msg_nope", "after"},
+      {"?before=msg_nope", "before"}, {"?order=asc&after=" + id1, "after"}};
+  for (const auto& [query, param] : refused) {
+    auto r = test::http_request(gw.port(), "GET", path + query, "", kA);
+    ASSERT_EQ(r.status, 400) << query << ": " << r.body;
+    auto err = json::parse(r.body).at("error");
+    EXPECT_EQ(err.at("type"), "invalid_request_error") << query;
+    EXPECT_EQ(err.at("param"), param.c_str()) << query;
+  }
+  // Another tenant: still not found, whatever the parameters.
+  EXPECT_EQ(test::http_request(gw.port(), "GET", path, "", kB).status, 404);
+  EXPECT_EQ(test::http_request(gw.port(), "GET", path + "?limit=2&after=" + asc[0], "", kB).status,
+            404);
 }
 
 TEST_F(ResponsesApiTest, StoreFalseIsNotKeptAndTheTtlIsSet) {
