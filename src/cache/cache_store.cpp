@@ -631,7 +631,7 @@ asio::awaitable<void> CacheStore::write_behind_loop(Worker& w) {
         stats_.stores.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      consume_own_write(batch[i].key.digest);  // no push will come for a write that did not happen
+      forget_own_write(w.index, batch[i].key.digest);  // no push for a write that did not happen
       stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
       if (!batch[i].lock_marker.empty()) {
         const std::string k = entry_key(batch[i].key);
