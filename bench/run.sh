@@ -90,7 +90,7 @@ JSON
     if ! (cd "$PORTKEY_DIR" && nice -n 10 npm install --no-audit --no-fund --ignore-scripts --save-exact \
       "@portkey-ai/gateway@$PORTKEY_VERSION") >"$tmp/portkey-install.log" 2>&1 || [[ ! -f $js ]]; then
       portkey_status="skipped (npm install failed)"
-      echo "bench: Portkey skipped: npm install @portkey-ai/gateway@$PORTKEY_VERSION failed: $(tail -n 1 "$tmp/portkey-install.log")"
+      echo "bench: Portkey skipped: npm install @portkey-ai/gateway@$PORTKEY_VERSION failed: $(grep -m1 'npm error' "$tmp/portkey-install.log" || tail -n 1 "$tmp/portkey-install.log")"
       rm -rf "$PORTKEY_DIR/node_modules"; return
     fi
     echo "$stamp" >"$PORTKEY_DIR/.installed"
