@@ -289,7 +289,7 @@ if portkey["added_p50_ms"] or portkey["ttfe_added_p50_us"]:
            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for a in portkey["added_p50_ms"]:
         md.append(f"| {a['connections']} | {fmt(a['mock_p50'])} | {fmt(a['nginx'])} | {fmt(a['redline'])} | "
-                  f"{fmt(a['portkey'])} | {fmt(a['redline_over_portkey'], '.2f')} | "
+                  f"{fmt(a['portkey'])} | {fmt(a['redline_over_portkey'], '.3f')} | "
                   f"{fmt(a['rps_redline_over_portkey'], '.2f')} | {fmt(a['portkey_errors'], '.0f')} |")
     tf = portkey["ttfe_added_p50_us"]
     if tf:
