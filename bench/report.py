@@ -58,6 +58,7 @@ NAMES = {
     "mock": ("mock provider alone", None),
     "ngx_hit": ("nginx proxy_cache hit (POST body in the key)", None),
     "ngx_pass": ("nginx proxy_pass, unbuffered, keep-alive upstream", "mock"),
+    "pk_pass": ("Portkey gateway pass-through (node, its defaults; reference)", "mock"),
     "miss": ("Redline miss path, cache and limits off", "ngx_pass"),
     "miss_cl": ("Redline miss path, cache + rate limit on, every request a new body", "ngx_pass"),
     "rl": ("Redline rate limiting on (cache off, 1 global policy)", "ngx_pass"),
@@ -210,6 +211,35 @@ for c in [c for c in conns if c > 1]:
     target(f"throughput grows with threads: L1 hit, threads 2 vs 1 ({c} conns)", v, "> 1.0",
            v is not None and v > 1.0)
 
+# ---- Portkey: a reference, not a target ------------------------------------------------------
+# Added p50 over the mock alone of nginx proxy_pass, Redline's miss path (cache and limits off)
+# and Portkey's pass-through, per connection count; Redline's added p50 / Portkey's, and
+# Redline's req/s / Portkey's. The same for the time to first event.
+def added(t, c):
+    m = wrk("mock", c, "p50")
+    v = wrk(t, c, "p50")
+    return v - m if v is not None and m is not None else None
+
+
+portkey = {"version": next((v.split(" ", 1)[1] for v in read("versions.txt").splitlines()
+                            if v.startswith("portkey ")), None),
+           "added_p50_ms": [], "ttfe_added_p50_us": None}
+for c in conns:
+    if wrk("pk_pass", c, "rps") is None:
+        continue
+    pk_add, miss_add = added("pk_pass", c), added("miss", c)
+    portkey["added_p50_ms"].append({
+        "connections": c, "mock_p50": wrk("mock", c, "p50"), "nginx": added("ngx_pass", c),
+        "redline": miss_add, "portkey": pk_add, "redline_over_portkey": ratio(miss_add, pk_add),
+        "rps_redline_over_portkey": ratio(wrk("miss", c, "rps"), wrk("pk_pass", c, "rps")),
+        "portkey_errors": wrk("pk_pass", c, "errors")})
+if all(k in ttfe_med for k in ("smock", "pk_stream")):
+    def ttfe_added(t):
+        return ttfe_med[t]["p50"] - ttfe_med["smock"]["p50"] if t in ttfe_med else None
+    ga, pa = ttfe_added("stream"), ttfe_added("pk_stream")
+    portkey["ttfe_added_p50_us"] = {"nginx": ttfe_added("ngx_stream"), "redline": ga, "portkey": pa,
+                                    "redline_over_portkey": ratio(ga, pa)}
+
 # ---- machine, versions ----------------------------------------------------------------------
 model = ""
 for line in open("/proc/cpuinfo"):
@@ -228,7 +258,7 @@ result = {"date": date, "machine": machine, "versions": versions, "params": para
           "round_trips": round_trips, "redis_ops": redis_ops, "cluster": cluster,
           "idle": {"connections": idle_open, "rss_before_kib": idle.get("rss_before_kib"),
                    "rss_after_kib": idle.get("rss_after_kib"), "kib_per_connection": idle_kib},
-          "micro": micro, "targets": targets}
+          "micro": micro, "targets": targets, "portkey": portkey}
 os.makedirs(out_dir, exist_ok=True)
 with open(os.path.join(out_dir, "latest.json"), "w") as f:
     json.dump(result, f, indent=2)
@@ -245,11 +275,27 @@ md = [f"# Redline benchmark ({date})", "",
       f"{' '.join(f'{x:.1f}' for x in machine['load_avg_at_end'])} (shared machine: only ratios within "
       "this run mean anything).", "",
       "Versions: " + "; ".join(versions), "", f"Parameters: `{params}`", "",
-      "Pinning: Redline and nginx on core 0; wrk, ttfe, the mock providers and every redis-server on "
+      "Pinning: Redline, nginx and Portkey on core 0; wrk, ttfe, the mock providers and every redis-server on "
       "core 1 (threads: 2 runs on cores 0+1). Medians of the interleaved repetitions.", "",
       "## Targets", "", "| target | measured | goal | result | note |", "|---|---:|---:|---|---|"]
 for t in targets:
     md.append(f"| {t['target']} | {fmt(t['measured'], '.2f')} | {t['goal']} | {t['result'] or '—'} | {t['note']} |")
+if portkey["added_p50_ms"] or portkey["ttfe_added_p50_us"]:
+    md += ["", "## Portkey's open-source gateway (reference, not a target)", "",
+           f"{portkey['version']}, one node process on core 0, pass-through to the same mock "
+           "(no response cache in its open-source build). Added p50 = p50 − mock p50, in ms.", "",
+           "| conns | mock p50 | nginx added | Redline added (miss) | Portkey added | "
+           "Redline added / Portkey added | Redline req/s / Portkey req/s | Portkey errors |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for a in portkey["added_p50_ms"]:
+        md.append(f"| {a['connections']} | {fmt(a['mock_p50'])} | {fmt(a['nginx'])} | {fmt(a['redline'])} | "
+                  f"{fmt(a['portkey'])} | {fmt(a['redline_over_portkey'], '.3f')} | "
+                  f"{fmt(a['rps_redline_over_portkey'], '.2f')} | {fmt(a['portkey_errors'], '.0f')} |")
+    tf = portkey["ttfe_added_p50_us"]
+    if tf:
+        md += ["", f"Time to first event, added p50 over the mock alone: nginx {fmt(tf['nginx'], '.0f')} µs, "
+               f"Redline {fmt(tf['redline'], '.0f')} µs, Portkey {fmt(tf['portkey'], '.0f')} µs "
+               f"(Redline / Portkey {fmt(tf['redline_over_portkey'], '.3f')})."]
 md += ["", "## wrk scenarios", "",
        "Latencies in ms. `vs baseline` = req/s ratio to the row named in the baseline column at the same "
        "connection count; `added p50` = p50 − mock p50.", "",
@@ -266,7 +312,8 @@ md += ["## Time to first event (streaming)", "",
        "first `data:` bytes; the mock sends its first event at once and the next ones every "
        "STREAM_DELAY_MS.", "",
        "| target | p50 | p90 | p99 | whole stream p50 | errors |", "|---|---:|---:|---:|---:|---:|"]
-for t, label in (("smock", "mock alone"), ("ngx_stream", "nginx proxy_pass unbuffered"), ("stream", "Redline")):
+for t, label in (("smock", "mock alone"), ("ngx_stream", "nginx proxy_pass unbuffered"), ("stream", "Redline"),
+                 ("pk_stream", "Portkey (reference)")):
     if t in ttfe_med:
         v = ttfe_med[t]
         md.append(f"| {label} | {v['p50']:.0f} | {v['p90']:.0f} | {v['p99']:.0f} | {v['total_p50']:.0f} | {v['errors']:.0f} |")

@@ -5,10 +5,12 @@
 # provider (immediate answers, and a second one that streams slowly), a standalone
 # redis-server, a 3-master + 3-replica Redis Cluster, nginx (one worker: a proxy_cache server
 # with the POST body in the key, a proxy_pass server unbuffered with upstream keep-alive, and
-# the same for streams) and one Redline process per scenario. Then:
+# the same for streams), Portkey's open-source gateway (node, pass-through only: an optional
+# reference, skipped with one line when npm or its install fails; PORTKEY=0 skips it) and one
+# Redline process per scenario. Then:
 #   1. wrk -t1 -c{1,32,256} with a Lua POST script against every target, repetitions
 #      interleaved across ALL targets (the order rotates per repetition), same pinning for all;
-#   2. time to first SSE event (bench/ttfe.cpp) through Redline, nginx and the mock alone;
+#   2. time to first SSE event (bench/ttfe.cpp) through Redline, nginx, Portkey and the mock alone;
 #   3. redis-cli --latency (one Redis round trip), Redis round trips per request from each
 #      gateway's own counter, Redis CPU per operation from INFO commandstats deltas,
 #      how cache keys and commands spread over the cluster's masters;
@@ -21,7 +23,7 @@
 # TTFE_N (streams per repetition and target), IDLE_CONNS (10000), QUICK=1 for a smoke run
 # (1 s runs, 1 repetition, 32 connections only, fewer streams and connections).
 # CALLGRIND=0 skips bench/callgrind.sh (run at the end; its table is appended to latest.md).
-# Pinning on 2 cores: every system under test (Redline, nginx) on core 0; wrk, the other
+# Pinning on 2 cores: every system under test (Redline, nginx, Portkey) on core 0; wrk, the other
 # clients, the mock providers and every redis-server on core 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,14 @@ MICRO_TIME=${MICRO_TIME:-0.1}
 REDIS_OPS=${REDIS_OPS:-400000}
 STATS_SECONDS=${STATS_SECONDS:-3}
 STREAM_DELAY_MS=${STREAM_DELAY_MS:-5}
+# Portkey's gateway from npm, installed once into a cache outside the repository. Its
+# @hono/node-server dependency is held at 1.14.1: from 1.14.2 on, node-server's Response keeps
+# the upstream fetch response's immutable headers for a streamed body, and Portkey's
+# updateHeaders() then throws "TypeError: immutable" on every stream (Portkey-AI/gateway#1389).
+PORTKEY=${PORTKEY:-1}
+PORTKEY_VERSION=1.15.2
+PORTKEY_NODE_SERVER=1.14.1
+PORTKEY_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/redline-bench/portkey/$PORTKEY_VERSION
 
 # 10,000 idle connections need that many descriptors in the gateway and in the client.
 ulimit -n "$(ulimit -Hn)"
@@ -53,6 +63,42 @@ cmake --build build -j "$(nproc)" --target redline redline-mock redis_client_ben
   ttfe idle_conns >/dev/null
 
 source scripts/lib.sh
+
+# --- Portkey: install when missing --------------------------------------------------------
+# Sets portkey_js to its server script, or prints one line and leaves it empty (the rest of
+# the bench runs without it); portkey_status ends up in versions.txt.
+portkey_js=""; portkey_status="skipped"
+portkey_install() {
+  local js=$PORTKEY_DIR/node_modules/@portkey-ai/gateway/build/start-server.js
+  local stamp="@portkey-ai/gateway@$PORTKEY_VERSION @hono/node-server@$PORTKEY_NODE_SERVER"
+  if [[ $PORTKEY != 1 ]]; then
+    portkey_status="skipped (PORTKEY=$PORTKEY)"; echo "bench: Portkey skipped (PORTKEY=$PORTKEY)"; return
+  fi
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    portkey_status="skipped (no node/npm)"; echo "bench: Portkey skipped: node or npm is not installed"; return
+  fi
+  if [[ ! -f $js || $(cat "$PORTKEY_DIR/.installed" 2>/dev/null) != "$stamp" ]]; then
+    echo "bench: installing Portkey ($stamp) into $PORTKEY_DIR"
+    mkdir -p "$PORTKEY_DIR"
+    rm -rf "$PORTKEY_DIR/node_modules" "$PORTKEY_DIR/package-lock.json" "$PORTKEY_DIR/.installed"
+    cat >"$PORTKEY_DIR/package.json" <<JSON
+{"name": "redline-bench-portkey", "private": true,
+ "overrides": {"@hono/node-server": "$PORTKEY_NODE_SERVER"}}
+JSON
+    # --ignore-scripts: the package ships built (build/start-server.js); its postinstall only
+    # runs patch-package, which has no patches in the published package.
+    if ! (cd "$PORTKEY_DIR" && nice -n 10 npm install --no-audit --no-fund --ignore-scripts --save-exact \
+      "@portkey-ai/gateway@$PORTKEY_VERSION") >"$tmp/portkey-install.log" 2>&1 || [[ ! -f $js ]]; then
+      portkey_status="skipped (npm install failed)"
+      echo "bench: Portkey skipped: npm install @portkey-ai/gateway@$PORTKEY_VERSION failed: $(grep -m1 'npm error' "$tmp/portkey-install.log" || tail -n 1 "$tmp/portkey-install.log")"
+      rm -rf "$PORTKEY_DIR/node_modules"; return
+    fi
+    echo "$stamp" >"$PORTKEY_DIR/.installed"
+  fi
+  portkey_js=$js
+  portkey_status="@portkey-ai/gateway $PORTKEY_VERSION (node $(node --version), @hono/node-server $(node -p "require('$PORTKEY_DIR/node_modules/@hono/node-server/package.json').version"))"
+}
+portkey_install
 # nginx keeps its cache on tmpfs when there is one (the entry is read from memory either way)
 shm=""
 if [[ -d /dev/shm && -w /dev/shm ]]; then shm=$(mktemp -d /dev/shm/redline-bench.XXXXXX); fi
@@ -171,6 +217,23 @@ track $!
 log_cmd "$pin_sut nginx -p \$tmp/nginx -c \$tmp/nginx/nginx.conf -e \$tmp/nginx/logs/error.log"
 cp "$ngx/nginx.conf" "$res/nginx.conf"
 
+# --- Portkey ------------------------------------------------------------------------------
+# Its node server as `npx @portkey-ai/gateway` starts it (build/start-server.js, --port=N;
+# --headless: no web UI, no log stream), its own default settings, one node process on core 0.
+# It routes per request by headers (provider openai, custom host = a mock's /v1).
+pk_port=""
+if [[ -n $portkey_js ]]; then
+  pk_port=$(free_port)
+  $pin_sut node "$portkey_js" --port="$pk_port" --headless >"$tmp/portkey.log" 2>&1 &
+  track $!
+  log_cmd "$pin_sut node \$PORTKEY_DIR/node_modules/@portkey-ai/gateway/build/start-server.js --port=PORT --headless   ($portkey_status)"
+fi
+export PORTKEY_CUSTOM_HOST="http://127.0.0.1:$mock_port/v1"  # read by bench/portkey.lua
+pk_headers() {  # upstream port -> Portkey's routing headers, one per line
+  printf '%s\n' "x-portkey-provider: openai" "x-portkey-custom-host: http://127.0.0.1:$1/v1" \
+    "authorization: Bearer bench"
+}
+
 # --- gateways -----------------------------------------------------------------------------
 declare -A gw_port gw_admin gw_pid
 start_gateway() {  # name pin threads redis-yaml cache-yaml [extra-yaml]
@@ -220,6 +283,25 @@ post() {  # port [body] -> response headers on stdout
   curl -s -o /dev/null -D - -X POST -H 'content-type: application/json' -d "${2:-$CHAT}" \
     "http://127.0.0.1:$1$PATH_CHAT"
 }
+# Portkey must open its port and pass the mock's answer through (200, the mock's body and
+# x-request-id), or it is left out with one line.
+if [[ -n $pk_port ]]; then
+  pk_ok=0
+  if wait_port "$pk_port"; then
+    mapfile -t pk_h < <(pk_headers "$mock_port")
+    pk_args=(); for h in "${pk_h[@]}"; do pk_args+=(-H "$h"); done
+    pk_code=$(curl -s -o "$tmp/portkey-answer.json" -D "$tmp/portkey-answer.head" -w '%{http_code}' -X POST \
+      -H 'content-type: application/json' "${pk_args[@]}" -d "$CHAT" "http://127.0.0.1:$pk_port$PATH_CHAT" || true)
+    if [[ $pk_code == 200 ]] && grep -q '"system_fingerprint":"fp_redline_mock"' "$tmp/portkey-answer.json" &&
+      grep -qi '^x-request-id: req_' "$tmp/portkey-answer.head"; then
+      pk_ok=1
+    fi
+  fi
+  if ((!pk_ok)); then
+    echo "bench: Portkey skipped: no 200 from the mock through it (status ${pk_code:-none}; $(tail -n 3 "$tmp/portkey.log" | tr -d '\033' | tr -s '\r\n' '  '))"
+    portkey_status="skipped (did not answer: ${pk_code:-no port})"; pk_port=""
+  fi
+fi
 # Warm-up and sanity: nginx must cache by body (same body HIT, other body MISS), every
 # gateway hit target must answer hit.
 post "$ngx_hit_port" >/dev/null
@@ -247,7 +329,11 @@ declare -A target=(
   [cl_hit_rr]="${gw_port[cl_hit_rr]} post"
 )
 order=(mock ngx_hit ngx_pass miss miss_cl rl hit_l1 hit_l2 hit_l1_t2 cl_hit cl_hit_rr)
-log_cmd "$pin_load wrk -t1 -c{$(echo $CONNS | tr ' ' ,)} -d$DURATION --latency -s bench/{post,unique}.lua http://127.0.0.1:PORT$PATH_CHAT"
+if [[ -n $pk_port ]]; then  # Portkey's pass-through next to nginx's, interleaved like every target
+  target[pk_pass]="$pk_port portkey"
+  order=("${order[@]:0:3}" pk_pass "${order[@]:3}")
+fi
+log_cmd "$pin_load wrk -t1 -c{$(echo $CONNS | tr ' ' ,)} -d$DURATION --latency -s bench/{post,unique,portkey}.lua http://127.0.0.1:PORT$PATH_CHAT"
 run_wrk() {  # name conns duration -> "rps p50 p90 p99 p999 errors" (latencies in ms)
   local port lua; read -r port lua <<<"${target[$1]}"
   NONCE="$1-$2-$RANDOM$RANDOM" $pin_load wrk -t1 -c"$2" -d"$3" --latency -s "bench/$lua.lua" \
@@ -288,13 +374,18 @@ for t in "${!gw_port[@]}"; do echo "$t $(metrics "$t")"; done >"$res/metrics-aft
 # --- time to first event ------------------------------------------------------------------
 echo "== time to first event: $TTFE_N streams x $REPS reps"
 log_cmd "$pin_load build/bench/ttfe 127.0.0.1 PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N"
+if [[ -n $pk_port ]]; then
+  log_cmd "$pin_load build/bench/ttfe 127.0.0.1 PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N 5 $(pk_headers PORT | sed "s/.*/'&'/" | tr '\n' ' ')  (Portkey)"
+fi
 : >"$res/ttfe.txt"
 for rep in $(seq "$REPS"); do
-  for t in smock ngx_stream stream; do
+  for t in smock ngx_stream stream ${pk_port:+pk_stream}; do
+    extra=()
     case $t in
       smock) port=$smock_port ;; ngx_stream) port=$ngx_stream_port ;; stream) port=${gw_port[stream]} ;;
+      pk_stream) port=$pk_port; mapfile -t extra < <(echo 5; pk_headers "$smock_port") ;;  # warm-up 5, headers
     esac
-    echo "$t $rep $($pin_load build/bench/ttfe 127.0.0.1 "$port" "$PATH_CHAT" "$STREAM_BODY" "$TTFE_N" || true)" |
+    echo "$t $rep $($pin_load build/bench/ttfe 127.0.0.1 "$port" "$PATH_CHAT" "$STREAM_BODY" "$TTFE_N" "${extra[@]}" || true)" |
       tee -a "$res/ttfe.txt"
   done
 done
@@ -387,6 +478,7 @@ build/bench/redis_client_bench --ops "$REDIS_OPS" --coroutines 200 | tee "$res/r
   redis-server -v
   (wrk -v 2>&1 || true) | head -1
   g++ --version | head -1
+  echo "portkey $portkey_status"
 } >"$res/versions.txt"
 echo "QUICK=$QUICK DURATION=$DURATION REPS=$REPS CONNS=$CONNS TTFE_N=$TTFE_N IDLE_CONNS=$IDLE_CONNS STREAM_DELAY_MS=$STREAM_DELAY_MS" >"$res/params.txt"
 mkdir -p bench/results/configs

@@ -3,7 +3,8 @@
 // the request is written, the time until the first "data:" bytes of the SSE body arrive
 // (TTFE) and until the server closes (total). Prints one line of percentiles in microseconds:
 //   TTFE n=<ok> errors=<e> p50=... p90=... p99=... max=... total_p50=...
-// Usage: ttfe HOST PORT PATH BODY N [WARMUP]
+// Usage: ttfe HOST PORT PATH BODY N [WARMUP [HEADER...]]
+// Each HEADER ("name: value") is added to the request as given (e.g. a gateway's routing headers).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -75,7 +76,7 @@ bool one(const sockaddr_in& addr, const std::string& request, double& ttfe, doub
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: ttfe HOST PORT PATH BODY N [WARMUP]\n");
+    std::fprintf(stderr, "usage: ttfe HOST PORT PATH BODY N [WARMUP [HEADER...]]\n");
     return 2;
   }
   sockaddr_in addr{};
@@ -85,10 +86,16 @@ int main(int argc, char** argv) {
   const std::string path = argv[3], body = argv[4];
   const int n = std::atoi(argv[5]);
   const int warmup = argc > 6 ? std::atoi(argv[6]) : 5;
+  std::string extra_headers;
+  for (int i = 7; i < argc; ++i) {
+    extra_headers += "\r\n";
+    extra_headers += argv[i];
+  }
   const std::string request = "POST " + path + " HTTP/1.1\r\nhost: " + argv[1] +
                               "\r\ncontent-type: application/json\r\naccept: text/event-stream"
-                              "\r\nconnection: close\r\ncontent-length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
+                              "\r\nconnection: close" +
+                              extra_headers + "\r\ncontent-length: " + std::to_string(body.size()) +
+                              "\r\n\r\n" + body;
   std::vector<double> ttfes, totals;
   int errors = 0;
   for (int i = 0; i < warmup + n; ++i) {
