@@ -6,6 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <fstream>
@@ -705,6 +711,95 @@ std::string tls_yaml(int port, const std::string& host, const std::string& ca) {
          ca +
          "\"\n"
          "    retry: {max_attempts: 1}\n";
+}
+
+// A provider that answers each connection's first request (keep-alive, no Connection:
+// close) and then closes that connection `close_after` later, as a server with a short idle
+// timeout does. Counts the connections it accepted.
+class ClosingProvider {
+ public:
+  explicit ClosingProvider(std::chrono::milliseconds close_after) : close_after_(close_after) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        ::listen(fd_, 16) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("closing provider: cannot listen");
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ClosingProvider() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  void run() {
+    while (!stop_) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      ++accepted_;
+      std::string in;
+      char buf[4096];
+      std::size_t need = std::string::npos;
+      while (need == std::string::npos || in.size() < need) {
+        const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+        const auto end = in.find("\r\n\r\n");
+        if (need == std::string::npos && end != std::string::npos) {
+          std::string lower = in.substr(0, end);
+          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          const auto cl = lower.find("content-length:");
+          need = end + 4 + (cl == std::string::npos ? 0 : std::stoul(lower.substr(cl + 15)));
+        }
+      }
+      const std::string body =
+          R"({"id":"chatcmpl-closing","object":"chat.completion","created":1,"model":"gpt-4o-mini",)"
+          R"("choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
+          R"("usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})";
+      const std::string out = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+      (void)::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+      std::this_thread::sleep_for(close_after_);
+      ::close(c);
+    }
+  }
+  std::chrono::milliseconds close_after_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// The provider closed the kept-alive connection while it was idle in the pool: whether that
+// is noticed before reuse (idle long enough to be checked) or only when the request fails on
+// it (reused at once, unchecked), the request goes out again on a fresh connection and the
+// client sees one clean answer.
+TEST(UpstreamPoolTest, ProviderClosingAnIdleConnectionCostsTheClientNothing) {
+  for (const auto gap : {50ms, 800ms}) {  // under and over the unchecked-reuse window (500 ms)
+    ClosingProvider provider(0ms);
+    Gw gw("listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
+          "logging: {access_log: false, level: warn}\ncache: {enabled: false}\n"
+          "providers:\n  - {name: p, type: openai, base_url: \"http://127.0.0.1:" +
+          std::to_string(provider.port()) +
+          "/v1\", api_key: sk-p, retry: {max_attempts: 1}}\n");
+    for (int i = 0; i < 3; ++i) {
+      auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+      ASSERT_EQ(r.status, 200) << "gap " << gap.count() << " ms, request " << i << ": " << r.body;
+      EXPECT_NE(r.body.find("chatcmpl-closing"), std::string::npos);
+      std::this_thread::sleep_for(gap);
+    }
+    EXPECT_EQ(provider.accepted(), 3) << "gap " << gap.count() << " ms";
+  }
 }
 
 TEST(TlsUpstreamTest, VerifiedRoundTripAndConnectionReuse) {
