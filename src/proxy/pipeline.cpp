@@ -534,8 +534,9 @@ void ProxyHandler::settle_phase(RequestContext& ctx, const asio::any_io_executor
     return;  // a stream cut short, usage unknown: the estimate stands
   }
   pending_settles_.fetch_add(1);
-  // co_spawn runs the coroutine at once up to its first suspension: the script call is queued
-  // on the Redis connection before this returns.
+  // co_spawn queues the coroutine's start now; it runs (and queues its script call on this
+  // thread's Redis connection) when the caller next suspends, ahead of the completion of the
+  // client connection's next read, hence before that next request's check.
   asio::co_spawn(executor,
                  settle(ctx.exchange.thread_index(), std::move(ctx.reservation), from_cache, used),
                  asio::detached);

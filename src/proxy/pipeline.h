@@ -110,9 +110,9 @@ class ProxyHandler : public http::Handler {
   asio::awaitable<std::optional<Reject>> rate_limit_phase(RequestContext& ctx,
                                                           std::optional<cache::Lookup>& prefetched);
   // Settles reserved tokens with the provider's usage once the answer is out: started here
-  // (its script call is queued on this thread's Redis connection before the client
-  // connection's next request is read, so one client's settle and next check reach Redis in
-  // order), not waited for (the next request on the connection does not wait a round trip).
+  // (its script call reaches this thread's Redis connection before the client connection's
+  // next request is handled, so one thread's settle and next check reach Redis in order),
+  // not waited for (the next request on the connection does not wait a round trip).
   void settle_phase(RequestContext& ctx, const asio::any_io_executor& executor);
   asio::awaitable<void> settle(std::size_t thread, ratelimit::Reservation reservation,
                                bool from_cache, uint64_t used);
