@@ -88,6 +88,14 @@ std::string standalone(const test::RedisServer& r) {
   return "redis: {urls: [\"" + r.url() + "\"]}\n";
 }
 
+// The redis block for a cluster; `options` go before the seed URLs ("read_from_replicas: true").
+std::string cluster_block(const test::RedisCluster& cluster, const std::string& options = "") {
+  std::string block = "redis: {mode: cluster, " + options + (options.empty() ? "" : ", ") + "urls: [";
+  for (const auto& u : cluster.urls()) block += "\"" + u + "\",";
+  block.back() = ']';
+  return block + "}\n";
+}
+
 struct Gw {
   explicit Gw(const std::string& y) : gw(load(y)) { gw.start(); }
   int port() const { return gw.port(); }
@@ -1000,10 +1008,7 @@ TEST_F(CacheTest, AFollowerHoldingTheLockGivesItUpToTheWaitingLeader) {
 TEST(ClusterCacheTest, EntriesSpreadOverEveryMasterAndHit) {
   test::RedisCluster cluster;
   auto mock = start_mock();
-  std::string block = "redis: {mode: cluster, urls: [";
-  for (const auto& u : cluster.urls()) block += "\"" + u + "\",";
-  block.back() = ']';
-  block += "}\n";
+  const std::string block = cluster_block(cluster);
   Gw gw(yaml(mock->port(), block, ""));
   std::vector<std::string> keys;
   for (int i = 0; i < 30; ++i) {
@@ -1032,10 +1037,7 @@ TEST(ClusterCacheTest, ReplicaReadsLockOnTheMasterInASecondRoundTrip) {
   // miss then sends SET ... NX GET to the master (two counted round trips, documented).
   test::RedisCluster cluster;
   auto mock = start_mock();
-  std::string block = "redis: {mode: cluster, read_from_replicas: true, urls: [";
-  for (const auto& u : cluster.urls()) block += "\"" + u + "\",";
-  block.back() = ']';
-  block += "}\n";
+  const std::string block = cluster_block(cluster, "read_from_replicas: true");
   Gw gw(yaml(mock->port(), block, "", "", /*threads=*/1));
   const std::string trips = "redline_redis_round_trips_total{route=\"chat_completions\"}";
   const std::string requests =
