@@ -461,7 +461,10 @@ asio::awaitable<Lookup> CacheStore::lookup(std::size_t thread, const CacheKey& k
                                            LookupMode mode) {
   Lookup out;
   if (l1_hit(thread, key, now_unix_ms(), out)) co_return out;
-  if (local_answers_) {
+  // A finished, unstored answer is in-process caching like L1: with `l1.enabled: false`
+  // every hit comes from Redis, so a request that arrives before the store sees our marker
+  // (and waits for the entry), and one whose Redis is down stays a miss.
+  if (l1_ && local_answers_) {
     if (auto local = local_answers_(key.digest)) {
       out.entry = std::move(local);
       out.tier = Tier::kL1;

@@ -118,8 +118,8 @@ class CacheStore {
   // connecting happens in the background.
   void start();
   // Answers this instance holds outside L1 (a finished provider call whose store is on its
-  // way to Redis), asked after an L1 miss and before Redis; counted as L1 hits. Set once,
-  // before the threads run.
+  // way to Redis), asked after an L1 miss and before Redis; counted as L1 hits. Only asked
+  // when L1 is enabled. Set once, before the threads run.
   using LocalAnswers = std::function<std::optional<Entry>(const KeyDigest&)>;
   void set_local_answers(LocalAnswers answers) { local_answers_ = std::move(answers); }
   // Stops the Redis clients; call after the threads stopped, before the io_contexts die.

@@ -178,6 +178,37 @@ TEST_P(CacheStoreTest, AnEntryIsAHitAndIsLeftAsItWas) {
   stop(l1_reader);
 }
 
+// A finished answer whose store is still on its way (FlightTable::answered) serves as an L1
+// hit only when L1 is on: with L1 off every hit comes from Redis, so the lookup goes there
+// (and, Redis down, stays a miss).
+TEST_P(CacheStoreTest, LocalAnswersServeOnlyWithL1On) {
+  const auto k = key_of(9);
+  int asked = 0;
+  auto local = [&](const KeyDigest& d) -> std::optional<Entry> {
+    ++asked;
+    if (d != k.digest) return std::nullopt;
+    return answer(R"({"id":"local"})");
+  };
+  store_->set_local_answers(local);
+  auto with_l1 = lookup(*store_, k);
+  ASSERT_TRUE(with_l1.entry);
+  EXPECT_EQ(with_l1.entry->body, R"({"id":"local"})");
+  EXPECT_EQ(with_l1.tier, Tier::kL1);
+  EXPECT_EQ(with_l1.round_trips, 0u);
+  EXPECT_EQ(asked, 1);
+
+  auto no_l1 = make_store(/*l1=*/false);
+  no_l1->set_local_answers(local);
+  auto from_redis = lookup(*no_l1, k);
+  EXPECT_FALSE(from_redis.entry);
+  EXPECT_EQ(from_redis.lock, LockState::kAcquired);  // Redis was asked: the key is absent
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(no_l1->stats().hits_l1.load(), 0u);
+  EXPECT_EQ(no_l1->stats().misses.load(), 1u);
+  stop(no_l1);
+  store_->set_local_answers(nullptr);  // `local` refers to this test's locals
+}
+
 TEST_P(CacheStoreTest, ACorruptEntryIsStillCountedAndDropped) {
   const auto k = key_of(4);
   redis_->cli("SET", "c:" + k.hex(), "RLCgarbage");
