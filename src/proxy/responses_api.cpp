@@ -304,6 +304,26 @@ std::string_view item_id_prefix(const json::object& item) {
   return "item_";
 }
 
+// A message item as OpenAI lists it: `"type":"message"` (the short form has only role and
+// content), `"status":"completed"`, and string content as one content part, input_text for
+// what the caller wrote (output_text, with no annotations, for an assistant turn it passed
+// back), so typed SDK models see the parts they expect.
+void as_listed_message(json::object& item) {
+  const auto* t = item.if_contains("type");
+  if (t != nullptr && !(t->is_string() && t->get_string() == "message")) return;
+  if (t == nullptr) item["type"] = "message";
+  if (!item.contains("status")) item["status"] = "completed";
+  auto* content = item.if_contains("content");
+  if (content == nullptr || !content->is_string()) return;
+  const auto* role = item.if_contains("role");
+  const bool assistant = role != nullptr && role->is_string() && role->get_string() == "assistant";
+  json::object part;
+  part["type"] = assistant ? "output_text" : "input_text";
+  part["text"] = std::move(content->get_string());
+  if (assistant) part["annotations"] = json::array();
+  *content = json::array{std::move(part)};
+}
+
 // The stored input of a turn (JSON array text, oldest first), each item with its `id` first.
 // An item keeps its own id; one without (a string input, the items of a previous turn:
 // responses::expand drops their ids) or whose id an earlier item already has gets an id
@@ -344,11 +364,12 @@ json::array items_with_ids(std::string_view input_json, std::string_view respons
       while (!taken.emplace(id).second) id += '_';
     }
     json::object listed;
-    listed.reserve(item.size() + 1);
+    listed.reserve(item.size() + 3);
     listed.emplace("id", id);
     for (auto& kv : item) {
       if (kv.key() != "id") listed.emplace(kv.key(), std::move(kv.value()));
     }
+    as_listed_message(listed);
     out.emplace_back(std::move(listed));
   }
   return out;

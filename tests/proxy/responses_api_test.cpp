@@ -157,7 +157,14 @@ TEST_F(ResponsesApiTest, NativeRouteSendsTheChainWithStoreFalseAndRestoresTheEch
   auto list = json::parse(items.body);
   EXPECT_EQ(list.at("object"), "list");
   ASSERT_EQ(list.at("data").as_array().size(), 3u);
-  EXPECT_NE(json::serialize(list.at("data").at(0)).find("second turn"), std::string::npos);
+  // A plain-string input is listed as OpenAI lists it: a completed user message with one
+  // input_text part.
+  const auto& newest = list.at("data").at(0).as_object();
+  EXPECT_EQ(newest.at("type"), "message");
+  EXPECT_EQ(newest.at("role"), "user");
+  EXPECT_EQ(newest.at("status"), "completed");
+  EXPECT_EQ(json::serialize(newest.at("content")),
+            R"([{"type":"input_text","text":"second turn"}])");
 }
 
 TEST_F(ResponsesApiTest, ChatRouteForAnAnthropicModelJsonAndStream) {
@@ -272,6 +279,19 @@ TEST_F(ResponsesApiTest, InputItemsArePagedWithStableIds) {
     EXPECT_EQ(r.status, 200) << query << ": " << r.body;
     return json::parse(r.body).as_object();
   };
+  // A message's text: string content is listed as one part, input_text for the caller's
+  // turns, output_text for an assistant's.
+  auto text_of = [](const json::value& item) -> std::string {
+    const auto& o = item.as_object();
+    EXPECT_EQ(o.at("type"), "message");
+    EXPECT_EQ(o.at("status"), "completed");
+    const auto& parts = o.at("content").as_array();
+    EXPECT_EQ(parts.size(), 1u);
+    if (parts.empty()) return "";
+    const bool assistant = o.at("role") == "assistant";
+    EXPECT_EQ(parts.at(0).at("type"), assistant ? "output_text" : "input_text");
+    return std::string(parts.at(0).at("text").as_string());
+  };
   auto ids_of = [](const json::object& page) {
     std::vector<std::string> ids;
     for (const auto& item : page.at("data").as_array()) {
@@ -285,10 +305,11 @@ TEST_F(ResponsesApiTest, InputItemsArePagedWithStableIds) {
   EXPECT_EQ(first.at("object"), "list");
   const auto& data = first.at("data").as_array();
   ASSERT_EQ(data.size(), 20u);
-  EXPECT_EQ(data.at(0).at("content"), "last");
-  EXPECT_EQ(data.at(2).at("content"), "own id");
+  EXPECT_EQ(text_of(data.at(0)), "last");
+  EXPECT_EQ(text_of(data.at(2)), "own id");
   EXPECT_EQ(data.at(3).at("role"), "assistant");  // turn 1's answer
-  EXPECT_EQ(data.at(4).at("content"), "m19");
+  EXPECT_FALSE(text_of(data.at(3)).empty());
+  EXPECT_EQ(text_of(data.at(4)), "m19");
   EXPECT_EQ(first.at("has_more"), true);
   EXPECT_EQ(first.at("first_id"), data.at(0).at("id"));
   EXPECT_EQ(first.at("last_id"), data.at(19).at("id"));
@@ -305,7 +326,7 @@ TEST_F(ResponsesApiTest, InputItemsArePagedWithStableIds) {
   EXPECT_EQ(asc, desc);
   EXPECT_EQ(std::set<std::string>(asc.begin(), asc.end()).size(), 24u);
   for (const auto& item_id : asc) EXPECT_EQ(item_id.rfind("msg_", 0), 0u) << item_id;
-  EXPECT_EQ(all_asc.at("data").at(0).at("content"), "m0");
+  EXPECT_EQ(text_of(all_asc.at("data").at(0)), "m0");
   EXPECT_EQ(asc[21], "msg_client");  // an item's own id is kept
   EXPECT_NE(asc[22], "msg_client");  // a repeated id: the later item gets one of its own
   EXPECT_EQ(all_asc.at("first_id"), asc.front().c_str());

@@ -376,6 +376,21 @@ for (const model of responseModels) {
     const got = await openai.responses.retrieve(completed.id);
     assert.equal(got.id, completed.id);
     assert.equal(got.output_text, text);
+    // The SDK's auto-paging list of the turn's input (limit 2: it follows `after` to page 2):
+    // newest first, typed message items with content parts.
+    const items = [];
+    for await (const item of openai.responses.inputItems.list(completed.id, { limit: 2 })) {
+      items.push(item);
+    }
+    assert.equal(items.length, 3, JSON.stringify(items));
+    assert.equal(new Set(items.map((i) => i.id)).size, 3);
+    assert.deepEqual(items.map((i) => i.role), ['user', 'assistant', 'user']);
+    assert.equal(items[0].type, 'message');
+    assert.deepEqual(items[0].content, [{ type: 'input_text', text: 'Turn two: what is my name?' }]);
+    assert.equal(items[1].content[0].text, r1.output_text);
+    assert.ok(items[2].content[0].text.includes(`Turn one for ${model}`));
+    const asc = await openai.responses.inputItems.list(completed.id, { order: 'asc' });
+    assert.deepEqual(asc.data.map((i) => i.id), items.map((i) => i.id).reverse());
     state[model] = { id: completed.id, first: r1.output_text };
   });
 
