@@ -140,9 +140,21 @@ boost::asio::awaitable<ReadOutcome> read_request(
     }
     const bool body_buffered = !parser.chunked() && parser.content_length() &&
                                buffer.size() >= *parser.content_length();
-    if (!body_buffered) deadline.arm(limits.body_timeout);
-    auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
-    if (!body_buffered) deadline.disarm();
+    beast::error_code bec;
+    if (body_buffered) {
+      // All here (the usual case): parsed now, without Beast's async_read, whose
+      // completion would take one more trip through the event loop.
+      while (!bec && !parser.is_done()) {
+        const auto used = parser.put(buffer.cdata(), bec);
+        buffer.consume(used);
+        if (used == 0 && !bec) bec = bhttp::error::partial_message;  // no endless loop
+      }
+    } else {
+      deadline.arm(limits.body_timeout);
+      auto [read_ec, bn] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+      deadline.disarm();
+      bec = read_ec;
+    }
     if (bec) {
       if (deadline.timed_out()) {
         co_return reject_outcome(408, "request body not received in time", "request_timeout");

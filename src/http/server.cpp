@@ -18,6 +18,7 @@
 
 #include "common/deadlines.h"
 #include "common/error_body.h"
+#include "common/write_now.h"
 #include "http/request_reader.h"
 
 namespace redline::http {
@@ -134,14 +135,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stop->fire();
   }
 
+  // What the socket takes at once is written without a hop through the event loop
+  // (common/write_now.h); only the rest, if any, waits, under send_timeout.
   template <class Buffers>
   asio::awaitable<bool> write_buffers(const Buffers& buffers) {
     if (gone_) co_return false;
+    beast::error_code ec;
+    const std::size_t sent = common::write_now(socket_, buffers, ec);
+    if (ec) {
+      gone_ = true;
+      co_return false;
+    }
+    if (sent == asio::buffer_size(buffers)) co_return true;
+    beast::buffers_suffix<Buffers> rest(buffers);
+    rest.consume(sent);
     arm(server_.limits_.send_timeout);
-    auto [ec, n] = co_await asio::async_write(socket_, buffers, use_nothrow);
+    auto [wec, n] = co_await asio::async_write(socket_, rest, use_nothrow);
     disarm();
-    if (ec) gone_ = true;
-    co_return !ec;
+    if (wec) gone_ = true;
+    co_return !wec;
   }
 
   // Answers a protocol-level failure (408, 413, 431, 400) and marks the connection to close.
@@ -173,6 +185,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
 asio::awaitable<void> Connection::run() {
   auto self = shared_from_this();
   const auto& limits = server_.limits_;
+  {
+    // A new connection's first request is usually there already (clients write it right
+    // after connecting): read it now, without a trip through the event loop.
+    beast::error_code ec;
+    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+    const std::size_t n = ec ? 0 : socket_.read_some(buffer_.prepare(kReadChunk), ec);
+    if (!ec) buffer_.commit(n);
+    // would_block: the loop waits as for any keep-alive request; another error (a reset)
+    // shows again on that read.
+  }
+  unsigned without_wait = 0;  // requests served from the buffer since the last socket wait
   while (true) {
     // Keep-alive wait for the first byte of the next request (pipelined bytes skip it).
     if (buffer_.size() == 0) {
@@ -184,6 +207,11 @@ asio::awaitable<void> Connection::run() {
       idle_ = false;
       if (ec) break;  // closed, idle timeout or drain: close quietly
       buffer_.commit(n);
+      without_wait = 0;
+    } else if (++without_wait % 32 == 0) {
+      // Pipelined requests answered from L1 may never wait (writes rarely do): let the
+      // thread's other connections run now and then.
+      co_await asio::post(socket_.get_executor(), asio::use_awaitable);
     }
 
     bhttp::request_parser<bhttp::string_body> parser;
@@ -320,21 +348,10 @@ Response error_response(int status, std::string_view message, std::string_view c
 }
 
 asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header) {
-  prepare(header);
-  streaming_ = true;
-  bhttp::response<bhttp::empty_body> res(std::move(header));
-  res.chunked(true);
-  bhttp::response_serializer<bhttp::empty_body> sr(res);
-  if (conn_.gone_) co_return false;
-  conn_.arm(conn_.server_.limits().send_timeout);
-  auto [ec, n] = co_await bhttp::async_write_header(conn_.socket_, sr, use_nothrow);
-  conn_.disarm();
-  if (ec) conn_.gone_ = true;
-  co_return !ec;
+  co_return co_await begin_stream(header, std::string_view{});
 }
 
 asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header, std::string_view first) {
-  if (first.empty()) co_return co_await begin_stream(header);
   prepare(header, false);
   streaming_ = true;
   bhttp::response<bhttp::empty_body> res(std::move(header));
@@ -343,6 +360,7 @@ asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header, std::string
   std::string head;
   head.reserve(512);
   append_head(head, res.base(), extra_headers_);
+  if (first.empty()) co_return co_await conn_.write_buffers(asio::buffer(head));
   char size[2 * sizeof(std::size_t) + 1];
   const auto [end, ec] = std::to_chars(size, size + sizeof size, first.size(), 16);
   head.append(size, end);

@@ -13,6 +13,8 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "common/write_now.h"
+
 namespace redline::upstream {
 
 namespace {
@@ -332,10 +334,22 @@ asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, cons
 
   const auto header_deadline = earliest(Clock::now() + target.timeouts.first_byte, deadline);
   conn->expires_at(header_deadline);
-  auto [wec_raw, wn] = co_await on_stream(*conn, [&](auto& s) {
-    return asio::async_write(s, wire, use_nothrow);
-  });
-  const auto wec = conn->finish(wec_raw);
+  beast::error_code wec;
+  if (auto* plain = std::get_if<Conn::Plain>(&conn->stream)) {
+    // Plain TCP: what the socket takes at once goes without a trip through the event loop
+    // (common/write_now.h); the rest, if any, waits.
+    const std::size_t sent = common::write_now(*plain, wire, wec);
+    if (!wec && sent < asio::buffer_size(wire)) {
+      beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(wire);
+      rest.consume(sent);
+      auto [rest_ec, rn] = co_await asio::async_write(*plain, rest, use_nothrow);
+      wec = conn->finish(rest_ec);
+    }
+  } else {
+    auto [wec_raw, wn] = co_await asio::async_write(std::get<Conn::Tls>(conn->stream), wire,
+                                                    use_nothrow);
+    wec = conn->finish(wec_raw);
+  }
   if (wec) {
     result.failure = classify(wec, Failure::kFirstByteTimeout, Clock::now() >= deadline);
     result.detail = "sending the request failed: " + wec.message();

@@ -204,6 +204,74 @@ TEST_F(GatewayTest, PipelinedRequestsAnsweredInOrder) {
   EXPECT_NE(raw.find("HTTP/1.1 404"), std::string::npos);
 }
 
+// More pipelined requests than the server answers before it lets the thread's other
+// connections run (it yields every 32 requests served from its buffer): all answered, in order.
+TEST_F(GatewayTest, HundredPipelinedRequestsAllAnsweredInOrder) {
+  RawConn c(port());
+  std::string all;
+  for (int i = 0; i < 100; ++i) {
+    all += "GET /nope HTTP/1.1\r\nHost: x\r\nx-request-id: p" + std::to_string(i) + "\r\n";
+    all += i == 99 ? "Connection: close\r\n\r\n" : "\r\n";
+  }
+  c.send(all);
+  const auto raw = c.read_all(10s);
+  std::size_t at = 0;
+  for (int i = 0; i < 100; ++i) {
+    const auto found = raw.find("x-request-id: p" + std::to_string(i) + "\r\n", at);
+    ASSERT_NE(found, std::string::npos) << "answer " << i << " missing or out of order";
+    at = found;
+  }
+}
+
+// Bodies larger than the socket buffers, both ways. The gateway's first write of a request
+// or an answer takes what the socket takes at once and the rest waits for room: a 12 MiB
+// request reaches the provider whole, and a large answer reaches, whole, a client that only
+// starts reading after 300 ms through a 4 KiB receive buffer.
+TEST(LargeBodiesTest, LargerThanTheSocketBuffersBothWays) {
+  auto mock = start_mock();
+  Gw gw(base_yaml(mock_url(*mock), mock_url(*mock), "limits: {max_body_bytes: 32MiB}\n"));
+  const std::string big =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":")" +
+      std::string(12 << 20, 'a') + R"("}],"max_tokens":4})";
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", big);
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  auto last = json(test::http_request(mock->port(), "GET", "/mock/last-request").body);
+  EXPECT_EQ(last.at("body").as_string().size(), big.size());
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(gw.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string chat = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"long"}]})";
+  const std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Type: application/json\r\nx-mock-words: 200000\r\n"
+                          "Connection: close\r\nContent-Length: " +
+                          std::to_string(chat.size()) + "\r\n\r\n" + chat;
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  std::this_thread::sleep_for(300ms);
+  std::string raw;
+  char buf[65536];
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  ASSERT_EQ(test::raw_status(raw), 200) << raw.substr(0, 300);
+  const auto head_end = raw.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  const auto cl = raw.find("Content-Length: ");
+  ASSERT_LT(cl, head_end);
+  const std::size_t length = std::stoul(raw.substr(cl + 16));
+  EXPECT_GT(length, std::size_t{1} << 20);  // far beyond the client's 4 KiB buffer
+  ASSERT_EQ(raw.size() - head_end - 4, length);
+  auto answer = json(raw.substr(head_end + 4));
+  EXPECT_EQ(answer.at("usage").at("completion_tokens").as_int64(), 200000);
+}
+
 TEST_F(GatewayTest, ChunkedRequestBodyAndExpectContinue) {
   RawConn c(port());
   c.send(
