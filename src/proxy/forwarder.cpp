@@ -241,8 +241,22 @@ asio::awaitable<void> Forwarder::forward(const ForwardInput& in, UpstreamOutcome
       common::Interrupt client_left;
       upstream::SendResult result;
       {
-        const auto watch = sink.watch_gone(client_left);
-        result = co_await client_.send(hop.provider->target, req, deadline, &client_left);
+        // The watch for the client leaving starts when send() first waits (after the
+        // request went out on a pooled connection): its set-up, an epoll registration, is
+        // not on the way to the provider.
+        std::optional<common::WatchGuard> watch;
+        struct WatchStart {
+          Sink* sink;
+          common::Interrupt* stop;
+          std::optional<common::WatchGuard>* guard;
+        } start{&sink, &client_left, &watch};
+        upstream::BeforeWait before_wait{[](void* c) {
+                                           auto* s = static_cast<WatchStart*>(c);
+                                           s->guard->emplace(s->sink->watch_gone(*s->stop));
+                                         },
+                                         &start};
+        result = co_await client_.send(hop.provider->target, req, deadline, &client_left,
+                                       &before_wait);
       }
       if (client_left.fired()) {
         breaker.release_probe();  // no verdict on the provider

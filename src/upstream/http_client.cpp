@@ -282,27 +282,37 @@ asio::awaitable<std::unique_ptr<Conn>> HttpClient::connect(const Target& target,
 
 asio::awaitable<SendResult> HttpClient::send(const Target& target, UpstreamRequest& request,
                                              Clock::time_point deadline,
-                                             common::Interrupt* stop) {
+                                             common::Interrupt* stop, BeforeWait* before_wait) {
   if (auto idle = take_idle(target)) {
-    auto r = co_await send_on(std::move(idle), target, request, deadline, stop);
+    auto r = co_await send_on(std::move(idle), target, request, deadline, stop, before_wait);
     // The peer closed the kept-alive connection before answering: try a fresh one.
     if (r.failure != Failure::kConnectionLost || Clock::now() >= deadline) co_return r;
   }
   SendResult r;
+  if (before_wait != nullptr) (*before_wait)();  // connect() checks `stop` after it
   auto conn = co_await connect(target, deadline, r.failure, r.detail, stop);
   if (!conn) co_return r;
-  co_return co_await send_on(std::move(conn), target, request, deadline, stop);
+  co_return co_await send_on(std::move(conn), target, request, deadline, stop, before_wait);
 }
 
 asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, const Target& target,
                                                 UpstreamRequest& request,
                                                 Clock::time_point deadline,
-                                                common::Interrupt* stop) {
+                                                common::Interrupt* stop,
+                                                BeforeWait* before_wait) {
   SendResult result;
-  if (stop && stop->fired()) {
+  auto cancelled = [&] {
     result.failure = Failure::kCancelled;
     result.detail = "cancelled";
     conn->close();
+  };
+  // Calls before_wait (once); false when `stop` has fired.
+  auto may_wait = [&] {
+    if (before_wait != nullptr) (*before_wait)();
+    return !(stop && stop->fired());
+  };
+  if (stop && stop->fired()) {
+    cancelled();
     co_return result;
   }
   const common::InterruptHook hook(stop, &Conn::on_interrupt, conn.get());
@@ -340,12 +350,20 @@ asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, cons
     // (common/write_now.h); the rest, if any, waits.
     const std::size_t sent = common::write_now(*plain, wire, wec);
     if (!wec && sent < asio::buffer_size(wire)) {
+      if (!may_wait()) {
+        cancelled();
+        co_return result;
+      }
       beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(wire);
       rest.consume(sent);
       auto [rest_ec, rn] = co_await asio::async_write(*plain, rest, use_nothrow);
       wec = conn->finish(rest_ec);
     }
   } else {
+    if (!may_wait()) {
+      cancelled();
+      co_return result;
+    }
     auto [wec_raw, wn] = co_await asio::async_write(std::get<Conn::Tls>(conn->stream), wire,
                                                     use_nothrow);
     wec = conn->finish(wec_raw);
@@ -354,6 +372,10 @@ asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, cons
     result.failure = classify(wec, Failure::kFirstByteTimeout, Clock::now() >= deadline);
     result.detail = "sending the request failed: " + wec.message();
     conn->close();
+    co_return result;
+  }
+  if (!may_wait()) {
+    cancelled();
     co_return result;
   }
   conn->parser.emplace();

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 
 #include "common/deadlines.h"
@@ -137,6 +138,18 @@ struct SendResult {
   std::string detail;  // human-readable cause for logs and error bodies
 };
 
+// Called once, right before send() first waits: for the connect, or for the provider's
+// answer once the request is written (or for room to write the rest of it). The caller
+// starts watching its client there, so that set-up is not on the way to the provider.
+// When `stop` has fired by the time it returns, send() ends with Failure::kCancelled.
+struct BeforeWait {
+  void (*fn)(void* context) = nullptr;
+  void* context = nullptr;
+  void operator()() {
+    if (fn != nullptr) std::exchange(fn, nullptr)(context);
+  }
+};
+
 // Per-thread client. Not thread-safe: one per io_context, used only on that thread.
 class HttpClient {
  public:
@@ -144,10 +157,12 @@ class HttpClient {
   ~HttpClient();
 
   // Sends `request` and reads the response header. `deadline` bounds the whole exchange;
-  // `stop` fired meanwhile (the client left) cancels it with Failure::kCancelled.
+  // `stop` fired meanwhile (the client left) cancels it with Failure::kCancelled;
+  // `before_wait` (optional) is called once, before the first wait.
   asio::awaitable<SendResult> send(const Target& target, UpstreamRequest& request,
                                    Clock::time_point deadline,
-                                   common::Interrupt* stop = nullptr);
+                                   common::Interrupt* stop = nullptr,
+                                   BeforeWait* before_wait = nullptr);
 
   std::size_t idle_connections() const;
   // Closes idle connections; later releases close instead of pooling. Call before the
@@ -159,7 +174,7 @@ class HttpClient {
   friend class Exchange;
   asio::awaitable<SendResult> send_on(std::unique_ptr<Conn> conn, const Target& target,
                                       UpstreamRequest& request, Clock::time_point deadline,
-                                      common::Interrupt* stop);
+                                      common::Interrupt* stop, BeforeWait* before_wait);
   asio::awaitable<std::unique_ptr<Conn>> connect(const Target& target,
                                                  Clock::time_point deadline, Failure& failure,
                                                  std::string& detail, common::Interrupt* stop);
