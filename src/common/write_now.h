@@ -1,9 +1,9 @@
 // Writing to a TCP socket without a trip through the event loop. Asio's async_write tries
 // the send at once too, but always delivers its completion through the io_context's queue:
-// one more handler hop, and one more non-blocking epoll_wait, per write. Most writes (a
-// request to a provider, an answer to a client) fit in the socket's send buffer, so the
-// callers try write_now first and only wait (async_write of the rest) when it did not take
-// everything.
+// one more handler hop, and one more non-blocking epoll_wait, per write. A request to a
+// provider nearly always fits in the socket's send buffer, so the upstream client tries
+// write_now first and only waits (async_write of the rest) when it did not take everything.
+// Answers to clients keep async_write on purpose (see Connection::write_buffers).
 #pragma once
 
 #include <boost/asio/error.hpp>

@@ -18,7 +18,6 @@
 
 #include "common/deadlines.h"
 #include "common/error_body.h"
-#include "common/write_now.h"
 #include "http/request_reader.h"
 
 namespace redline::http {
@@ -135,25 +134,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stop->fire();
   }
 
-  // What the socket takes at once is written without a hop through the event loop
-  // (common/write_now.h); only the rest, if any, waits, under send_timeout.
+  // Answers go through async_write: its completion comes back through the event loop, so
+  // after writing an answer the connection lets the thread's other ready connections write
+  // theirs before it does its own bookkeeping (metrics, logs, settle). Writing it with
+  // common::write_now and carrying on measured a worse p99 for L1 hits at 32 connections
+  // (0.68-0.80 vs 0.57-0.67 ms) for +3 % req/s.
   template <class Buffers>
   asio::awaitable<bool> write_buffers(const Buffers& buffers) {
     if (gone_) co_return false;
-    beast::error_code ec;
-    const std::size_t sent = common::write_now(socket_, buffers, ec);
-    if (ec) {
-      gone_ = true;
-      co_return false;
-    }
-    if (sent == asio::buffer_size(buffers)) co_return true;
-    beast::buffers_suffix<Buffers> rest(buffers);
-    rest.consume(sent);
     arm(server_.limits_.send_timeout);
-    auto [wec, n] = co_await asio::async_write(socket_, rest, use_nothrow);
+    auto [ec, n] = co_await asio::async_write(socket_, buffers, use_nothrow);
     disarm();
-    if (wec) gone_ = true;
-    co_return !wec;
+    if (ec) gone_ = true;
+    co_return !ec;
   }
 
   // Answers a protocol-level failure (408, 413, 431, 400) and marks the connection to close.
