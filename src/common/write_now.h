@@ -3,7 +3,8 @@
 // one more handler hop, and one more non-blocking epoll_wait, per write. A request to a
 // provider nearly always fits in the socket's send buffer, so the upstream client tries
 // write_now first and only waits (async_write of the rest) when it did not take everything.
-// Answers to clients keep async_write on purpose (see Connection::write_buffers).
+// Stream writes to clients use it too; whole answers keep async_write on purpose (see
+// Connection::write_buffers).
 #pragma once
 
 #include <boost/asio/error.hpp>
