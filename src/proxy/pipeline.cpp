@@ -616,7 +616,6 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
     }
   }
   if (ctx.attempts > 0) {
-    const std::string_view provider = provider_name;
     static auto& retries = metrics::counter(
         "redline_upstream_retries_total",
         "Provider attempts beyond the first (same provider or fallbacks).", {"provider"});
@@ -627,10 +626,12 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
     static auto& fallbacks = metrics::counter(
         "redline_upstream_fallbacks_total",
         "Requests answered by a fallback rather than the model's own provider.", {"provider"});
-    if (ctx.attempts > 1) retries.labels(provider).inc(static_cast<uint64_t>(ctx.attempts - 1));
-    if (!ctx.upstream_failure.empty()) failures.labels(provider, ctx.upstream_failure).inc();
+    if (ctx.attempts > 1) {
+      retries.labels(provider_name).inc(static_cast<uint64_t>(ctx.attempts - 1));
+    }
+    if (!ctx.upstream_failure.empty()) failures.labels(provider_name, ctx.upstream_failure).inc();
     if (ctx.provider && !ctx.hops.empty() && ctx.provider != ctx.hops.front().provider) {
-      fallbacks.labels(provider).inc();
+      fallbacks.labels(provider_name).inc();
     }
   }
   if (now - ctx.start >= upstream) m.overhead.observe(now - ctx.start - upstream);

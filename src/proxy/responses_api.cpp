@@ -317,10 +317,9 @@ void as_listed_message(json::object& item) {
   if (content == nullptr || !content->is_string()) return;
   const auto* role = item.if_contains("role");
   const bool assistant = role != nullptr && role->is_string() && role->get_string() == "assistant";
-  json::object part;
-  part["type"] = assistant ? "output_text" : "input_text";
-  part["text"] = std::move(content->get_string());
-  if (assistant) part["annotations"] = json::array();
+  json::object part = assistant
+                          ? responses::output_text_part(content->get_string())
+                          : json::object{{"type", "input_text"}, {"text", content->get_string()}};
   *content = json::array{std::move(part)};
 }
 

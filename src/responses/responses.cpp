@@ -215,17 +215,13 @@ std::string call_item_id(std::string_view response_id, std::size_t n) {
   return fmt::format("fc_{}_{}", id_suffix(response_id), n);
 }
 
-json::object text_part(std::string_view text) {
-  return json::object{{"type", "output_text"}, {"annotations", json::array()}, {"text", text}};
-}
-
 json::object refusal_part(std::string_view refusal) {
   return json::object{{"type", "refusal"}, {"refusal", refusal}};
 }
 
 json::object message_item(const ChatAnswer& a, std::string_view id, std::string_view status) {
   json::array content;
-  if (!a.text.empty() || !a.refusal) content.emplace_back(text_part(a.text));
+  if (!a.text.empty() || !a.refusal) content.emplace_back(output_text_part(a.text));
   if (a.refusal) content.emplace_back(refusal_part(*a.refusal));
   return json::object{{"id", id},
                       {"type", "message"},
@@ -480,6 +476,10 @@ std::string tool_output_text(const json::value& output) {
 
 
 }  // namespace
+
+json::object output_text_part(std::string_view text) {
+  return json::object{{"type", "output_text"}, {"annotations", json::array()}, {"text", text}};
+}
 
 // --- parse_request -------------------------------------------------------------------------------
 
@@ -853,7 +853,7 @@ struct ChatToResponsesStream::State {
     if (message->text_part < 0) {
       message->text_part = message->parts++;
       json::object e = part_event(message->text_part);
-      e["part"] = text_part("");
+      e["part"] = output_text_part("");
       emit("response.content_part.added", std::move(e), out);
     }
     answer.text += delta;
@@ -884,7 +884,7 @@ struct ChatToResponsesStream::State {
     if (message->parts == 0) {  // an empty answer still has its (empty) text
       message->text_part = message->parts++;
       json::object e = part_event(message->text_part);
-      e["part"] = text_part("");
+      e["part"] = output_text_part("");
       emit("response.content_part.added", std::move(e), out);
     }
     for (int p = 0; p < message->parts; ++p) {
@@ -894,7 +894,7 @@ struct ChatToResponsesStream::State {
         e["logprobs"] = json::array();
         emit("response.output_text.done", std::move(e), out);
         json::object d = part_event(p);
-        d["part"] = text_part(answer.text);
+        d["part"] = output_text_part(answer.text);
         emit("response.content_part.done", std::move(d), out);
       } else {
         e["refusal"] = *answer.refusal;

@@ -73,6 +73,10 @@ std::variant<ResponsesRequest, RequestError> parse_request(std::string_view body
 std::optional<ResponsesRequest> expand(const ResponsesRequest& request, std::string_view chain);
 ResponsesRequest expand(const ResponsesRequest& request, const boost::json::array& chain);
 
+// An assistant's text as a Responses content part: {"type":"output_text","annotations":[],
+// "text":...}.
+boost::json::object output_text_part(std::string_view text);
+
 // The body for an OpenAI-type provider's /v1/responses: the request as sent, with `input` = the
 // full item list, no previous_response_id, store:false.
 std::string to_openai_body(const ResponsesRequest& expanded);
