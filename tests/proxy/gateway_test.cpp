@@ -223,10 +223,11 @@ TEST_F(GatewayTest, HundredPipelinedRequestsAllAnsweredInOrder) {
   }
 }
 
-// Bodies larger than the socket buffers, both ways. The gateway's first write of a request
-// or an answer takes what the socket takes at once and the rest waits for room: a 12 MiB
-// request reaches the provider whole, and a large answer reaches, whole, a client that only
-// starts reading after 300 ms through a 4 KiB receive buffer.
+// Bodies larger than the socket buffers, both ways. The gateway's write of a request to the
+// provider takes what the socket takes at once (common::write_now) and the rest waits for
+// room; so does asio's write of a whole answer: a 12 MiB request reaches the provider whole,
+// and a large answer reaches, whole, a client that only starts reading after 300 ms through
+// a 4 KiB receive buffer.
 TEST(LargeBodiesTest, LargerThanTheSocketBuffersBothWays) {
   auto mock = start_mock();
   Gw gw(base_yaml(mock_url(*mock), mock_url(*mock), "limits: {max_body_bytes: 32MiB}\n"));
