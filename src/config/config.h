@@ -217,6 +217,9 @@ struct RateLimitOptions {
   uint64_t default_output_tokens = 4096;  // reserved when a request sets no max_tokens
   std::map<std::string, uint64_t> output_tokens;  // per model; overrides the default
   bool cache_hits_consume_tokens = false;         // charge answers served from the cache
+  // How long a settlement may wait to ride on the thread's next check of its slot (0: sent
+  // at once, on its own).
+  Millis settle_delay{5};
 };
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kOff };

@@ -768,6 +768,7 @@ Config read_config(const Value& root) {
       o.read("default_output_tokens", c.rate_limit_options.default_output_tokens, as_u64);
       o.read("output_tokens", c.rate_limit_options.output_tokens, as_u64_map);
       o.read("cache_hits_consume_tokens", c.rate_limit_options.cache_hits_consume_tokens, as_bool);
+      o.read("settle_delay", c.rate_limit_options.settle_delay, as_duration);
     });
     m.section("key_store", [&](Map& k) {
       k.read("enabled", c.key_store.enabled, as_bool);

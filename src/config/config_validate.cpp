@@ -338,6 +338,10 @@ void check_rate_limits(const Checker& check, const Config& config) {
   const RateLimitOptions& o = config.rate_limit_options;
   check.positive(o.instances, "rate_limit_options.instances");
   check.positive(o.default_output_tokens, "rate_limit_options.default_output_tokens");
+  // Held longer, a settlement keeps its estimate charged for other instances too long.
+  check.non_negative(o.settle_delay, "rate_limit_options.settle_delay");
+  check.expect(o.settle_delay <= Millis(1000), "rate_limit_options.settle_delay",
+               "a duration of at most 1s", show(o.settle_delay));
   for (const auto& [model, cap] : o.output_tokens) {
     check.positive(cap, "rate_limit_options.output_tokens." + model);
   }

@@ -219,6 +219,14 @@ void ProxyHandler::shutdown() {
   }
 }
 
+std::size_t ProxyHandler::pending_settles() const {
+  std::size_t n = pending_settles_.load();
+  for (const auto& w : workers_) {
+    if (w->limiter) n += w->limiter->pending_settlements();
+  }
+  return n;
+}
+
 std::vector<ratelimit::LimiterStats> ProxyHandler::limiter_stats() const {
   std::vector<ratelimit::LimiterStats> out;
   for (const auto& w : workers_) {
@@ -532,6 +540,12 @@ void ProxyHandler::settle_phase(RequestContext& ctx, const asio::any_io_executor
     used = 0;  // no answer, no tokens
   } else if (!from_cache && !ctx.usage) {
     return;  // a stream cut short, usage unknown: the estimate stands
+  }
+  auto& limiter = *workers_[ctx.exchange.thread_index()]->limiter;
+  // Held for the thread's next check of the same slot (rate_limit_options.settle_delay).
+  if (limiter.settle_held(ctx.reservation, from_cache ? limiter.cache_hit_charge(used) : used,
+                          executor)) {
+    return;
   }
   pending_settles_.fetch_add(1);
   // co_spawn queues the coroutine's start now; it runs (and queues its script call on this

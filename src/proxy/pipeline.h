@@ -64,7 +64,9 @@ class ProxyHandler : public http::Handler {
   std::vector<ratelimit::LimiterStats> limiter_stats() const;
   // Settlements started after an answer went out and not yet acknowledged by Redis (a
   // graceful stop waits for them like for queued cache writes).
-  std::size_t pending_settles() const { return pending_settles_.load(); }
+  // Rate-limit settlements not yet answered by Redis: running settle calls plus those the
+  // limiters hold back for rate_limit_options.settle_delay.
+  std::size_t pending_settles() const;
 
  private:
   struct Worker;  // per-thread state: upstream client and forwarder, state Redis, limiter

@@ -16,7 +16,6 @@ local function load_fixed_window()
     end
     local ends = (idx + 1) * it.window - now
     local ok = fits(used, it.cost, it.limit)
-    local after = used + it.cost
     local retry = 0
     if ok then
       retry = 0
@@ -25,14 +24,17 @@ local function load_fixed_window()
     else
       retry = ends
     end
-    local b_reset = used > 0 and ends or 0
-    local a_reset = after > 0 and ends or 0
     -- One constructor: the table is sized once instead of growing field by field.
-    return {
-      idx = idx, used = used, ends = ends, current = current, ok = ok, retry = retry,
-      b_remaining = left(it.limit, used), a_remaining = left(it.limit, after),
-      b_reset = b_reset, a_reset = a_reset, b_next = b_reset, a_next = a_reset,
-    }
+    return { idx = idx, used = used, ends = ends, current = current, ok = ok, retry = retry }
+  end
+
+  function fixed_window.times(it, st, after)
+    local used = st.used
+    if after then
+      used = used + it.cost
+    end
+    local reset = used > 0 and st.ends or 0
+    return left(it.limit, used), reset, reset
   end
 
   function fixed_window.commit(keys, now, it, st)

@@ -6,6 +6,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "common/error_body.h"
 #include "redis/cluster.h"
@@ -26,6 +32,7 @@ LimiterOptions LimiterOptions::from_config(const config::RateLimitOptions& o) {
   out.default_output_tokens = o.default_output_tokens;
   out.output_tokens_by_model.insert(o.output_tokens.begin(), o.output_tokens.end());
   out.cache_hits_consume_tokens = o.cache_hits_consume_tokens;
+  out.settle_delay = o.settle_delay;
   return out;
 }
 
@@ -121,6 +128,8 @@ RateLimiter::RateLimiter(redis::Client& client, std::span<const config::RateLimi
   options_.instances = std::max<uint64_t>(1, options_.instances);
 }
 
+RateLimiter::~RateLimiter() { *alive_ = false; }
+
 int64_t RateLimiter::now_ms() const {
   if (options_.fixed_now_us) {
     return *options_.fixed_now_us / 1000;
@@ -213,8 +222,8 @@ RateLimiter::Groups RateLimiter::group_by_slot(std::span<const StateRef* const> 
   return groups;
 }
 
-CheckPlan RateLimiter::plan(const RequestFacts& facts,
-                            std::span<const config::RateLimitPolicy> extra_policies) const {
+CheckPlan RateLimiter::plan_states(const RequestFacts& facts,
+                                   std::span<const config::RateLimitPolicy> extra_policies) const {
   CheckPlan p;
   p.estimated_tokens = facts.estimated_tokens;
   if (!extra_policies.empty()) {
@@ -235,13 +244,49 @@ CheckPlan RateLimiter::plan(const RequestFacts& facts,
   }
   p.groups_ = group_by_slot({refs.data(), refs.size()});
   for (size_t g = 0; g < p.groups_.size(); ++g) {
-    refs.clear();
     for (uint32_t i : p.groups_[g]) {
       p.states_[i].group = g;
+    }
+  }
+  return p;
+}
+
+void RateLimiter::build_commands(CheckPlan& p, std::vector<Held>* carry) const {
+  CheckPlan::Small<const StateRef*, 4> refs;
+  CheckPlan::Small<const StateRef*, 4> carried;
+  CheckPlan::Small<uint64_t, 4> carried_costs;
+  for (const auto& group : p.groups_) {
+    refs.clear();
+    for (uint32_t i : group) {
       refs.push_back(&p.states_[i].ref);
     }
-    p.commands_.push_back(check_command({refs.data(), refs.size()}, options_.fixed_now_us));
+    carried.clear();
+    carried_costs.clear();
+    uint16_t slot = 0;
+    if (carry != nullptr && !carry->empty()) {
+      if (client_.is_cluster()) slot = redis::key_slot(refs.front()->keys.front());
+      for (const Held& h : *carry) {
+        if (h.slot == slot) {
+          carried.push_back(&h.state);
+          carried_costs.push_back(h.new_cost);
+        }
+      }
+    }
+    p.commands_.push_back(check_command({refs.data(), refs.size()}, options_.fixed_now_us,
+                                        {carried.data(), carried.size()},
+                                        {carried_costs.data(), carried_costs.size()}));
+    p.carried_.push_back(static_cast<uint32_t>(carried.size()));
+    if (!carried.empty()) {
+      // The command holds their bytes now.
+      std::erase_if(*carry, [slot](const Held& h) { return h.slot == slot; });
+    }
   }
+}
+
+CheckPlan RateLimiter::plan(const RequestFacts& facts,
+                            std::span<const config::RateLimitPolicy> extra_policies) const {
+  CheckPlan p = plan_states(facts, extra_policies);
+  build_commands(p, nullptr);
   return p;
 }
 
@@ -250,7 +295,11 @@ CheckPlan RateLimiter::plan(const RequestFacts& facts,
 
 Awaitable<Decision> RateLimiter::check(const RequestFacts& facts,
                                        std::span<const config::RateLimitPolicy> extra_policies) {
-  CheckPlan p = plan(facts, extra_policies);
+  CheckPlan p = plan_states(facts, extra_policies);
+  build_commands(p, &held_);
+  size_t carried = 0;
+  for (uint32_t n : p.carried_) carried += n;
+  if (carried > 0) pending_count_.fetch_sub(carried, std::memory_order_relaxed);
   std::vector<redis::Result<redis::Reply>> replies;
   if (!p.commands_.empty()) {
     std::span<const redis::Command> cmds = p.commands();
@@ -335,6 +384,10 @@ Awaitable<Decision> RateLimiter::complete(CheckPlan& plan,
     const auto& r = *replies[g];
     if (!r.ok()) {
       bump(k_redis_errors);
+      if (g < plan.carried_.size() && plan.carried_[g] > 0) {
+        bump(k_settle_errors);
+        warn_settle_failed(r.error());
+      }
       all_answered = false;
       fail_over(plan, g, r.error());
       continue;
@@ -615,6 +668,19 @@ RateLimiter::SettleCalls RateLimiter::settle_calls(std::span<const StateRef* con
   return cmds;
 }
 
+void RateLimiter::warn_settle_failed(const redis::Error& error) const {
+  static std::atomic<int64_t> last_log{0};
+  const int64_t now = steady_ms();
+  int64_t last = last_log.load(std::memory_order_relaxed);
+  if (now - last >= options_.log_interval.count() &&
+      last_log.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    spdlog::warn(
+        "rate limit: could not settle a token reservation ({}); the estimate stays "
+        "charged",
+        error.to_string());
+  }
+}
+
 bool RateLimiter::note_settled(std::span<const redis::Result<redis::Reply>> results) {
   bool ok = true;
   for (const auto& r : results) {
@@ -624,21 +690,17 @@ bool RateLimiter::note_settled(std::span<const redis::Result<redis::Reply>> resu
     ok = false;
     bump(k_redis_errors);
     bump(k_settle_errors);
-    static std::atomic<int64_t> last_log{0};
-    const int64_t now = steady_ms();
-    int64_t last = last_log.load(std::memory_order_relaxed);
-    if (now - last >= options_.log_interval.count() &&
-        last_log.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
-      spdlog::warn(
-          "rate limit: could not settle a token reservation ({}); the estimate stays "
-          "charged",
-          r.error().to_string());
-    }
+    warn_settle_failed(r.error());
   }
   return ok;
 }
 
 Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_tokens) {
+  if (options_.settle_delay.count() > 0) {
+    auto executor = co_await boost::asio::this_coro::executor;
+    settle_held(reservation, actual_tokens, executor);
+    co_return;
+  }
   if (reservation.settled) {
     co_return;
   }
@@ -672,10 +734,84 @@ Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_to
   note_settled(results);
 }
 
+bool RateLimiter::settle_held(Reservation& reservation, uint64_t actual_tokens,
+                              const boost::asio::any_io_executor& executor) {
+  if (options_.settle_delay.count() == 0) {
+    return false;
+  }
+  if (reservation.settled) {
+    return true;
+  }
+  reservation.settled = true;
+  bool changed = false;
+  size_t held = 0;
+  for (auto& r : reservation.states) {
+    if (r.state.cost == actual_tokens) {
+      continue;
+    }
+    changed = true;
+    if (r.local) {
+      const int64_t delta =
+          static_cast<int64_t>(actual_tokens) - static_cast<int64_t>(r.state.cost);
+      shared_->local().adjust(r.state.keys.front(), r.state.handle, delta);
+      continue;
+    }
+    // Moved: the reservation is settled and done with its states.
+    const uint16_t slot =
+        client_.is_cluster() ? redis::key_slot(r.state.keys.front()) : uint16_t{0};
+    held_.push_back(Held{std::move(r.state), actual_tokens, slot});
+    ++held;
+  }
+  if (changed) {
+    bump(k_settlements);
+  }
+  if (held > 0) {
+    pending_count_.fetch_add(held, std::memory_order_relaxed);
+    if (!flushing_) {
+      flushing_ = true;
+      boost::asio::co_spawn(executor, flush_later(alive_), boost::asio::detached);
+    }
+  }
+  return true;
+}
+
+uint64_t RateLimiter::cache_hit_charge(uint64_t cached_usage_tokens) const {
+  return options_.cache_hits_consume_tokens ? cached_usage_tokens : 0;
+}
+
+Awaitable<void> RateLimiter::flush_later(std::shared_ptr<bool> alive) {
+  auto executor = co_await boost::asio::this_coro::executor;
+  boost::asio::steady_timer timer(executor);
+  while (true) {
+    timer.expires_after(options_.settle_delay);
+    boost::system::error_code ec;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    if (!*alive) co_return;  // the limiter is gone (a test's io_context outlived it)
+    if (held_.empty()) {
+      flushing_ = false;
+      co_return;
+    }
+    std::vector<Held> due = std::move(held_);
+    held_.clear();
+    CheckPlan::Small<const StateRef*, 4> refs;
+    CheckPlan::Small<uint64_t, 4> costs;
+    for (const Held& h : due) {
+      refs.push_back(&h.state);
+      costs.push_back(h.new_cost);
+    }
+    const SettleCalls cmds =
+        settle_calls({refs.data(), refs.size()}, {costs.data(), costs.size()});
+    std::span<const redis::Command> calls(cmds.data(), cmds.size());
+    auto results = co_await limiter_script().run_batch(client_, calls);
+    if (!*alive) co_return;
+    note_settled(results);
+    pending_count_.fetch_sub(due.size(), std::memory_order_relaxed);
+  }
+}
+
 Awaitable<void> RateLimiter::settle_cache_hit(Reservation& reservation,
                                               uint64_t cached_usage_tokens) {
-  const uint64_t charge = options_.cache_hits_consume_tokens ? cached_usage_tokens : 0;
-  co_await settle(reservation, charge);
+  co_await settle(reservation, cache_hit_charge(cached_usage_tokens));
 }
 
 LimiterStats RateLimiter::stats() const {

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <cstdint>
@@ -48,6 +49,11 @@ struct LimiterOptions {
   std::optional<int64_t> fixed_now_us;
   // At most one log line per degraded mode (open, closed, local) per interval.
   std::chrono::milliseconds log_interval{10'000};
+  // settle() with a delay: the settlement waits up to this long in the limiter and rides on
+  // this thread's next check of the same slot (one script call instead of two); what no
+  // check took by then is sent on its own. 0: every settle() sends at once and waits for
+  // Redis (the default here; the gateway's config default is 5 ms).
+  std::chrono::milliseconds settle_delay{0};
 
   // The output-token cap for `model` (per-model override, else the default).
   uint64_t output_cap(std::string_view model) const;
@@ -203,6 +209,7 @@ class CheckPlan {
   Small<State, 4> states_;
   Small<Small<uint32_t, 4>, 2> groups_;  // indices into states_, one per command
   Small<redis::Command, 2> commands_;
+  Small<uint32_t, 2> carried_;  // per command: held settlements it carries (settle_delay)
   uint64_t estimated_tokens = 0;
 };
 
@@ -212,6 +219,9 @@ class RateLimiter {
   // process-wide state (nullptr: a private one, fine for tests and single-thread use).
   RateLimiter(redis::Client& client, std::span<const config::RateLimitPolicy> policies,
               LimiterOptions options = {}, std::shared_ptr<SharedLimiterState> shared = nullptr);
+  ~RateLimiter();
+  RateLimiter(const RateLimiter&) = delete;
+  RateLimiter& operator=(const RateLimiter&) = delete;
 
   // Decides a request against the global policies plus `extra_policies` (the key's own).
   Awaitable<Decision> check(const RequestFacts& facts,
@@ -226,12 +236,23 @@ class RateLimiter {
   // Charges or refunds, on every token policy, the difference between the reservation's
   // estimate and `actual_tokens` (never below zero). Marks it settled; a second call and an
   // empty reservation do nothing. Redis errors are counted and logged, never thrown.
+  // With options().settle_delay > 0 it returns at once: the settlement is carried by the
+  // next check() of its slot, or sent when the delay has passed (pending_settlements()).
   Awaitable<void> settle(Reservation& reservation, uint64_t actual_tokens);
+  // settle() without a coroutine when settle_delay > 0: holds the settlement (starting the
+  // delayed send on `executor` if none is running) and returns true; false (nothing done)
+  // when settle_delay is 0.
+  bool settle_held(Reservation& reservation, uint64_t actual_tokens,
+                   const boost::asio::any_io_executor& executor);
+  // What a cached answer is charged: its usage when cache hits consume tokens, else 0.
+  uint64_t cache_hit_charge(uint64_t cached_usage_tokens) const;
   // For an answer served from the cache: settle(actual) when cache hits consume tokens,
   // else refund the whole estimate.
   Awaitable<void> settle_cache_hit(Reservation& reservation, uint64_t cached_usage_tokens);
 
   LimiterStats stats() const;
+  // Settlements held back by settle_delay and not yet sent (safe from any thread).
+  size_t pending_settlements() const { return pending_count_.load(std::memory_order_relaxed); }
   // Tests only: moves the fixed time (LimiterOptions::fixed_now_us) between calls.
   void set_fixed_now_us(std::optional<int64_t> now_us) { options_.fixed_now_us = now_us; }
   const std::vector<CompiledPolicy>& policies() const { return policies_; }
@@ -260,6 +281,8 @@ class RateLimiter {
   using SettleCalls = boost::container::small_vector<redis::Command, 2>;
   SettleCalls settle_calls(std::span<const StateRef* const> states,
                            std::span<const uint64_t> new_costs);
+  // Logs (at most once per log_interval) that a settlement was lost to `error`.
+  void warn_settle_failed(const redis::Error& error) const;
   // Counts and logs the failed settle calls; false when any failed.
   bool note_settled(std::span<const redis::Result<redis::Reply>> results);
   // Indices of `states` per Redis Cluster slot, in order of first appearance (standalone:
@@ -267,7 +290,26 @@ class RateLimiter {
   using Groups = boost::container::small_vector<boost::container::small_vector<uint32_t, 4>, 2>;
   Groups group_by_slot(std::span<const StateRef* const> states) const;
 
+  // settle_delay: settlements waiting for a check of their slot (or for flush_later).
+  struct Held {
+    StateRef state;
+    uint64_t new_cost = 0;
+    uint16_t slot = 0;  // cluster: the slot of state.keys (standalone: 0)
+  };
+  // The plan's states and groups, without commands.
+  CheckPlan plan_states(const RequestFacts& facts,
+                        std::span<const config::RateLimitPolicy> extra_policies) const;
+  // One check command per group. With `carry` (check() passes held_), each command also
+  // carries, and takes out of *carry, the held settlements of its slot (standalone: all).
+  void build_commands(CheckPlan& plan, std::vector<Held>* carry) const;
+  // Waits settle_delay, then sends what no check carried; repeats while more is held.
+  Awaitable<void> flush_later(std::shared_ptr<bool> alive);
+
   redis::Client& client_;
+  std::vector<Held> held_;
+  bool flushing_ = false;                   // a flush_later is running
+  std::atomic<size_t> pending_count_{0};    // held_ + sent by flush_later, not yet answered
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
   std::vector<CompiledPolicy> policies_;
   LimiterOptions options_;
   std::shared_ptr<SharedLimiterState> shared_;

@@ -6,13 +6,16 @@
 --   nkeys                     how many KEYS one limiter state uses
 --   peek(keys, now, it)       decides whether it.cost fits; writes nothing that changes the
 --                             decision of a later call (only expired-entry clean-up)
+--   times(it, st, after)      remaining, reset and next for the state peek saw (`after`:
+--                             once it.cost is consumed)
 --   commit(keys, now, it, st) consumes it.cost, returns the reservation handle
 --   adjust(keys, now, it)     turns the reservation it.handle of it.cost into it.new_cost,
 --                             never below zero; returns 1 if applied, 0 if it had expired
 -- Times are integer microseconds; `it` holds limit, window (us), burst, cost, handle, new_cost.
--- peek returns a table with ok, retry (us until it.cost fits, -1 if it never can) and for
--- both outcomes (b = before, a = after consuming): remaining, reset (us until the limiter is
--- back at its full limit) and next (us until one more unit becomes available).
+-- peek returns a table `st` with ok and retry (us until it.cost fits, -1 if it never can) and
+-- what commit and times need. times is called once per item, for the outcome the call has:
+-- remaining, reset (us until the limiter is back at its full limit) and next (us until one
+-- more unit becomes available).
 --
 -- Redis runs the whole chunk on every call and keeps nothing between calls, so the chunk
 -- itself does as little as it can: an algorithm's functions are created only when a call

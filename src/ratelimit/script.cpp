@@ -28,25 +28,9 @@ const redis::Command& evalsha_prefix() {
   return prefix;
 }
 
-redis::Command build(std::string_view op, std::span<const StateRef* const> states,
-                     std::span<const uint64_t> new_costs, std::optional<int64_t> now_us) {
-  size_t nkeys = 0;
-  for (const StateRef* s : states) {
-    nkeys += s->keys.size();
-  }
-  redis::Command c = evalsha_prefix();
-  c.add(nkeys);
-  for (const StateRef* s : states) {
-    for (const auto& k : s->keys) {
-      c.add(k);
-    }
-  }
-  c.add(op);
-  if (now_us) {
-    c.add(*now_us);
-  } else {
-    c.add(std::string_view());
-  }
+// The items of `states` (7 fields each; a settle turns each reservation into new_costs[i]).
+void add_items(redis::Command& c, std::span<const StateRef* const> states,
+               std::span<const uint64_t> new_costs) {
   c.add(states.size());
   for (size_t i = 0; i < states.size(); ++i) {
     const StateRef& s = *states[i];
@@ -57,6 +41,42 @@ redis::Command build(std::string_view op, std::span<const StateRef* const> state
     c.add(s.cost);
     c.add(s.handle);
     c.add(i < new_costs.size() ? new_costs[i] : s.cost);
+  }
+}
+
+size_t key_count(std::span<const StateRef* const> states) {
+  size_t n = 0;
+  for (const StateRef* s : states) {
+    n += s->keys.size();
+  }
+  return n;
+}
+
+void add_keys(redis::Command& c, std::span<const StateRef* const> states) {
+  for (const StateRef* s : states) {
+    for (const auto& k : s->keys) {
+      c.add(k);
+    }
+  }
+}
+
+redis::Command build(std::string_view op, std::span<const StateRef* const> states,
+                     std::span<const uint64_t> new_costs, std::optional<int64_t> now_us,
+                     std::span<const StateRef* const> carried = {},
+                     std::span<const uint64_t> carried_costs = {}) {
+  redis::Command c = evalsha_prefix();
+  c.add(key_count(states) + key_count(carried));
+  add_keys(c, states);
+  add_keys(c, carried);
+  c.add(op);
+  if (now_us) {
+    c.add(*now_us);
+  } else {
+    c.add(std::string_view());
+  }
+  add_items(c, states, new_costs);
+  if (!carried.empty()) {
+    add_items(c, carried, carried_costs);
   }
   return c;
 }
@@ -69,8 +89,10 @@ const redis::Script& limiter_script() {
 }
 
 redis::Command check_command(std::span<const StateRef* const> states,
-                             std::optional<int64_t> now_us) {
-  return build("check", states, {}, now_us);
+                             std::optional<int64_t> now_us,
+                             std::span<const StateRef* const> carried,
+                             std::span<const uint64_t> carried_costs) {
+  return build("check", states, {}, now_us, carried, carried_costs);
 }
 
 redis::Command settle_command(std::span<const StateRef* const> states,

@@ -44,8 +44,12 @@ struct CheckReply {
 const redis::Script& limiter_script();
 
 // EVALSHA ... 'check': decide and (when all admit) consume. `now_us` fixes the time (tests).
+// `carried` are earlier reservations (same slot) settled to carried_costs[i] in the same
+// call, before the decision.
 redis::Command check_command(std::span<const StateRef* const> states,
-                             std::optional<int64_t> now_us = std::nullopt);
+                             std::optional<int64_t> now_us = std::nullopt,
+                             std::span<const StateRef* const> carried = {},
+                             std::span<const uint64_t> carried_costs = {});
 // EVALSHA ... 'settle': turn each state's reservation of `cost` into new_costs[i].
 redis::Command settle_command(std::span<const StateRef* const> states,
                               std::span<const uint64_t> new_costs,

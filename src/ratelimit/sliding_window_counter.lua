@@ -66,18 +66,29 @@ local function load_sliding_window_counter()
       end
       retry = math.max(1, retry)
     end
-    local b_reset, b_next = swc_times(it, W, p, weight, ends, c)
-    local a_reset, a_next = swc_times(it, W, p, weight, ends, c + it.cost)
     -- One constructor: the table is sized once instead of growing field by field.
     return {
-      idx = idx, c = c, p = p, ends = ends, current = w == idx, ok = ok, retry = retry,
-      b_remaining = left(it.limit, used), a_remaining = left(it.limit, used + it.cost),
-      b_reset = b_reset, b_next = b_next, a_reset = a_reset, a_next = a_next,
+      idx = idx, c = c, p = p, ends = ends, weight = weight, used = used, current = w == idx,
+      ok = ok, retry = retry,
     }
   end
 
+  function sliding_window_counter.times(it, st, after)
+    local cur, used = st.c, st.used
+    if after then
+      cur, used = cur + it.cost, used + it.cost
+    end
+    local reset, nxt = swc_times(it, it.window, st.p, st.weight, st.ends, cur)
+    return left(it.limit, used), reset, nxt
+  end
+
   function sliding_window_counter.commit(keys, now, it, st)
-    redis.call('HSET', keys[1], 'w', int(st.idx), 'c', int(st.c + it.cost), 'p', int(st.p))
+    if st.current then
+      -- The stored window is this one: w and p stay as they are.
+      redis.call('HSET', keys[1], 'c', int(st.c + it.cost))
+    else
+      redis.call('HSET', keys[1], 'w', int(st.idx), 'c', int(st.c + it.cost), 'p', int(st.p))
+    end
     -- A commit earlier in this window set the same expiry (see expiry_is_set).
     if not expiry_is_set(st.current) then
       expire_us(keys[1], st.ends + it.window)

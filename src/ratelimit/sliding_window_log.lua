@@ -80,14 +80,17 @@ local function load_sliding_window_log()
     else
       retry = swl_free_at(log, now, it.window, sum + it.cost - it.limit)
     end
-    local b_next = oldest and oldest + it.window - now or 0
     -- One constructor: the table is sized once instead of growing field by field.
-    return {
-      sum = sum, ok = ok, retry = retry,
-      b_remaining = left(it.limit, sum), a_remaining = left(it.limit, sum + it.cost),
-      b_reset = newest and newest + it.window - now or 0, b_next = b_next,
-      a_reset = it.window, a_next = oldest and b_next or it.window,
-    }
+    return { sum = sum, oldest = oldest, newest = newest, now = now, ok = ok, retry = retry }
+  end
+
+  function sliding_window_log.times(it, st, after)
+    -- next: the oldest entry leaving the window frees units; an empty log fills for a window.
+    local nxt = st.oldest and st.oldest + it.window - st.now or 0
+    if after then
+      return left(it.limit, st.sum + it.cost), it.window, st.oldest and nxt or it.window
+    end
+    return left(it.limit, st.sum), st.newest and st.newest + it.window - st.now or 0, nxt
   end
 
   function sliding_window_log.commit(keys, now, it, st)

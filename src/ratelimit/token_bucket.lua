@@ -47,14 +47,12 @@ local function load_token_bucket()
     else
       retry = math.max(1, nd - tau)
     end
-    local b_remaining, b_reset, b_next = tb_times(T, tau, d)
-    local a_remaining, a_reset, a_next = tb_times(T, tau, nd)
     -- One constructor: the table is sized once instead of growing field by field.
-    return {
-      nd = nd, ok = ok, retry = retry,
-      b_remaining = b_remaining, b_reset = b_reset, b_next = b_next,
-      a_remaining = a_remaining, a_reset = a_reset, a_next = a_next,
-    }
+    return { T = T, tau = tau, d = d, nd = nd, ok = ok, retry = retry }
+  end
+
+  function token_bucket.times(it, st, after)
+    return tb_times(st.T, st.tau, after and st.nd or st.d)
   end
 
   function token_bucket.commit(keys, now, it, st)

@@ -532,6 +532,7 @@ rate_limit_options:
   default_output_tokens: 1000
   output_tokens: {gpt-4o: 16384}
   cache_hits_consume_tokens: true
+  settle_delay: 20ms
 )")
                        .config;
   ASSERT_EQ(c.keys.size(), 2u);
@@ -543,11 +544,19 @@ rate_limit_options:
   EXPECT_EQ(c.rate_limit_options.default_output_tokens, 1000u);
   EXPECT_EQ(c.rate_limit_options.output_tokens.at("gpt-4o"), 16384u);
   EXPECT_TRUE(c.rate_limit_options.cache_hits_consume_tokens);
+  EXPECT_EQ(c.rate_limit_options.settle_delay, std::chrono::milliseconds(20));
 
   const Config d = load_with_provider("").config;
   EXPECT_EQ(d.rate_limit_options.instances, 1u);
   EXPECT_EQ(d.rate_limit_options.default_output_tokens, 4096u);
   EXPECT_FALSE(d.rate_limit_options.cache_hits_consume_tokens);
+  EXPECT_EQ(d.rate_limit_options.settle_delay, std::chrono::milliseconds(5));
+  EXPECT_EQ(load_with_provider("rate_limit_options: {settle_delay: 0ms}\n")
+                .config.rate_limit_options.settle_delay,
+            std::chrono::milliseconds(0));
+  EXPECT_EQ(error_with_provider("rate_limit_options: {settle_delay: 2s}\n"),
+            "test.yaml: rate_limit_options.settle_delay: expected a duration of at most 1s, got "
+            "2000ms");
 
   EXPECT_EQ(error_with_provider("keys:\n  - key: a\n    rate_limits: [{window: 5}]\n"),
             "test.yaml: keys[0].rate_limits[0]: expected requests or tokens (or both), got "
@@ -558,8 +567,8 @@ rate_limit_options:
             "test.yaml: rate_limit_options.output_tokens.m: expected a value > 0, got 0");
   EXPECT_EQ(error_with_provider("rate_limit_options: {instance: 2}\n"),
             "test.yaml: rate_limit_options.instance: expected one of the keys instances, "
-            "default_output_tokens, output_tokens, cache_hits_consume_tokens, got unknown key "
-            "'instance' (did you mean 'instances'?)");
+            "default_output_tokens, output_tokens, cache_hits_consume_tokens, settle_delay, got "
+            "unknown key 'instance' (did you mean 'instances'?)");
 }
 
 TEST(ConfigLoader, Logging) {

@@ -180,11 +180,14 @@ TEST(RateLimitPolicy, TokenEstimate) {
   c.default_output_tokens = 100;
   c.output_tokens["m"] = 7;
   c.cache_hits_consume_tokens = true;
+  c.settle_delay = std::chrono::milliseconds(7);
   auto from = LimiterOptions::from_config(c);
   EXPECT_EQ(from.instances, 3u);
   EXPECT_EQ(from.output_cap("m"), 7u);
   EXPECT_EQ(from.output_cap("n"), 100u);
   EXPECT_TRUE(from.cache_hits_consume_tokens);
+  EXPECT_EQ(from.settle_delay, std::chrono::milliseconds(7));
+  EXPECT_EQ(LimiterOptions{}.settle_delay, std::chrono::milliseconds(0));  // tests: at once
 }
 
 TEST(RateLimitScript, CommandLayoutAndReplyParsing) {
@@ -215,6 +218,23 @@ TEST(RateLimitScript, CommandLayoutAndReplyParsing) {
   EXPECT_EQ(c.arg(20), "300");
   EXPECT_EQ(c.arg(21), "7");
   EXPECT_EQ(c.size(), 23u);
+  // A check carrying an earlier reservation: its keys after the check's, its items after
+  // the check's items, behind their count.
+  StateRef held = b;
+  held.keys = {"rl:{p:s}:tok2"};
+  held.handle = 9;
+  const StateRef* carried[] = {&held};
+  const uint64_t carried_cost[] = {120};
+  auto cc = check_command(both, 1234, carried, carried_cost);
+  EXPECT_EQ(cc.arg(2), "4");
+  EXPECT_EQ(cc.arg(6), "rl:{p:s}:tok2");
+  EXPECT_EQ(cc.arg(7), "check");
+  EXPECT_EQ(cc.arg(24), "1");  // one carried item
+  EXPECT_EQ(cc.arg(25), "tb");
+  EXPECT_EQ(cc.arg(29), "300");
+  EXPECT_EQ(cc.arg(30), "9");
+  EXPECT_EQ(cc.arg(31), "120");
+  EXPECT_EQ(cc.size(), 32u);
   const uint64_t zero[] = {0, 0};
   auto s = settle_command(both, zero);
   EXPECT_EQ(s.arg(6), "settle");

@@ -277,6 +277,87 @@ TEST_F(Limiter, TokenReservationsSettleWithActualUsage) {
   }
 }
 
+// settle_delay: a settlement waits in the limiter and rides on the next check (one script
+// call for both), applied before that check decides; another instance sees the estimate until
+// then.
+TEST_F(Limiter, HeldSettlementsRideOnTheNextCheck) {
+  for (auto a : kAlgorithms) {
+    server_->cli("FLUSHALL");
+    SCOPED_TRACE(std::string(algorithm_name(a)));
+    const std::vector<RateLimitPolicy> policies = {
+        policy({RateLimitScope::kKey}, a, 100, 1000),
+        policy({RateLimitScope::kTenant}, RateLimitAlgorithm::kFixedWindow, std::nullopt, 5000)};
+    LimiterOptions o = fixed();
+    o.settle_delay = std::chrono::seconds(1);  // longer than the test: only a check sends it
+    RateLimiter limiter(*client_, policies, o);
+    RateLimiter other(*client_, policies, fixed());  // another instance, settling at once
+
+    Decision d = check(limiter, facts(300));
+    ASSERT_TRUE(d.admitted());
+    EXPECT_EQ(d.tokens->remaining, 700u);
+    run_until_done(io_, limiter.settle(d.reservation, 100));
+    EXPECT_TRUE(d.reservation.settled);
+    EXPECT_EQ(limiter.pending_settlements(), 2u);  // both token policies
+    // Counted from here: the first call on a server may add an EVAL after NOSCRIPT.
+    const uint64_t calls = limiter.stats().script_calls;
+    EXPECT_EQ(check(other, facts(0)).tokens->remaining, 700u);
+
+    const Decision next = check(limiter, facts(0));
+    EXPECT_EQ(next.tokens->remaining, 900u);  // settled before it decided
+    EXPECT_EQ(limiter.pending_settlements(), 0u);
+    EXPECT_EQ(limiter.stats().script_calls, calls + 1);  // the check, no settle call
+    EXPECT_EQ(check(other, facts(0)).tokens->remaining, 900u);
+
+    // Under-estimate: the charge rides along too, and the check sees it.
+    d = check(limiter, facts(100));
+    ASSERT_TRUE(d.admitted());
+    run_until_done(io_, limiter.settle(d.reservation, 900));
+    const Decision refused = check(limiter, facts(1));
+    EXPECT_EQ(refused.outcome, Outcome::kRefused);
+    EXPECT_EQ(refused.quantity, Quantity::kTokens);
+    EXPECT_EQ(limiter.pending_settlements(), 0u);
+    EXPECT_EQ(limiter.stats().settle_errors, 0u);
+  }
+}
+
+TEST_F(Limiter, HeldSettlementsGoOnTheirOwnAfterTheDelay) {
+  const std::vector<RateLimitPolicy> policies = {
+      policy({RateLimitScope::kKey}, RateLimitAlgorithm::kSlidingWindowCounter, std::nullopt,
+             1000)};
+  LimiterOptions o = fixed();
+  o.settle_delay = std::chrono::milliseconds(20);
+  RateLimiter limiter(*client_, policies, o);
+  RateLimiter other(*client_, policies, fixed());
+  Decision d = check(limiter, facts(300));
+  Decision e = check(limiter, facts(200));
+  const uint64_t calls = limiter.stats().script_calls;
+  run_until_done(io_, limiter.settle(d.reservation, 100));
+  run_until_done(io_, limiter.settle(e.reservation, 50));
+  EXPECT_EQ(limiter.pending_settlements(), 2u);
+  EXPECT_EQ(check(other, facts(0)).tokens->remaining, 500u);
+  run_for(io_, std::chrono::milliseconds(200));
+  EXPECT_EQ(limiter.pending_settlements(), 0u);
+  EXPECT_EQ(limiter.stats().script_calls, calls + 1);  // one settle call for both
+  EXPECT_EQ(check(other, facts(0)).tokens->remaining, 850u);
+  EXPECT_EQ(limiter.stats().settle_errors, 0u);
+}
+
+TEST_F(Limiter, ASettlementCarriedByAFailedCheckIsCountedLost) {
+  const std::vector<RateLimitPolicy> policies = {
+      policy({RateLimitScope::kKey}, RateLimitAlgorithm::kFixedWindow, std::nullopt, 1000)};
+  LimiterOptions o = fixed();
+  o.settle_delay = std::chrono::seconds(1);
+  RateLimiter limiter(*client_, policies, o);
+  Decision d = check(limiter, facts(300));
+  ASSERT_TRUE(d.admitted());
+  run_until_done(io_, limiter.settle(d.reservation, 100));
+  server_->stop();
+  const Decision next = check(limiter, facts(0));
+  EXPECT_EQ(next.outcome, Outcome::kFailOpen);
+  EXPECT_EQ(limiter.pending_settlements(), 0u);
+  EXPECT_EQ(limiter.stats().settle_errors, 1u);
+}
+
 TEST_F(Limiter, CacheHitsRefundTokensUnlessConfiguredToConsume) {
   const std::vector<RateLimitPolicy> policies = {
       policy({RateLimitScope::kKey}, RateLimitAlgorithm::kSlidingWindowLog, std::nullopt, 1000)};
@@ -618,6 +699,37 @@ TEST_F(ClusterLimiter, SettlementReachesEverySlot) {
   const Decision after = run_until_done(io_, limiter.check(f));
   EXPECT_EQ(after.tokens->policy_id, "tenant-60s-swc");
   EXPECT_EQ(after.tokens->remaining, 950u);
+  EXPECT_EQ(limiter.stats().settle_errors, 0u);
+}
+
+// A held settlement rides only on a check of its own slot; a check of another slot leaves it.
+TEST_F(ClusterLimiter, HeldSettlementsRideOnlyOnChecksOfTheirSlot) {
+  const std::string a = run_id() + "-a";
+  std::string b = run_id() + "-b";
+  const auto state_key = [](const std::string& tenant) {
+    return "rl:{tenant-60s-swc:" + tenant + "}:tok";
+  };
+  for (int i = 0; redis::key_slot(state_key(b)) == redis::key_slot(state_key(a)); ++i) {
+    b = run_id() + "-b" + std::to_string(i);
+  }
+  const std::vector<RateLimitPolicy> policies = {policy(
+      {RateLimitScope::kTenant}, RateLimitAlgorithm::kSlidingWindowCounter, std::nullopt, 1000)};
+  LimiterOptions o;
+  o.fixed_now_us = kT0;
+  o.settle_delay = std::chrono::seconds(1);
+  RateLimiter limiter(*client_, policies, o);
+  RequestFacts fa = facts(500);
+  fa.tenant = a;
+  RequestFacts fb = facts(0);
+  fb.tenant = b;
+  Decision d = run_until_done(io_, limiter.check(fa));
+  ASSERT_TRUE(d.admitted());
+  run_until_done(io_, limiter.settle(d.reservation, 50));
+  EXPECT_TRUE(run_until_done(io_, limiter.check(fb)).admitted());
+  EXPECT_EQ(limiter.pending_settlements(), 1u);  // another slot: still held
+  fa.estimated_tokens = 0;
+  EXPECT_EQ(run_until_done(io_, limiter.check(fa)).tokens->remaining, 950u);
+  EXPECT_EQ(limiter.pending_settlements(), 0u);
   EXPECT_EQ(limiter.stats().settle_errors, 0u);
 }
 
