@@ -11,8 +11,10 @@
 #include <spdlog/spdlog.h>
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <unordered_set>
 
@@ -54,8 +56,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         socket_(std::move(socket)),
         deadline_(pt.deadlines, &Connection::on_deadline, this),
         peer_ip_(address_text(peer.address())) {
-    beast::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);
+    // TCP_NODELAY comes from the listening socket (Linux copies it to accepted sockets).
     pt_.connections.insert(this);
     server_.stats_.connections.fetch_add(1, std::memory_order_relaxed);
     server_.stats_.connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -198,12 +199,15 @@ asio::awaitable<void> Connection::run() {
   {
     // A new connection's first request is usually there already (clients write it right
     // after connecting): read it now, without a trip through the event loop.
-    beast::error_code ec;
-    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
-    const std::size_t n = ec ? 0 : socket_.read_some(buffer_.prepare(kReadChunk), ec);
-    if (!ec) buffer_.commit(n);
-    // would_block: the loop waits as for any keep-alive request; another error (a reset)
-    // shows again on that read.
+    // MSG_DONTWAIT: no ioctl to switch the socket's mode (asio does it when it first waits).
+    const auto into = buffer_.prepare(kReadChunk);
+    ssize_t n;
+    do {
+      n = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) buffer_.commit(static_cast<std::size_t>(n));
+    // Nothing yet (EAGAIN): the loop waits as for any keep-alive request; an error (a reset)
+    // or the end of the stream shows again on that read.
   }
   unsigned without_wait = 0;  // requests served from the buffer since the last socket wait
   while (true) {
@@ -414,6 +418,8 @@ void Server::start() {
     tcp::endpoint ep(address, port);
     pt->acceptor->open(ep.protocol());
     pt->acceptor->set_option(asio::socket_base::reuse_address(true));
+    // Inherited by every accepted socket: no setsockopt per connection.
+    pt->acceptor->set_option(tcp::no_delay(true));
     int one = 1;
     ::setsockopt(pt->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     pt->acceptor->bind(ep, ec);

@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "http/server.h"
@@ -166,6 +167,48 @@ TEST_F(SmugglingTest, UnderscoreAndConnectionListedHeadersNeverReachTheHandler) 
   EXPECT_EQ(out.find("x_api_key"), std::string::npos) << out;
   EXPECT_EQ(out.find("\"x-hop\""), std::string::npos) << out;
   EXPECT_NE(out.find("\"x-end\""), std::string::npos) << out;
+}
+
+// Small writes (stream events, answers split in head and body) must not wait for the
+// client's ACK: every accepted socket has Nagle off. The server sets TCP_NODELAY once, on its
+// listening sockets, and Linux copies it to the sockets accept() returns. Found here among
+// this process's descriptors: the server end of our connection.
+TEST(AcceptedSocketTest, HasNagleOff) {
+  TestServer srv(config::HttpLimits{});
+  const int c = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(c, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(srv.port()));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  const std::string req = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+  ASSERT_EQ(::send(c, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  char buf[512];
+  ASSERT_GT(::recv(c, buf, sizeof buf, 0), 0);  // answered: accepted and served
+  sockaddr_in mine{};
+  socklen_t len = sizeof mine;
+  ASSERT_EQ(::getsockname(c, reinterpret_cast<sockaddr*>(&mine), &len), 0);
+
+  int found = 0, nodelay = -1;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(e.path().filename().c_str());
+    if (fd == c) continue;
+    sockaddr_in local{}, peer{};
+    socklen_t l1 = sizeof local, l2 = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &l1) != 0 ||
+        local.sin_family != AF_INET ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &l2) != 0 ||
+        ntohs(local.sin_port) != srv.port() || peer.sin_port != mine.sin_port) {
+      continue;
+    }
+    ++found;
+    socklen_t ol = sizeof nodelay;
+    ASSERT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &ol), 0);
+  }
+  ::close(c);
+  ASSERT_EQ(found, 1);
+  EXPECT_EQ(nodelay, 1);
 }
 
 TEST(FloodTest, HeaderAndBodyFloodsHitTheirLimits) {
