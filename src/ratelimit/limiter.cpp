@@ -695,20 +695,12 @@ bool RateLimiter::note_settled(std::span<const redis::Result<redis::Reply>> resu
   return ok;
 }
 
-Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_tokens) {
-  if (options_.settle_delay.count() > 0) {
-    auto executor = co_await boost::asio::this_coro::executor;
-    settle_held(reservation, actual_tokens, executor);
-    co_return;
-  }
-  if (reservation.settled) {
-    co_return;
-  }
+template <typename OnRedis>
+void RateLimiter::split_settlement(Reservation& reservation, uint64_t actual_tokens,
+                                   OnRedis&& on_redis) {
   reservation.settled = true;
-  CheckPlan::Small<const StateRef*, 4> refs;
-  CheckPlan::Small<uint64_t, 4> costs;
   bool changed = false;
-  for (const auto& r : reservation.states) {
+  for (auto& r : reservation.states) {
     if (r.state.cost == actual_tokens) {
       continue;
     }
@@ -719,12 +711,28 @@ Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_to
       shared_->local().adjust(r.state.keys.front(), r.state.handle, delta);
       continue;
     }
-    refs.push_back(&r.state);
-    costs.push_back(actual_tokens);
+    on_redis(r.state);
   }
   if (changed) {
     bump(k_settlements);
   }
+}
+
+Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_tokens) {
+  if (options_.settle_delay.count() > 0) {
+    auto executor = co_await boost::asio::this_coro::executor;
+    settle_held(reservation, actual_tokens, executor);
+    co_return;
+  }
+  if (reservation.settled) {
+    co_return;
+  }
+  CheckPlan::Small<const StateRef*, 4> refs;
+  CheckPlan::Small<uint64_t, 4> costs;
+  split_settlement(reservation, actual_tokens, [&](StateRef& state) {
+    refs.push_back(&state);
+    costs.push_back(actual_tokens);
+  });
   if (refs.empty()) {
     co_return;
   }
@@ -742,29 +750,13 @@ bool RateLimiter::settle_held(Reservation& reservation, uint64_t actual_tokens,
   if (reservation.settled) {
     return true;
   }
-  reservation.settled = true;
-  bool changed = false;
   size_t held = 0;
-  for (auto& r : reservation.states) {
-    if (r.state.cost == actual_tokens) {
-      continue;
-    }
-    changed = true;
-    if (r.local) {
-      const int64_t delta =
-          static_cast<int64_t>(actual_tokens) - static_cast<int64_t>(r.state.cost);
-      shared_->local().adjust(r.state.keys.front(), r.state.handle, delta);
-      continue;
-    }
+  split_settlement(reservation, actual_tokens, [&](StateRef& state) {
     // Moved: the reservation is settled and done with its states.
-    const uint16_t slot =
-        client_.is_cluster() ? redis::key_slot(r.state.keys.front()) : uint16_t{0};
-    held_.push_back(Held{std::move(r.state), actual_tokens, slot});
+    const uint16_t slot = client_.is_cluster() ? redis::key_slot(state.keys.front()) : uint16_t{0};
+    held_.push_back(Held{std::move(state), actual_tokens, slot});
     ++held;
-  }
-  if (changed) {
-    bump(k_settlements);
-  }
+  });
   if (held > 0) {
     pending_count_.fetch_add(held, std::memory_order_relaxed);
     if (!flushing_) {

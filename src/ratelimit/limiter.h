@@ -281,6 +281,11 @@ class RateLimiter {
   using SettleCalls = boost::container::small_vector<redis::Command, 2>;
   SettleCalls settle_calls(std::span<const StateRef* const> states,
                            std::span<const uint64_t> new_costs);
+  // Marks `reservation` settled, applies the difference to its locally decided states and
+  // calls on_redis(state) for each state Redis must adjust (its cost differs from
+  // actual_tokens); counts the settlement when anything changed.
+  template <typename OnRedis>
+  void split_settlement(Reservation& reservation, uint64_t actual_tokens, OnRedis&& on_redis);
   // Logs (at most once per log_interval) that a settlement was lost to `error`.
   void warn_settle_failed(const redis::Error& error) const;
   // Counts and logs the failed settle calls; false when any failed.
