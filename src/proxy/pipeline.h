@@ -62,10 +62,9 @@ class ProxyHandler : public http::Handler {
   void shutdown();
   // Each thread's rate-limiter counters (empty when no policy is configured).
   std::vector<ratelimit::LimiterStats> limiter_stats() const;
-  // Settlements started after an answer went out and not yet acknowledged by Redis (a
+  // Rate-limit settlements not yet acknowledged by Redis: settle calls started after an
+  // answer went out, plus those the limiters hold for rate_limit_options.settle_delay (a
   // graceful stop waits for them like for queued cache writes).
-  // Rate-limit settlements not yet answered by Redis: running settle calls plus those the
-  // limiters hold back for rate_limit_options.settle_delay.
   std::size_t pending_settles() const;
 
  private:

@@ -251,7 +251,8 @@ class RateLimiter {
   Awaitable<void> settle_cache_hit(Reservation& reservation, uint64_t cached_usage_tokens);
 
   LimiterStats stats() const;
-  // Settlements held back by settle_delay and not yet sent (safe from any thread).
+  // Settlements held back by settle_delay: not yet sent, or sent on their own and not yet
+  // answered (one carried by a check counts as that request's). Safe from any thread.
   size_t pending_settlements() const { return pending_count_.load(std::memory_order_relaxed); }
   // Tests only: moves the fixed time (LimiterOptions::fixed_now_us) between calls.
   void set_fixed_now_us(std::optional<int64_t> now_us) { options_.fixed_now_us = now_us; }
