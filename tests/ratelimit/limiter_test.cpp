@@ -288,7 +288,7 @@ TEST_F(Limiter, HeldSettlementsRideOnTheNextCheck) {
         policy({RateLimitScope::kKey}, a, 100, 1000),
         policy({RateLimitScope::kTenant}, RateLimitAlgorithm::kFixedWindow, std::nullopt, 5000)};
     LimiterOptions o = fixed();
-    o.settle_delay = std::chrono::seconds(1);  // longer than the test: only a check sends it
+    o.settle_delay = std::chrono::seconds(30);  // longer than the test: only a check sends it
     RateLimiter limiter(*client_, policies, o);
     RateLimiter other(*client_, policies, fixed());  // another instance, settling at once
 
@@ -325,7 +325,9 @@ TEST_F(Limiter, HeldSettlementsGoOnTheirOwnAfterTheDelay) {
       policy({RateLimitScope::kKey}, RateLimitAlgorithm::kSlidingWindowCounter, std::nullopt,
              1000)};
   LimiterOptions o = fixed();
-  o.settle_delay = std::chrono::milliseconds(20);
+  // Long enough that the other instance's check below runs before it even on a loaded
+  // machine; the test then waits for it.
+  o.settle_delay = std::chrono::milliseconds(300);
   RateLimiter limiter(*client_, policies, o);
   RateLimiter other(*client_, policies, fixed());
   Decision d = check(limiter, facts(300));
@@ -335,7 +337,9 @@ TEST_F(Limiter, HeldSettlementsGoOnTheirOwnAfterTheDelay) {
   run_until_done(io_, limiter.settle(e.reservation, 50));
   EXPECT_EQ(limiter.pending_settlements(), 2u);
   EXPECT_EQ(check(other, facts(0)).tokens->remaining, 500u);
-  run_for(io_, std::chrono::milliseconds(200));
+  for (int i = 0; i < 50 && limiter.pending_settlements() > 0; ++i) {
+    run_for(io_, std::chrono::milliseconds(100));
+  }
   EXPECT_EQ(limiter.pending_settlements(), 0u);
   EXPECT_EQ(limiter.stats().script_calls, calls + 1);  // one settle call for both
   EXPECT_EQ(check(other, facts(0)).tokens->remaining, 850u);
@@ -346,7 +350,7 @@ TEST_F(Limiter, ASettlementCarriedByAFailedCheckIsCountedLost) {
   const std::vector<RateLimitPolicy> policies = {
       policy({RateLimitScope::kKey}, RateLimitAlgorithm::kFixedWindow, std::nullopt, 1000)};
   LimiterOptions o = fixed();
-  o.settle_delay = std::chrono::seconds(1);
+  o.settle_delay = std::chrono::seconds(30);  // longer than the test
   RateLimiter limiter(*client_, policies, o);
   Decision d = check(limiter, facts(300));
   ASSERT_TRUE(d.admitted());
@@ -716,7 +720,7 @@ TEST_F(ClusterLimiter, HeldSettlementsRideOnlyOnChecksOfTheirSlot) {
       {RateLimitScope::kTenant}, RateLimitAlgorithm::kSlidingWindowCounter, std::nullopt, 1000)};
   LimiterOptions o;
   o.fixed_now_us = kT0;
-  o.settle_delay = std::chrono::seconds(1);
+  o.settle_delay = std::chrono::seconds(30);  // longer than the test
   RateLimiter limiter(*client_, policies, o);
   RequestFacts fa = facts(500);
   fa.tenant = a;
