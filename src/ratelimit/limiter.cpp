@@ -456,9 +456,9 @@ Awaitable<void> RateLimiter::refund(CheckPlan& plan) {
     refs.push_back(&r);
   }
   const std::vector<uint64_t> zeros(refs.size(), 0);
-  const SettleCalls cmds = settle_calls(refs, zeros);
-  std::span<const redis::Command> calls(cmds.data(), cmds.size());
-  auto results = co_await limiter_script().run_batch(client_, calls);
+  const std::span<const StateRef* const> states(refs);
+  const std::span<const uint64_t> new_costs(zeros);
+  auto results = co_await send_settles(states, new_costs);
   note_settled(results);
 }
 
@@ -668,6 +668,13 @@ RateLimiter::SettleCalls RateLimiter::settle_calls(std::span<const StateRef* con
   return cmds;
 }
 
+Awaitable<std::vector<redis::Result<redis::Reply>>> RateLimiter::send_settles(
+    std::span<const StateRef* const> states, std::span<const uint64_t> new_costs) {
+  const SettleCalls cmds = settle_calls(states, new_costs);
+  std::span<const redis::Command> calls(cmds.data(), cmds.size());
+  co_return co_await limiter_script().run_batch(client_, calls);
+}
+
 void RateLimiter::warn_settle_failed(const redis::Error& error) const {
   static std::atomic<int64_t> last_log{0};
   const int64_t now = steady_ms();
@@ -736,9 +743,9 @@ Awaitable<void> RateLimiter::settle(Reservation& reservation, uint64_t actual_to
   if (refs.empty()) {
     co_return;
   }
-  const SettleCalls cmds = settle_calls({refs.data(), refs.size()}, {costs.data(), costs.size()});
-  std::span<const redis::Command> calls(cmds.data(), cmds.size());
-  auto results = co_await limiter_script().run_batch(client_, calls);
+  const std::span<const StateRef* const> states(refs.data(), refs.size());
+  const std::span<const uint64_t> new_costs(costs.data(), costs.size());
+  auto results = co_await send_settles(states, new_costs);
   note_settled(results);
 }
 
@@ -791,10 +798,9 @@ Awaitable<void> RateLimiter::flush_later(std::shared_ptr<bool> alive) {
       refs.push_back(&h.state);
       costs.push_back(h.new_cost);
     }
-    const SettleCalls cmds =
-        settle_calls({refs.data(), refs.size()}, {costs.data(), costs.size()});
-    std::span<const redis::Command> calls(cmds.data(), cmds.size());
-    auto results = co_await limiter_script().run_batch(client_, calls);
+    const std::span<const StateRef* const> states(refs.data(), refs.size());
+    const std::span<const uint64_t> new_costs(costs.data(), costs.size());
+    auto results = co_await send_settles(states, new_costs);
     if (!*alive) co_return;
     note_settled(results);
     pending_count_.fetch_sub(due.size(), std::memory_order_relaxed);

@@ -282,6 +282,10 @@ class RateLimiter {
   using SettleCalls = boost::container::small_vector<redis::Command, 2>;
   SettleCalls settle_calls(std::span<const StateRef* const> states,
                            std::span<const uint64_t> new_costs);
+  // Sends settle_calls(states, new_costs) as one batch; the replies, in order (the caller
+  // passes them to note_settled).
+  Awaitable<std::vector<redis::Result<redis::Reply>>> send_settles(
+      std::span<const StateRef* const> states, std::span<const uint64_t> new_costs);
   // Marks `reservation` settled, applies the difference to its locally decided states and
   // calls on_redis(state) for each state Redis must adjust (its cost differs from
   // actual_tokens); counts the settlement when anything changed.
