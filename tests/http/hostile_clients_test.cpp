@@ -338,6 +338,20 @@ TEST(PerIpCapTest, BeyondTheCapIs503AndOtherAddressesAreUnaffected) {
   for (int h : held) ::close(h);
 }
 
+// The peer address as text (written by hand, not by a formatter): one-, two- and
+// three-digit bytes and a zero byte come out as inet_ntop writes them.
+TEST(PerIpCapTest, ThePeerAddressTextIsExact) {
+  TestServer srv(config::HttpLimits{});
+  for (const char* ip : {"127.250.0.19", "127.3.45.255"}) {
+    const int fd = connect_from(ip, srv.port());
+    ASSERT_GE(fd, 0) << "cannot bind " << ip;
+    const auto out = exchange(fd, "GET /other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    ::close(fd);
+    EXPECT_EQ(test::raw_status(out), 200) << out;
+    EXPECT_NE(out.find(std::string(R"("client_ip":")") + ip + "\""), std::string::npos) << out;
+  }
+}
+
 TEST(PerIpCapTest, TrustedProxiesAreExemptAndTheirXffIsBelieved) {
   config::HttpLimits l;
   l.max_connections_per_ip = 1;
