@@ -114,7 +114,7 @@ commands="$res/commands.txt"; : >"$commands"
 log_cmd() { echo "$*" >>"$commands"; }
 
 # --- providers and Redis ------------------------------------------------------------------
-mock_port=$(free_port); smock_port=$(free_port); redis_port=$(free_port)
+mock_port=$(free_port); smock_port=$(free_port); hmock_port=$(free_port); redis_port=$(free_port)
 $pin_load build/redline-mock --listen "127.0.0.1:$mock_port" --threads 1 --no-record >"$tmp/mock.log" 2>&1 &
 track $!
 log_cmd "$pin_load build/redline-mock --listen 127.0.0.1:PORT --threads 1 --no-record"
@@ -123,6 +123,12 @@ $pin_load build/redline-mock --listen "127.0.0.1:$smock_port" --threads 1 --no-r
   --stream-delay-ms "$STREAM_DELAY_MS" >"$tmp/smock.log" 2>&1 &
 track $!
 log_cmd "$pin_load build/redline-mock --listen 127.0.0.1:PORT --threads 1 --no-record --words 8 --stream-delay-ms $STREAM_DELAY_MS"
+# A second one sends all its events at once: streams back to back, with no idle time between
+# them, show what a stream costs with warm caches (a reference next to the target above).
+$pin_load build/redline-mock --listen "127.0.0.1:$hmock_port" --threads 1 --no-record --words 8 \
+  --stream-delay-ms 0 >"$tmp/hmock.log" 2>&1 &
+track $!
+log_cmd "$pin_load build/redline-mock --listen 127.0.0.1:PORT --threads 1 --no-record --words 8 --stream-delay-ms 0"
 $pin_load redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
   >"$tmp/redis.log" 2>&1 &
 track $!
@@ -167,7 +173,7 @@ cluster_urls=$(printf '"redis://127.0.0.1:%s", ' "${cluster_ports[@]:0:3}")
 # master_process on with one worker: the shape nginx runs in production (the cache manager
 # and loader are separate processes that stay idle here); the master is pinned, so the
 # worker inherits core 0, and stopping the master by PID stops the worker.
-ngx_hit_port=$(free_port); ngx_pass_port=$(free_port); ngx_stream_port=$(free_port)
+ngx_hit_port=$(free_port); ngx_pass_port=$(free_port); ngx_stream_port=$(free_port); ngx_hstream_port=$(free_port)
 ngx="$tmp/nginx"; mkdir -p "$ngx/logs"
 cache_dir=${shm:-$ngx}/cache
 user_line=""
@@ -192,6 +198,7 @@ http {
   proxy_cache_path $cache_dir levels=1:2 keys_zone=bench:16m max_size=256m inactive=60m use_temp_path=off;
   upstream mock { server 127.0.0.1:$mock_port; keepalive 64; keepalive_requests 100000000; }
   upstream smock { server 127.0.0.1:$smock_port; keepalive 64; keepalive_requests 100000000; }
+  upstream hmock { server 127.0.0.1:$hmock_port; keepalive 64; keepalive_requests 100000000; }
   server {  # (a) proxy_cache of the POST, body in the key
     listen 127.0.0.1:$ngx_hit_port;
     location / {
@@ -209,6 +216,10 @@ http {
   server {  # (b) the same for streams
     listen 127.0.0.1:$ngx_stream_port;
     location / { proxy_pass http://smock; $proxy_common proxy_buffering off; }
+  }
+  server {  # (b) the same for back-to-back streams
+    listen 127.0.0.1:$ngx_hstream_port;
+    location / { proxy_pass http://hmock; $proxy_common proxy_buffering off; }
   }
 }
 NGINX
@@ -272,10 +283,11 @@ start_gateway cl_hit "$pin_sut" 1 "$cluster" "{enabled: true, l1: {enabled: fals
 start_gateway cl_hit_rr "$pin_sut" 1 "$cluster_rr" "{enabled: true, l1: {enabled: false}}"
 start_gateway cl_store "$pin_sut" 1 "$cluster" "{enabled: true, l1: {enabled: false}}" "$never_refuse"
 PROVIDER_PORT=$smock_port start_gateway stream "$pin_sut" 1 "$standalone" "{enabled: false}"
+PROVIDER_PORT=$hmock_port start_gateway hstream "$pin_sut" 1 "$standalone" "{enabled: false}"
 start_gateway idle "$pin_sut" 1 "$standalone" "{enabled: true}"
 log_cmd "$pin_sut build/redline --config gateway-<scenario>.yaml   (threads: 2 on taskset -c 0,1; files in bench/results/configs/)"
 
-for p in "$ngx_hit_port" "$ngx_pass_port" "$ngx_stream_port" "${gw_port[@]}" "${gw_admin[@]}"; do
+for p in "$ngx_hit_port" "$ngx_pass_port" "$ngx_stream_port" "$ngx_hstream_port" "${gw_port[@]}" "${gw_admin[@]}"; do
   wait_port "$p" || { echo "bench: port $p did not open"; tail -n 20 "$tmp"/*.log "$ngx"/logs/*; exit 1; }
 done
 
@@ -379,10 +391,11 @@ if [[ -n $pk_port ]]; then
 fi
 : >"$res/ttfe.txt"
 for rep in $(seq "$REPS"); do
-  for t in smock ngx_stream stream ${pk_port:+pk_stream}; do
+  for t in smock ngx_stream stream ${pk_port:+pk_stream} hmock ngx_hstream hstream; do
     extra=()
     case $t in
       smock) port=$smock_port ;; ngx_stream) port=$ngx_stream_port ;; stream) port=${gw_port[stream]} ;;
+      hmock) port=$hmock_port ;; ngx_hstream) port=$ngx_hstream_port ;; hstream) port=${gw_port[hstream]} ;;
       pk_stream) port=$pk_port; mapfile -t extra < <(echo 5; pk_headers "$smock_port") ;;  # warm-up 5, headers
     esac
     echo "$t $rep $($pin_load build/bench/ttfe 127.0.0.1 "$port" "$PATH_CHAT" "$STREAM_BODY" "$TTFE_N" "${extra[@]}" || true)" |
