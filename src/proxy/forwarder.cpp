@@ -410,9 +410,22 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
     translator.emplace(provider_api, client_api, std::string(in.model), in.include_usage);
     header.set(boost::beast::http::field::content_type, "text/event-stream");
   }
+  // Chunks the provider sent together (one read holds several events: a burst of tokens, or
+  // a replayed stream) go to the client in one write instead of one write each: every chunk
+  // already received (no I/O) is appended to the one in hand. The view a chunk comes in is
+  // overwritten by the next one, so it is copied only when another is there.
+  std::string burst;
+  auto with_buffered = [&](std::string_view chunk) -> std::string_view {
+    if (!up.has_buffered()) return chunk;
+    burst.assign(chunk.data(), chunk.size());
+    for (auto more = up.buffered_chunk(); !more.empty(); more = up.buffered_chunk()) {
+      burst.append(more.data(), more.size());
+    }
+    return burst;
+  };
   // When the provider's first bytes came with its header (the usual case), the client's
   // header and first event go out in one write.
-  const std::string_view first = translator ? std::string_view{} : up.buffered_chunk();
+  const std::string_view first = translator ? std::string_view{} : with_buffered(up.buffered_chunk());
   bool started = false;
   if (first.empty()) {
     started = co_await sink.begin_stream(header);
@@ -426,7 +439,7 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
   while (!up.done()) {
     auto chunk = co_await up.next_chunk();
     if (up.failure() != upstream::Failure::kNone) break;
-    std::string_view data = chunk;
+    std::string_view data = translator ? chunk : with_buffered(chunk);
     std::string out_data;
     if (translator) {
       // Event by event: whatever whole events this chunk completed, in the caller's API.

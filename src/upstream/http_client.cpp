@@ -451,6 +451,11 @@ asio::awaitable<std::string_view> Exchange::next_chunk() {
   co_return std::string_view{};
 }
 
+bool Exchange::has_buffered() const {
+  return conn_ && failure_ == Failure::kNone && !conn_->parser->is_done() &&
+         conn_->buffer.size() > 0;
+}
+
 std::string_view Exchange::buffered_chunk() {
   if (!conn_ || failure_ != Failure::kNone) return {};
   auto& parser = *conn_->parser;

@@ -116,6 +116,9 @@ class Exchange {
   // Like next_chunk(), but only from bytes already received (no I/O, no wait): empty when
   // none are buffered or the buffered ones hold no body bytes yet.
   std::string_view buffered_chunk();
+  // True when received bytes wait unparsed (buffered_chunk() may have body bytes): lets a
+  // caller keep a chunk's view without copying it when nothing else arrived with it.
+  bool has_buffered() const;
   // Reads the rest of the body into `out`; false on failure or when over max_bytes.
   // `stop` fired meanwhile cancels the read (failure() == kCancelled).
   asio::awaitable<bool> read_all(std::string& out, std::size_t max_bytes,

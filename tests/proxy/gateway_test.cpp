@@ -16,7 +16,10 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "config/config_loader.h"
 #include "mock/mock_server.h"
@@ -784,10 +787,12 @@ std::string tls_yaml(int port, const std::string& host, const std::string& ca) {
 
 // A provider that answers each connection's first request (keep-alive, no Connection:
 // close) and then closes that connection `close_after` later, as a server with a short idle
-// timeout does. Counts the connections it accepted.
+// timeout does. Counts the connections it accepted. `answer`, when given, is the whole raw
+// response, sent in one send().
 class ClosingProvider {
  public:
-  explicit ClosingProvider(std::chrono::milliseconds close_after) : close_after_(close_after) {
+  explicit ClosingProvider(std::chrono::milliseconds close_after, std::string answer = {})
+      : close_after_(close_after), answer_(std::move(answer)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -834,14 +839,17 @@ class ClosingProvider {
           R"({"id":"chatcmpl-closing","object":"chat.completion","created":1,"model":"gpt-4o-mini",)"
           R"("choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
           R"("usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})";
-      const std::string out = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
+      const std::string out =
+          !answer_.empty() ? answer_
+                           : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body;
       (void)::send(c, out.data(), out.size(), MSG_NOSIGNAL);
       std::this_thread::sleep_for(close_after_);
       ::close(c);
     }
   }
   std::chrono::milliseconds close_after_;
+  std::string answer_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -869,6 +877,55 @@ TEST(UpstreamPoolTest, ProviderClosingAnIdleConnectionCostsTheClientNothing) {
     }
     EXPECT_EQ(provider.accepted(), 3) << "gap " << gap.count() << " ms";
   }
+}
+
+// Events the provider sent in one write (a burst of tokens) reach the client byte for byte in
+// one chunk, so in one write, instead of one chunk and one write each.
+TEST(StreamRelayTest, EventsThatArriveTogetherGoOutTogether) {
+  std::string events, chunked;
+  for (int i = 0; i < 7; ++i) {
+    const std::string e =
+        i == 6 ? std::string("data: [DONE]\n\n")
+               : R"(data: {"id":"chatcmpl-burst","object":"chat.completion.chunk","model":"gpt-4o-mini",)"
+                 R"("choices":[{"index":0,"delta":{"content":"w)" +
+                     std::to_string(i) + R"( "},"finish_reason":null}]})" + "\n\n";
+    events += e;
+    std::ostringstream size;
+    size << std::hex << e.size();
+    chunked += size.str() + "\r\n" + e + "\r\n";
+  }
+  ClosingProvider provider(0ms, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                "transfer-encoding: chunked\r\n\r\n" +
+                                    chunked + "0\r\n\r\n");
+  Gw gw("listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
+        "logging: {access_log: false, level: warn}\ncache: {enabled: false}\n"
+        "providers:\n  - {name: p, type: openai, base_url: \"http://127.0.0.1:" +
+        std::to_string(provider.port()) + "/v1\", api_key: sk-p, retry: {max_attempts: 1}}\n");
+  const std::string body =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"burst"}]})";
+  RawConn c(gw.port());
+  c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Connection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body);
+  const std::string raw = c.read_all();
+  ASSERT_EQ(test::raw_status(raw), 200) << raw;
+  std::size_t pos = raw.find("\r\n\r\n");
+  ASSERT_NE(pos, std::string::npos);
+  pos += 4;
+  std::vector<std::string> chunks;
+  while (true) {
+    const auto eol = raw.find("\r\n", pos);
+    ASSERT_NE(eol, std::string::npos) << raw;
+    const std::size_t n = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
+    if (n == 0) break;
+    ASSERT_LE(eol + 2 + n, raw.size()) << raw;
+    chunks.push_back(raw.substr(eol + 2, n));
+    pos = eol + 2 + n + 2;
+  }
+  std::string relayed;
+  for (const auto& ch : chunks) relayed += ch;
+  EXPECT_EQ(relayed, events);
+  EXPECT_EQ(chunks.size(), 1u) << "the events went out in " << chunks.size() << " chunks";
 }
 
 TEST(TlsUpstreamTest, VerifiedRoundTripAndConnectionReuse) {
