@@ -425,7 +425,8 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
   };
   // When the provider's first bytes came with its header (the usual case), the client's
   // header and first event go out in one write.
-  const std::string_view first = translator ? std::string_view{} : with_buffered(up.buffered_chunk());
+  const std::string_view first =
+      translator ? std::string_view{} : with_buffered(up.buffered_chunk());
   bool started = false;
   if (first.empty()) {
     started = co_await sink.begin_stream(header);

@@ -830,7 +830,8 @@ class ClosingProvider {
         const auto end = in.find("\r\n\r\n");
         if (need == std::string::npos && end != std::string::npos) {
           std::string lower = in.substr(0, end);
-          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          for (auto& ch : lower)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
           const auto cl = lower.find("content-length:");
           need = end + 4 + (cl == std::string::npos ? 0 : std::stoul(lower.substr(cl + 15)));
         }
@@ -840,9 +841,10 @@ class ClosingProvider {
           R"("choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
           R"("usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})";
       const std::string out =
-          !answer_.empty() ? answer_
-                           : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " +
-                                 std::to_string(body.size()) + "\r\n\r\n" + body;
+          !answer_.empty()
+              ? answer_
+              : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
       (void)::send(c, out.data(), out.size(), MSG_NOSIGNAL);
       std::this_thread::sleep_for(close_after_);
       ::close(c);
@@ -885,28 +887,32 @@ TEST(StreamRelayTest, EventsThatArriveTogetherGoOutTogether) {
   std::string events, chunked;
   for (int i = 0; i < 7; ++i) {
     const std::string e =
-        i == 6 ? std::string("data: [DONE]\n\n")
-               : R"(data: {"id":"chatcmpl-burst","object":"chat.completion.chunk","model":"gpt-4o-mini",)"
-                 R"("choices":[{"index":0,"delta":{"content":"w)" +
-                     std::to_string(i) + R"( "},"finish_reason":null}]})" + "\n\n";
+        i == 6
+            ? std::string("data: [DONE]\n\n")
+            : R"(data: {"id":"chatcmpl-burst","object":"chat.completion.chunk","model":"gpt-4o-mini",)"
+              R"("choices":[{"index":0,"delta":{"content":"w)" +
+                  std::to_string(i) + R"( "},"finish_reason":null}]})" + "\n\n";
     events += e;
     std::ostringstream size;
     size << std::hex << e.size();
     chunked += size.str() + "\r\n" + e + "\r\n";
   }
-  ClosingProvider provider(0ms, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                                "transfer-encoding: chunked\r\n\r\n" +
-                                    chunked + "0\r\n\r\n");
-  Gw gw("listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
-        "logging: {access_log: false, level: warn}\ncache: {enabled: false}\n"
-        "providers:\n  - {name: p, type: openai, base_url: \"http://127.0.0.1:" +
-        std::to_string(provider.port()) + "/v1\", api_key: sk-p, retry: {max_attempts: 1}}\n");
+  ClosingProvider provider(0ms,
+                           "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                           "transfer-encoding: chunked\r\n\r\n" +
+                               chunked + "0\r\n\r\n");
+  Gw gw(
+      "listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
+      "logging: {access_log: false, level: warn}\ncache: {enabled: false}\n"
+      "providers:\n  - {name: p, type: openai, base_url: \"http://127.0.0.1:" +
+      std::to_string(provider.port()) + "/v1\", api_key: sk-p, retry: {max_attempts: 1}}\n");
   const std::string body =
       R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"burst"}]})";
   RawConn c(gw.port());
-  c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-         "Connection: close\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body);
+  c.send(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
   const std::string raw = c.read_all();
   ASSERT_EQ(test::raw_status(raw), 200) << raw;
   std::size_t pos = raw.find("\r\n\r\n");
