@@ -35,13 +35,15 @@ constexpr std::size_t kReadChunk = 16 * 1024;  // keep-alive wait and read-ahead
 std::string address_text(const asio::ip::address& a) {
   if (!a.is_v4()) return a.to_string();
   const auto b = a.to_v4().to_bytes();
-  char text[16];
-  char* end = text;
+  std::string text;  // at most 15 characters: no allocation (short string)
+  text.reserve(15);
   for (std::size_t i = 0; i < b.size(); ++i) {
-    if (i > 0) *end++ = '.';
-    end = std::to_chars(end, text + sizeof text, b[i]).ptr;
+    if (i > 0) text += '.';
+    char digits[3];
+    const auto r = std::to_chars(digits, digits + sizeof digits, b[i]);
+    text.append(digits, r.ptr);
   }
-  return std::string(text, end);
+  return text;
 }
 }  // namespace
 
