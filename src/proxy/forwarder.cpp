@@ -411,7 +411,7 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
     header.set(boost::beast::http::field::content_type, "text/event-stream");
   }
   // Chunks the provider sent together (one read holds several events: a burst of tokens, or
-  // a replayed stream) go to the client in one write instead of one write each: every chunk
+  // a provider that sends a whole stream at once) go to the client in one write instead of one write each: every chunk
   // already received (no I/O) is appended to the one in hand. The view a chunk comes in is
   // overwritten by the next one, so it is copied only when another is there.
   std::string burst;
