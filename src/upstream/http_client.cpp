@@ -457,10 +457,9 @@ bool Exchange::has_buffered() const {
 }
 
 std::string_view Exchange::buffered_chunk() {
-  if (!conn_ || failure_ != Failure::kNone) return {};
-  auto& parser = *conn_->parser;
   // What Beast's read_some does before it reads: parse what the buffer holds.
-  while (!parser.is_done() && conn_->buffer.size() > 0) {
+  while (has_buffered()) {
+    auto& parser = *conn_->parser;
     parser.get().body().data = conn_->body_buf;
     parser.get().body().size = kBodyChunk;
     beast::error_code ec;

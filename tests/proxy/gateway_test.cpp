@@ -859,6 +859,14 @@ class ClosingProvider {
   std::thread thread_;
 };
 
+// A gateway with the cache off whose one provider is `provider`, tried once per request.
+std::string closing_provider_yaml(const ClosingProvider& provider) {
+  return "listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
+         "logging: {access_log: false, level: warn}\ncache: {enabled: false}\n"
+         "providers:\n  - {name: p, type: openai, base_url: \"http://127.0.0.1:" +
+         std::to_string(provider.port()) + "/v1\", api_key: sk-p, retry: {max_attempts: 1}}\n";
+}
+
 // The provider closed the kept-alive connection while it was idle in the pool: whether that
 // is noticed before reuse (idle long enough to be checked) or only when the request fails on
 // it (reused at once, unchecked), the request goes out again on a fresh connection and the
@@ -866,11 +874,7 @@ class ClosingProvider {
 TEST(UpstreamPoolTest, ProviderClosingAnIdleConnectionCostsTheClientNothing) {
   for (const auto gap : {50ms, 800ms}) {  // under and over the unchecked-reuse window (500 ms)
     ClosingProvider provider(0ms);
-    Gw gw("listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
-          "logging: {access_log: false, level: warn}\ncache: {enabled: false}\n"
-          "providers:\n  - {name: p, type: openai, base_url: \"http://127.0.0.1:" +
-          std::to_string(provider.port()) +
-          "/v1\", api_key: sk-p, retry: {max_attempts: 1}}\n");
+    Gw gw(closing_provider_yaml(provider));
     for (int i = 0; i < 3; ++i) {
       auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
       ASSERT_EQ(r.status, 200) << "gap " << gap.count() << " ms, request " << i << ": " << r.body;
@@ -901,11 +905,7 @@ TEST(StreamRelayTest, EventsThatArriveTogetherGoOutTogether) {
                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                            "transfer-encoding: chunked\r\n\r\n" +
                                chunked + "0\r\n\r\n");
-  Gw gw(
-      "listen: \"127.0.0.1:0\"\nthreads: 1\nadmin: {listen: \"127.0.0.1:0\"}\n"
-      "logging: {access_log: false, level: warn}\ncache: {enabled: false}\n"
-      "providers:\n  - {name: p, type: openai, base_url: \"http://127.0.0.1:" +
-      std::to_string(provider.port()) + "/v1\", api_key: sk-p, retry: {max_attempts: 1}}\n");
+  Gw gw(closing_provider_yaml(provider));
   const std::string body =
       R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"burst"}]})";
   RawConn c(gw.port());
