@@ -67,6 +67,9 @@ NAMES = {
     "hit_l1_t2": ("Redline L1 hit, threads: 2 (cores 0+1)", "hit_l1"),
     "cl_hit": ("Redline Redis Cluster hit (L1 off)", "hit_l2"),
     "cl_hit_rr": ("Redline Redis Cluster hit, read_from_replicas", "cl_hit"),
+    "ngx_hit_p4": ("nginx proxy_cache hit, 4-deep pipelined (reference)", "ngx_hit"),
+    "hit_l1_p4": ("Redline L1 hit, 4-deep pipelined", "ngx_hit_p4"),
+    "hit_l1_t2_p4": ("Redline L1 hit, threads: 2 (cores 0+1), 4-deep pipelined", "hit_l1_p4"),
 }
 scenarios = []
 for t, (label, base) in NAMES.items():
@@ -78,6 +81,12 @@ for t, (label, base) in NAMES.items():
         if base and wrk(base, c, "rps"):
             s["ratio_rps_to_baseline"] = s["rps"] / wrk(base, c, "rps")
         s["added_p50_over_mock_ms"] = s["p50"] - wrk("mock", c, "p50") if wrk("mock", c, "p50") is not None else None
+        if t.endswith("_p4"):
+            # wrk times a pipelined batch, not a request, and its coordinated-omission
+            # correction then adds samples below the batch minimum that its percentile scan
+            # never reaches (p99 prints 0): only req/s and errors are kept.
+            for f in ("p50", "p90", "p99", "p999", "added_p50_over_mock_ms"):
+                s[f] = None
         scenarios.append(s)
 
 # ---- other measurements ---------------------------------------------------------------------
@@ -213,10 +222,16 @@ if "miss_cl" in round_trips and round_trips["miss_cl"]["per_request"] is not Non
 if idle_kib is not None:
     target(f"resident memory per idle keep-alive connection ({idle_open} conns)", idle_kib, "<= 16 KiB",
            idle_kib <= 16)
+# Threads 2 vs 1. With one request per write, wrk needs most of core 1, where the second
+# thread runs too, so that ratio mostly shows the load generator losing its core; with 4-deep
+# pipelining wrk's CPU per request is a fraction and core 1 has room. Both are reported; the
+# pipelined one is the target, the other is printed next to it.
 for c in [c for c in conns if c > 1]:
-    v = ratio(wrk("hit_l1_t2", c, "rps"), wrk("hit_l1", c, "rps"))
-    target(f"throughput grows with threads: L1 hit, threads 2 vs 1 ({c} conns)", v, "> 1.0",
-           v is not None and v > 1.0)
+    v = ratio(wrk("hit_l1_t2_p4", c, "rps"), wrk("hit_l1_p4", c, "rps"))
+    v1 = ratio(wrk("hit_l1_t2", c, "rps"), wrk("hit_l1", c, "rps"))
+    note = f"one request per write (wrk shares core 1): {v1:.2f}" if v1 is not None else ""
+    target(f"throughput grows with threads: L1 hit, threads 2 vs 1, 4-deep pipelined ({c} conns)", v,
+           "> 1.0", v is not None and v > 1.0, note)
 
 # ---- Portkey: a reference, not a target ------------------------------------------------------
 # Added p50 over the mock alone of nginx proxy_pass, Redline's miss path (cache and limits off)
@@ -306,13 +321,14 @@ if portkey["added_p50_ms"] or portkey["ttfe_added_p50_us"]:
                f"(Redline / Portkey {fmt(tf['redline_over_portkey'], '.3f')})."]
 md += ["", "## wrk scenarios", "",
        "Latencies in ms. `vs baseline` = req/s ratio to the row named in the baseline column at the same "
-       "connection count; `added p50` = p50 − mock p50.", "",
+       "connection count; `added p50` = p50 − mock p50. The 4-deep pipelined rows show req/s only: "
+       "wrk times a batch there, not a request.", "",
        "| scenario | conns | req/s | baseline | vs baseline | p50 | p90 | p99 | p99.9 | added p50 | errors |",
        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
 for s in scenarios:
     md.append(f"| {s['label']} | {s['connections']} | {s['rps']:.0f} | {s['baseline'] or ''} | "
-              f"{fmt(s.get('ratio_rps_to_baseline'), '.2f')} | {s['p50']:.3f} | {s['p90']:.3f} | {s['p99']:.3f} | "
-              f"{s['p999']:.3f} | {fmt(s['added_p50_over_mock_ms'])} | {s['errors']:.0f} |")
+              f"{fmt(s.get('ratio_rps_to_baseline'), '.2f')} | {fmt(s['p50'])} | {fmt(s['p90'])} | {fmt(s['p99'])} | "
+              f"{fmt(s['p999'])} | {fmt(s['added_p50_over_mock_ms'])} | {s['errors']:.0f} |")
 md += ["", f"One Redis round trip (`redis-cli --latency`, from core 0, median of the per-repetition "
        f"averages): {fmt(redis_rt)} ms.", ""]
 md += ["## Time to first event (streaming)", "",
