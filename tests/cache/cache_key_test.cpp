@@ -150,6 +150,46 @@ TEST(CacheKeyTest, EscapesAreComparedAfterUnescaping) {
   expect_differ(R"({"content":"caf\u00e9"})", R"({"content":"cafe"})");
 }
 
+// write_string finds the bytes to escape 16 at a time: every escaped byte, and the bytes just
+// outside the escaped range (0x20, 0x7f, UTF-8), at every position around the block edges
+// of strings of every length up to 3 blocks, keys included.
+TEST(CacheKeyTest, EscapingIsExactAtEveryPositionAndLength) {
+  // The byte as it appears in the request body (JSON-escaped where JSON requires it) and in
+  // the canonical body.
+  struct Byte {
+    std::string in, out;
+  };
+  const std::vector<Byte> bytes = {{"\\\"", "\\\""},
+                                   {"\\\\", "\\\\"},
+                                   {"\\n", "\\n"},
+                                   {"\\t", "\\t"},
+                                   {"\\b", "\\b"},
+                                   {"\\f", "\\f"},
+                                   {"\\r", "\\r"},
+                                   {"\\u0001", "\\u0001"},
+                                   {"\\u001f", "\\u001f"},
+                                   {"\\u0000", "\\u0000"},
+                                   {" ", " "},
+                                   {"\x7f", "\x7f"},
+                                   {"\xc3\xa9", "\xc3\xa9"},
+                                   {"!", "!"},
+                                   {"\\/", "/"}};
+  for (size_t len = 1; len <= 48; ++len) {
+    for (size_t pos = 0; pos < len; ++pos) {
+      for (const Byte& b : bytes) {
+        std::string in(pos, 'a'), out(pos, 'a');
+        in += b.in;
+        out += b.out;
+        in.append(len - pos - 1, 'z');
+        out.append(len - pos - 1, 'z');
+        const std::string body = "{\"" + in + "\":\"" + in + "\\\\" + in + "\"}";
+        const std::string want = "{\"" + out + "\":\"" + out + "\\\\" + out + "\"}";
+        ASSERT_EQ(canon(body), want) << "len " << len << " pos " << pos << " byte " << b.in;
+      }
+    }
+  }
+}
+
 TEST(CacheKeyTest, IgnoredFieldsDoNotChangeTheKey) {
   const std::string plain = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
   const std::string noisy =
