@@ -23,6 +23,37 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
+// The usage of the answer a request got. A cache hit hands over its entry instead of a parsed
+// usage: the answer is parsed only if something reads it (a token limit, a budget, the access
+// log), so the many hits that nothing asks about skip a JSON parse of the answer.
+class UsageSlot {
+ public:
+  UsageSlot& operator=(std::optional<Usage> u) {
+    value_ = u;
+    pending_.reset();
+    return *this;
+  }
+  void defer(cache::Entry entry) {
+    pending_ = std::move(entry);
+    value_.reset();
+  }
+  const std::optional<Usage>& get() const {
+    if (pending_) {
+      value_ = pending_->streamed ? usage_from_events(pending_->events)
+                                  : usage_from_body(pending_->body);
+      pending_.reset();
+    }
+    return value_;
+  }
+  explicit operator bool() const { return get().has_value(); }
+  const Usage& operator*() const { return *get(); }
+  const Usage* operator->() const { return &*get(); }
+
+ private:
+  mutable std::optional<cache::Entry> pending_;
+  mutable std::optional<Usage> value_;
+};
+
 // What the upstream phase did: filled by the Forwarder (for a shared call, on the flight's
 // copy and then copied to each client's context).
 struct UpstreamOutcome {
@@ -56,7 +87,7 @@ struct RequestContext : UpstreamOutcome {
   ratelimit::Reservation reservation;
   std::string_view ratelimit_outcome;  // "" when no policy applied
   std::string ratelimit_policy;        // the refusing (or degraded) policy's id
-  std::optional<Usage> usage;          // as the provider (or the cached answer) reported it
+  UsageSlot usage;                     // as the provider (or the cached answer) reported it
 
   // Cache phase.
   cache::CacheStatus cache_status = cache::CacheStatus::kBypass;

@@ -459,7 +459,9 @@ asio::awaitable<void> ProxyHandler::handle(http::Exchange& exchange) {
     settle_phase(ctx, executor);
   }
   if (!reject) {
-    if (ctx.spender && ctx.usage) co_await record_spend(ctx);
+    if (const auto model = spend_model(ctx); !model.empty() && ctx.usage) {
+      co_await record_spend(ctx, model);
+    }
     // Normally appended before the end of the answer went out; this catches the rest.
     if (exchange.status() == 200 && !ctx.session_id.empty() && !ctx.session_appended) {
       co_await session_append(ctx);
@@ -661,7 +663,7 @@ void ProxyHandler::record_metrics(const RequestContext& ctx) {
   // nothing; spend and savings in dollars come with the price table).
   const bool provider_answered = ctx.cache_status != cache::CacheStatus::kHit &&
                                  ctx.cache_status != cache::CacheStatus::kCoalesced;
-  if (ctx.usage && provider_answered) {
+  if (provider_answered && ctx.usage) {  // in this order: a hit's usage is parsed on demand
     m.tokens_prompt.inc(ctx.usage->input_tokens);
     m.tokens_completion.inc(ctx.usage->output_tokens);
   }
@@ -869,8 +871,6 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
       }
     }
     if (found.entry) {
-      ctx.usage = found.entry->streamed ? usage_from_events(found.entry->events)
-                                        : usage_from_body(found.entry->body);
       if (ctx.capture_answer) {
         ctx.answer_streamed = found.entry->streamed;
         ctx.answer_body = found.entry->body;
@@ -893,6 +893,7 @@ asio::awaitable<void> ProxyHandler::cached_upstream_phase(RequestContext& ctx,
           auto exec = co_await asio::this_coro::executor;
           asio::co_spawn(exec, run_flight(flight, job), asio::detached);
         }
+        ctx.usage.defer(std::move(*found.entry));
         co_return;
       }
       // An entry that cannot be served in this form (e.g. embeddings asked as a stream):

@@ -87,8 +87,12 @@ class ProxyHandler : public http::Handler {
   asio::awaitable<std::optional<Reject>> state_phase(RequestContext& ctx);
   asio::awaitable<std::optional<Reject>> session_load(RequestContext& ctx);
   asio::awaitable<std::optional<Reject>> budget_check(RequestContext& ctx);
-  // After the answer: the spend (or the saving of a cache hit) and the session turn.
-  asio::awaitable<void> record_spend(RequestContext& ctx);
+  // After the answer: the spend (or the saving of a cache hit) and the session turn. A
+  // request's spend is counted at spend_model(ctx); empty = nothing to count (no spender, not
+  // a 200, no price and no budget limiting the spender), checked before the answer's usage is
+  // read and before a coroutine is started.
+  std::string_view spend_model(const RequestContext& ctx) const;
+  asio::awaitable<void> record_spend(RequestContext& ctx, std::string_view model);
   asio::awaitable<void> session_append(RequestContext& ctx);
   // GET / DELETE /v1/sessions/{id} with the client's own key.
   asio::awaitable<void> sessions_api(RequestContext& ctx, std::string_view id);

@@ -150,15 +150,19 @@ asio::awaitable<std::optional<Reject>> ProxyHandler::budget_check(RequestContext
                    "budget_exceeded", std::to_string(wait_s)};
 }
 
-asio::awaitable<void> ProxyHandler::record_spend(RequestContext& ctx) {
-  if (!ctx.spender || !ctx.usage || ctx.exchange.status() != 200 || ctx.model.empty()) co_return;
+std::string_view ProxyHandler::spend_model(const RequestContext& ctx) const {
+  if (!ctx.spender || ctx.exchange.status() != 200 || ctx.model.empty()) return {};
   // The price of the model the client asked for, else of the provider's model name.
   std::string_view model = ctx.model;
   if (state_.budgets->price(model) == nullptr && ctx.provider != nullptr && !ctx.hops.empty()) {
     model = ctx.hops.front().model;
   }
   const bool priced = state_.budgets->price(model) != nullptr;
-  if (!priced && !state_.budgets->limited(*ctx.spender)) co_return;  // nothing to count
+  if (!priced && !state_.budgets->limited(*ctx.spender)) return {};  // nothing to count
+  return model;
+}
+
+asio::awaitable<void> ProxyHandler::record_spend(RequestContext& ctx, std::string_view model) {
   const bool from_cache = ctx.cache_status == cache::CacheStatus::kHit ||
                           ctx.cache_status == cache::CacheStatus::kCoalesced;
   const auto t0 = Clock::now();

@@ -9,11 +9,13 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "mock/mock_server.h"
 #include "support/gateway_harness.h"
 #include "support/http_client.h"
+#include "support/process.h"
 #include "support/redis_server.h"
 
 namespace redline {
@@ -275,6 +277,44 @@ TEST_F(StateTest, BudgetRefusesOnceSpentAndSpendIsReported) {
   EXPECT_NEAR(parse(tenant.body).at("spent_usd").to_number<double>(), cost, 1e-6);
   // Another key of the same tenant is not limited by this key's budget.
   EXPECT_EQ(chat(gw, "sk-static-a", chat_body("again")).status, 200);
+}
+
+// A cache hit's usage is parsed from the cached answer only when something reads it. The
+// access log does: each hit's line carries the tokens of its miss's line, for a plain answer
+// and for a stream that asked for usage (its usage chunk is in the cached events).
+TEST_F(StateTest, AccessLogLinesOfCacheHitsCarryTheCachedAnswersTokens) {
+  test::TempDir dir;
+  const auto log_path = dir.path() / "access.log";
+  std::string cfg = yaml(mock_->port(), *redis_, "", /*cache=*/true);
+  const std::string off = "access_log: false";
+  cfg.replace(cfg.find(off), off.size(),
+              "access_log: true, access_log_path: \"" + log_path.string() + "\"");
+  Gw gw(cfg);
+  const std::string plain = chat_body("count my tokens");
+  json::object streamed = parse(chat_body("count my streamed tokens", true)).as_object();
+  streamed["stream_options"] = json::object{{"include_usage", true}};
+  const std::string stream = json::serialize(streamed);
+  for (const std::string& body : {plain, plain, stream, stream}) {
+    auto r = chat(gw, "sk-static-a", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  // Each line is written just after its answer went out: wait for all four.
+  std::vector<json::object> lines;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  do {
+    lines.clear();
+    std::ifstream in(log_path);
+    for (std::string line; std::getline(in, line);) lines.push_back(parse(line).as_object());
+  } while (lines.size() < 4 && std::chrono::steady_clock::now() < until);
+  ASSERT_EQ(lines.size(), 4u);
+  for (size_t i : {0u, 2u}) {
+    EXPECT_EQ(lines[i].at("cache").as_string(), "miss") << json::serialize(lines[i]);
+    EXPECT_EQ(lines[i + 1].at("cache").as_string(), "hit") << json::serialize(lines[i + 1]);
+    ASSERT_TRUE(lines[i].contains("tokens")) << json::serialize(lines[i]);
+    ASSERT_TRUE(lines[i + 1].contains("tokens")) << json::serialize(lines[i + 1]);
+    EXPECT_GT(lines[i].at("tokens").as_int64(), 0);
+    EXPECT_EQ(lines[i + 1].at("tokens").as_int64(), lines[i].at("tokens").as_int64());
+  }
 }
 
 TEST_F(StateTest, TenantBudgetAndCacheSavings) {
