@@ -47,6 +47,10 @@ struct Scratch {
   std::string out;                           // the canonical body
   std::string reorder;                       // temporary copy of one object's members while sorting
   std::vector<std::vector<Member>> members;  // one reusable vector per depth
+  // The top-level members in key order, each [begin, end) in `out` (which holds them in
+  // document order after the opening brace): the canonical body is "{" + them joined by ","
+  // + "}".
+  std::vector<Member> top;
   XXH3_state_t* state = XXH3_createState();
   ~Scratch() { XXH3_freeState(state); }
 };
@@ -166,6 +170,15 @@ class Canonicalizer {
       if (m[i].key == m[i - 1].key) {
         return fail(KeyError::kDuplicateKey, "duplicate key \"" + std::string(m[i].key) + "\"");
       }
+    }
+    if (top) {
+      // The top-level object is the whole body: its members are hashed in key order where
+      // they lie (compute_cache_key), not copied out and back.
+      s_.top.clear();
+      for (const Member& mem : m) {
+        if (mem.begin != mem.end) s_.top.push_back(mem);  // not a dropped ignored field
+      }
+      return true;
     }
     // Rewrite the members in key order, comma-separated.
     s_.reorder.assign(s_.out, open + 1, std::string::npos);
@@ -350,11 +363,16 @@ class Canonicalizer {
   std::string digits_;
 };
 
+// Feeds v as 8 little-endian bytes.
+void frame_u64_raw(XXH3_state_t* st, uint64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+  XXH3_128bits_update(st, b, sizeof b);
+}
+
+// A field: its length, then its bytes.
 void frame(XXH3_state_t* st, std::string_view bytes) {
-  unsigned char len[8];
-  uint64_t n = bytes.size();
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
-  XXH3_128bits_update(st, len, sizeof len);
+  frame_u64_raw(st, bytes.size());
   XXH3_128bits_update(st, bytes.data(), bytes.size());
 }
 
@@ -428,11 +446,24 @@ KeyResult compute_cache_key(const KeyRequest& req, bool keep_canonical) {
   frame(st, req.anthropic_version);
   frame(st, req.anthropic_beta);
   frame(st, req.openai_beta);
-  frame(st, s.out);
+  // frame() of the canonical body, fed piece by piece from where the members lie.
+  size_t canonical_size = 2 + (s.top.empty() ? 0 : s.top.size() - 1);
+  for (const Member& m : s.top) canonical_size += m.end - m.begin;
+  frame_u64_raw(st, canonical_size);
+  auto piece = [&](std::string_view bytes) {
+    XXH3_128bits_update(st, bytes.data(), bytes.size());
+    if (keep_canonical) result.canonical_body.append(bytes);
+  };
+  if (keep_canonical) result.canonical_body.reserve(canonical_size);
+  piece("{");
+  for (size_t i = 0; i < s.top.size(); ++i) {
+    if (i > 0) piece(",");
+    piece(std::string_view(s.out).substr(s.top[i].begin, s.top[i].end - s.top[i].begin));
+  }
+  piece("}");
   XXH128_canonical_t canon;
   XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(st));
   std::memcpy(result.key.digest.data(), canon.digest, sizeof canon.digest);
-  if (keep_canonical) result.canonical_body = s.out;
   return result;
 }
 
