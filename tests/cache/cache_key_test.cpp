@@ -68,6 +68,29 @@ TEST(CacheKeyTest, GoldenKey) {
             R"({"content":"Hello","role":"user"}],"model":"gpt-4o-mini","temperature":0.2})");
 }
 
+// A long conversation (about 45 KB, escapes and UTF-8 in it), pinned like GoldenKey: large
+// bodies take other paths than small ones (hashing in pieces, the 16-byte escape scan).
+std::string long_chat() {
+  std::string body = R"({"temperature":0.7,"model":"gpt-4o","messages":[)";
+  for (int turn = 0; turn < 60; ++turn) {
+    if (turn > 0) body += ',';
+    body += turn % 2 == 0 ? R"({"role":"user","content":")" : R"({"content":")";
+    for (int k = 0; k < 12; ++k) {
+      body += "Turn " + std::to_string(turn) + R"(, line )" + std::to_string(k) +
+              R"(: \"quoted\" text with a tab\t, caf\u00e9, and a backslash \\ here.\n)";
+    }
+    body += turn % 2 == 0 ? R"("})" : R"(","role":"assistant"})";
+  }
+  body += R"(],"max_tokens":512,"user":"u-1"})";
+  return body;
+}
+
+TEST(CacheKeyTest, GoldenKeyOfALongConversation) {
+  const std::string body = long_chat();
+  ASSERT_GT(body.size(), 40000u);
+  EXPECT_EQ(hex_of(body), "e1dc530a0dc07cc81f0e4462ecc040f9");  // also what a15ec09 gave
+}
+
 TEST(CacheKeyTest, ReorderedKeysAndWhitespaceGiveSameKey) {
   expect_same(kChat,
               R"( { "max_tokens" : 64 , "temperature":0.2,
