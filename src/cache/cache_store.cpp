@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <limits>
 #include <random>
 
 #include "redis/config_options.h"
@@ -333,7 +334,7 @@ bool CacheStore::take_value(std::size_t thread, const CacheKey& key, redis::Repl
   }
   const int64_t expires = expires_at_ms(e);
   if (l1_ && expires > now_unix_ms()) {
-    l1_->shard(thread).put(key.digest, std::move(value.mutable_str()), expires);
+    l1_->shard(thread).put(key.digest, l1_bytes(std::move(value.mutable_str()), e), expires);
   }
   out.entry = std::move(e);
   out.tier = Tier::kL2;
@@ -519,7 +520,8 @@ asio::awaitable<std::vector<std::optional<Entry>>> CacheStore::lookup_many(
       continue;
     }
     if (l1_ && expires_at_ms(e) > now) {
-      l1_->shard(thread).put(keys[i].digest, std::move(r->mutable_str()), expires_at_ms(e));
+      l1_->shard(thread).put(keys[i].digest, l1_bytes(std::move(r->mutable_str()), e),
+                             expires_at_ms(e));
     }
     out[i] = std::move(e);
     stats_.hits_l2.fetch_add(1, std::memory_order_relaxed);
@@ -548,9 +550,16 @@ redis::Command CacheStore::stage_write(std::size_t thread, const CacheKey& key,
     // This instance's other threads may hold an older answer; the tracking push for our own
     // write is ignored, so tell them here.
     l1_->invalidate_other_shards(key.digest, thread);
-    l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
+    l1_->shard(thread).put(key.digest, l1_bytes(std::move(enc), entry), expires_at_ms(entry));
   }
   return set;
+}
+
+std::string CacheStore::l1_bytes(std::string encoded, const Entry& entry) {
+  if (!entry_compressed(encoded)) return encoded;
+  EncodeOptions raw;
+  raw.compress_min_bytes = std::numeric_limits<std::size_t>::max();
+  return encode_entry(entry, raw);
 }
 
 asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,

@@ -242,6 +242,10 @@ class CacheStore {
   bool consume_own_write(const KeyDigest& key);
   boost::asio::awaitable<void> write_behind_loop(Worker& w);
   std::string encode(const Entry& entry);
+  // What L1 keeps of an entry: the encoded bytes, re-encoded without compression when they
+  // were compressed. L1 serves every hit from memory, and decompressing on each one cost about
+  // 30 % of L1-hit throughput with a 3 KB answer; Redis keeps the compressed bytes.
+  static std::string l1_bytes(std::string encoded, const Entry& entry);
   // An L1 hit for `key` into `out` (true), or false; drops an undecodable L1 copy.
   bool l1_hit(std::size_t thread, const CacheKey& key, int64_t now, Lookup& out);
   // Reads the value Redis returned for c:<hex> (GET or SET ... GET) into `out`: an entry is a

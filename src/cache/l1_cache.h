@@ -1,6 +1,7 @@
-// The L1 response-cache tier: an in-process LRU of encoded entries (see entry.h) keyed by the
-// 16-byte cache key digest, bounded in bytes and split into one shard per gateway thread so
-// the request path takes no locks. It does not decode entries, talk to Redis or pick TTLs.
+// The L1 response-cache tier: an in-process LRU of encoded entries (see entry.h; CacheStore
+// puts them uncompressed, CacheStore::l1_bytes) keyed by the 16-byte cache key digest, bounded
+// in bytes and split into one shard per gateway thread so the request path takes no locks. It
+// does not decode entries, talk to Redis or pick TTLs.
 //
 // Threading: L1Cache::shard(i) and everything on the returned L1Shard (get, put, erase, clear,
 // stats) must only be used from gateway thread i. invalidate_all_shards() and clear_all() may

@@ -178,6 +178,38 @@ TEST_P(CacheStoreTest, AnEntryIsAHitAndIsLeftAsItWas) {
   stop(l1_reader);
 }
 
+// A large answer is compressed in Redis but kept uncompressed in L1 (a hit then never
+// decompresses), whether L1 got it from a store or from a Redis-tier hit.
+TEST_P(CacheStoreTest, LargeAnswersAreCompressedInRedisButNotInL1) {
+  const auto k = key_of(11);
+  std::string body = R"({"choices":[{"message":{"content":")";
+  while (body.size() < 20'000) body += "a compressible answer, said again and again. ";
+  body += R"("}}]})";
+  ASSERT_TRUE(store(*store_, k, answer(body)));
+  const redis::Command get("GET", "c:" + k.hex());
+  auto in_redis = run_until_done(io_, store_->client(0).execute(get));
+  ASSERT_TRUE(in_redis.ok());
+  EXPECT_TRUE(entry_compressed(in_redis->str()));
+  EXPECT_LT(in_redis->str().size(), body.size() / 4);
+  // The writer's L1 holds the whole answer's bytes, not the compressed ones.
+  EXPECT_GE(store_->l1()->shard_stats(0).bytes.load(), body.size());
+  auto hit = lookup(*store_, k);
+  ASSERT_TRUE(hit.entry);
+  EXPECT_EQ(hit.tier, Tier::kL1);
+  EXPECT_EQ(hit.entry->body, body);
+  // Another instance fills its L1 from Redis: uncompressed there too.
+  auto reader = make_store(/*l1=*/true);
+  auto from_redis = lookup(*reader, k);
+  ASSERT_TRUE(from_redis.entry);
+  EXPECT_EQ(from_redis.tier, Tier::kL2);
+  EXPECT_GE(reader->l1()->shard_stats(0).bytes.load(), body.size());
+  auto from_l1 = lookup(*reader, k);
+  ASSERT_TRUE(from_l1.entry);
+  EXPECT_EQ(from_l1.tier, Tier::kL1);
+  EXPECT_EQ(from_l1.entry->body, body);
+  stop(reader);
+}
+
 // A finished answer whose store is still on its way (FlightTable::answered) serves as an L1
 // hit only when L1 is on: with L1 off every hit comes from Redis, so the lookup goes there
 // (and, Redis down, stays a miss).
