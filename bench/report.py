@@ -70,6 +70,9 @@ NAMES = {
     "ngx_hit_p4": ("nginx proxy_cache hit, 4-deep pipelined (reference)", "ngx_hit"),
     "hit_l1_p4": ("Redline L1 hit, 4-deep pipelined", "ngx_hit_p4"),
     "hit_l1_t2_p4": ("Redline L1 hit, threads: 2 (cores 0+1), 4-deep pipelined", "hit_l1_p4"),
+    "ngx_hit_big": ("nginx proxy_cache hit, 3 KB answer (reference)", None),
+    "hit_l1_big": ("Redline L1 hit, 3 KB answer", "ngx_hit_big"),
+    "hit_l2_big": ("Redline Redis-tier hit, 3 KB answer (zstd in Redis)", "ngx_hit_big"),
 }
 scenarios = []
 for t, (label, base) in NAMES.items():

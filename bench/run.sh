@@ -342,14 +342,17 @@ declare -A target=(
   # 4-deep pipelined (bench/pipeline.lua): threads 2 vs 1 with the load generator's CPU cut
   [ngx_hit_p4]="$ngx_hit_port pipeline" [hit_l1_p4]="${gw_port[hit_l1]} pipeline"
   [hit_l1_t2_p4]="${gw_port[hit_l1_t2]} pipeline"
+  # a ~3 KB answer (bench/post_big.lua), compressed in Redis
+  [ngx_hit_big]="$ngx_hit_port post_big" [hit_l1_big]="${gw_port[hit_l1]} post_big"
+  [hit_l2_big]="${gw_port[hit_l2]} post_big"
 )
 order=(mock ngx_hit ngx_pass miss miss_cl rl hit_l1 hit_l2 hit_l1_t2 cl_hit cl_hit_rr
-  ngx_hit_p4 hit_l1_p4 hit_l1_t2_p4)
+  ngx_hit_p4 hit_l1_p4 hit_l1_t2_p4 ngx_hit_big hit_l1_big hit_l2_big)
 if [[ -n $pk_port ]]; then  # Portkey's pass-through next to nginx's, interleaved like every target
   target[pk_pass]="$pk_port portkey"
   order=("${order[@]:0:3}" pk_pass "${order[@]:3}")
 fi
-log_cmd "$pin_load wrk -t1 -c{$(echo $CONNS | tr ' ' ,)} -d$DURATION --latency -s bench/{post,unique,pipeline,portkey}.lua http://127.0.0.1:PORT$PATH_CHAT"
+log_cmd "$pin_load wrk -t1 -c{$(echo $CONNS | tr ' ' ,)} -d$DURATION --latency -s bench/{post,post_big,unique,pipeline,portkey}.lua http://127.0.0.1:PORT$PATH_CHAT"
 run_wrk() {  # name conns duration -> "rps p50 p90 p99 p999 errors" (latencies in ms)
   local port lua; read -r port lua <<<"${target[$1]}"
   NONCE="$1-$2-$RANDOM$RANDOM" $pin_load wrk -t1 -c"$2" -d"$3" --latency -s "bench/$lua.lua" \
