@@ -376,10 +376,10 @@ void frame(XXH3_state_t* st, std::string_view bytes) {
   XXH3_128bits_update(st, bytes.data(), bytes.size());
 }
 
+// A u64 field: its length (8), then its 8 bytes.
 void frame_u64(XXH3_state_t* st, uint64_t v) {
-  unsigned char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
-  frame(st, std::string_view(reinterpret_cast<const char*>(b), sizeof b));
+  frame_u64_raw(st, 8);
+  frame_u64_raw(st, v);
 }
 
 }  // namespace

@@ -411,9 +411,10 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
     header.set(boost::beast::http::field::content_type, "text/event-stream");
   }
   // Chunks the provider sent together (one read holds several events: a burst of tokens, or
-  // a provider that sends a whole stream at once) go to the client in one write instead of one write each: every chunk
-  // already received (no I/O) is appended to the one in hand. The view a chunk comes in is
-  // overwritten by the next one, so it is copied only when another is there.
+  // a provider that sends a whole stream at once) go to the client in one write instead of
+  // one write each: every chunk already received (no I/O) is appended to the one in hand. The
+  // view a chunk comes in is overwritten by the next one, so it is copied only when another
+  // is there.
   std::string burst;
   auto with_buffered = [&](std::string_view chunk) -> std::string_view {
     if (!up.has_buffered()) return chunk;
