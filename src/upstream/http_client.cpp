@@ -431,22 +431,33 @@ void Exchange::abort() {
 asio::awaitable<std::string_view> Exchange::next_chunk() {
   if (!conn_ || failure_ != Failure::kNone) co_return std::string_view{};
   auto& parser = *conn_->parser;
+  auto& buffer = conn_->buffer;
   while (!parser.is_done()) {
-    parser.get().body().data = conn_->body_buf;
-    parser.get().body().size = kBodyChunk;
+    // What is buffered goes first, without I/O (a read often holds more than one chunk, and
+    // a chunk's data and its header may come apart); the socket is read only when the parser
+    // needs more bytes. The read is the stream's own read_some, parsed here: Beast's
+    // http::async_read_some parses what is buffered first and, when that is enough, completes
+    // through a post, one more trip through the event loop (and an epoll_wait) per event.
+    if (auto chunk = buffered_chunk(); !chunk.empty()) co_return chunk;
+    if (failure_ != Failure::kNone || parser.is_done()) break;
     const auto now = Clock::now();
     conn_->expires_at(earliest(now + conn_->target->timeouts.idle, deadline_));
-    auto [ec_raw, n] = co_await on_stream(*conn_, [&](auto& s) {
-      return bhttp::async_read_some(s, conn_->buffer, parser, use_nothrow);
-    });
+    const std::size_t room =
+        std::min(kBodyChunk, std::max<std::size_t>(512, buffer.capacity() - buffer.size()));
+    auto [ec_raw, n] = co_await on_stream(
+        *conn_, [&](auto& s) { return s.async_read_some(buffer.prepare(room), use_nothrow); });
+    buffer.commit(n);
     auto ec = conn_->finish(ec_raw);
-    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec == asio::error::eof) {
+      // The connection's end: the end of a body delimited by it, otherwise a cut-short one
+      // (partial_message), as Beast's read_some decides.
+      ec = {};
+      parser.put_eof(ec);
+    }
     if (ec) {
       failure_ = classify(ec, Failure::kIdleTimeout, Clock::now() >= deadline_);
       co_return std::string_view{};
     }
-    const std::size_t got = kBodyChunk - parser.get().body().size;
-    if (got > 0) co_return std::string_view(conn_->body_buf, got);
   }
   co_return std::string_view{};
 }
@@ -457,7 +468,7 @@ bool Exchange::has_buffered() const {
 }
 
 std::string_view Exchange::buffered_chunk() {
-  // What Beast's read_some does before it reads: parse what the buffer holds.
+  // Parses what the buffer holds (no I/O).
   while (has_buffered()) {
     auto& parser = *conn_->parser;
     parser.get().body().data = conn_->body_buf;

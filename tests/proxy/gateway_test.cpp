@@ -792,7 +792,11 @@ std::string tls_yaml(int port, const std::string& host, const std::string& ca) {
 class ClosingProvider {
  public:
   explicit ClosingProvider(std::chrono::milliseconds close_after, std::string answer = {})
-      : close_after_(close_after), answer_(std::move(answer)) {
+      : ClosingProvider(close_after, std::vector<std::string>{std::move(answer)}, 0ms) {}
+  // The answer in `pieces`, one write each, `gap` apart (so each arrives in its own read).
+  ClosingProvider(std::chrono::milliseconds close_after, std::vector<std::string> pieces,
+                  std::chrono::milliseconds gap)
+      : close_after_(close_after), pieces_(std::move(pieces)), gap_(gap) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -840,18 +844,22 @@ class ClosingProvider {
           R"({"id":"chatcmpl-closing","object":"chat.completion","created":1,"model":"gpt-4o-mini",)"
           R"("choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
           R"("usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})";
-      const std::string out =
-          !answer_.empty()
-              ? answer_
-              : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body;
-      (void)::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+      std::vector<std::string> out = pieces_;
+      if (out.size() == 1 && out[0].empty()) {
+        out[0] = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " +
+                 std::to_string(body.size()) + "\r\n\r\n" + body;
+      }
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        if (i > 0) std::this_thread::sleep_for(gap_);
+        (void)::send(c, out[i].data(), out[i].size(), MSG_NOSIGNAL);
+      }
       std::this_thread::sleep_for(close_after_);
       ::close(c);
     }
   }
   std::chrono::milliseconds close_after_;
-  std::string answer_;
+  std::vector<std::string> pieces_;
+  std::chrono::milliseconds gap_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -932,6 +940,131 @@ TEST(StreamRelayTest, EventsThatArriveTogetherGoOutTogether) {
   for (const auto& ch : chunks) relayed += ch;
   EXPECT_EQ(relayed, events);
   EXPECT_EQ(chunks.size(), 1u) << "the events went out in " << chunks.size() << " chunks";
+}
+
+// A streamed answer's chunked framing split anywhere across the provider's writes, a
+// body that ends with the connection, and a chunked stream cut short: each relayed as the
+// provider sent it, the last one ended with an SSE error event.
+namespace {
+std::string sse_event(int i) {
+  return R"(data: {"id":"chatcmpl-split","object":"chat.completion.chunk","model":"gpt-4o-mini",)"
+         R"("choices":[{"index":0,"delta":{"content":"w)" +
+         std::to_string(i) + R"( "},"finish_reason":null}]})" + "\n\n";
+}
+std::string hex_size(std::size_t n) {
+  std::ostringstream size;
+  size << std::hex << n;
+  return size.str();
+}
+// Streams kChat-like request through `provider` and returns the client's whole answer.
+std::string stream_through(const ClosingProvider& provider) {
+  Gw gw(closing_provider_yaml(provider));
+  const std::string body =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"split"}]})";
+  RawConn c(gw.port());
+  c.send(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
+  return c.read_all();
+}
+// The body of a chunked answer, the chunks joined; false when the framing is broken.
+bool dechunk(const std::string& raw, std::string& out) {
+  std::size_t pos = raw.find("\r\n\r\n");
+  if (pos == std::string::npos) return false;
+  pos += 4;
+  while (true) {
+    const auto eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos) return false;
+    const std::size_t n = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
+    if (n == 0) return true;
+    if (eol + 2 + n + 2 > raw.size()) return false;
+    out += raw.substr(eol + 2, n);
+    pos = eol + 2 + n + 2;
+  }
+}
+}  // namespace
+
+TEST(StreamRelayTest, ChunkFramingSplitAcrossReadsIsReassembled) {
+  std::string chunked, events;
+  for (int i = 0; i < 4; ++i) {
+    events += sse_event(i);
+    chunked += hex_size(sse_event(i).size()) + "\r\n" + sse_event(i) + "\r\n";
+  }
+  events += "data: [DONE]\n\n";
+  chunked += "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+  // Cut inside the header, inside a chunk-size line, between a size line and its data,
+  // inside data, between data and its CRLF, inside that CRLF and inside the last chunk.
+  const std::string head =
+      "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+  const std::string all = head + chunked;
+  std::vector<std::size_t> cuts = {20, head.size() + 1, head.size() + 4, head.size() + 30};
+  const std::size_t second = head.size() + hex_size(sse_event(0).size()).size() + 2 +
+                             sse_event(0).size();  // the first chunk's CRLF
+  cuts.insert(cuts.end(), {second, second + 1, second + 2, all.size() - 3});
+  std::vector<std::string> pieces;
+  std::size_t from = 0;
+  for (const auto cut : cuts) {
+    pieces.push_back(all.substr(from, cut - from));
+    from = cut;
+  }
+  pieces.push_back(all.substr(from));
+  ClosingProvider provider(0ms, pieces, 15ms);
+  const std::string raw = stream_through(provider);
+  ASSERT_EQ(test::raw_status(raw), 200) << raw;
+  std::string relayed;
+  ASSERT_TRUE(dechunk(raw, relayed)) << raw;
+  EXPECT_EQ(relayed, events);
+}
+
+TEST(StreamRelayTest, StreamEndingWithTheConnectionIsRelayedWhole) {
+  std::string events;
+  std::vector<std::string> pieces = {
+      "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"};
+  for (int i = 0; i < 3; ++i) {
+    events += sse_event(i);
+    pieces.push_back(sse_event(i));
+  }
+  events += "data: [DONE]\n\n";
+  pieces.push_back("data: [DONE]\n\n");
+  ClosingProvider provider(0ms, pieces, 15ms);
+  const std::string raw = stream_through(provider);
+  ASSERT_EQ(test::raw_status(raw), 200) << raw;
+  std::string relayed;
+  ASSERT_TRUE(dechunk(raw, relayed)) << raw;
+  EXPECT_EQ(relayed, events) << "no error event: the connection's end is the body's end";
+}
+
+TEST(StreamRelayTest, ChunkedStreamCutShortEndsWithAnErrorEvent) {
+  const std::string first = sse_event(0);
+  ClosingProvider provider(
+      0ms,
+      {"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+       hex_size(first.size()) + "\r\n" + first + "\r\n", "40\r\ndata: {\"cut"},
+      15ms);
+  const std::string raw = stream_through(provider);
+  ASSERT_EQ(test::raw_status(raw), 200) << raw;
+  std::string relayed;
+  ASSERT_TRUE(dechunk(raw, relayed)) << raw;
+  ASSERT_EQ(relayed.substr(0, first.size()), first) << relayed;
+  EXPECT_NE(relayed.find("upstream_stream_error"), std::string::npos) << relayed;
+  EXPECT_NE(relayed.find("connection_lost"), std::string::npos) << relayed;
+}
+
+TEST(UpstreamBodyTest, AnswerEndingWithTheConnectionIsRelayedWhole) {
+  const std::string body =
+      R"({"id":"chatcmpl-eof","object":"chat.completion","created":1,"model":"gpt-4o-mini",)"
+      R"("choices":[{"index":0,"message":{"role":"assistant","content":"until the end"},)"
+      R"("finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":3,"total_tokens":4}})";
+  ClosingProvider provider(
+      0ms,
+      {"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
+       body.substr(0, 40), body.substr(40)},
+      15ms);
+  Gw gw(closing_provider_yaml(provider));
+  auto r = test::http_request(gw.port(), "POST", "/v1/chat/completions", kChat);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, body);
 }
 
 TEST(TlsUpstreamTest, VerifiedRoundTripAndConnectionReuse) {
