@@ -49,16 +49,16 @@ void for_each_field(std::string_view event, F&& f) {
 
 SseSplitter::SseSplitter(std::size_t max_event_bytes) : max_event_bytes_(max_event_bytes) {}
 
-void SseSplitter::feed(std::string_view bytes, std::vector<std::string>& out_events) {
-  if (overflow_) return;
-  std::size_t i = 0;
+bool SseSplitter::next_event(std::string_view bytes, std::size_t& at) {
+  if (overflow_) return false;
+  std::size_t i = at;
   while (!bom_done_ && i < bytes.size()) {
     if (bytes[i] == kBom[bom_matched_]) {
       ++i;
       bom_done_ = ++bom_matched_ == kBom.size();
     } else {
       bom_done_ = true;  // not a BOM: the bytes matched so far are ordinary text
-      if (!append(kBom.substr(0, bom_matched_))) return;
+      if (!append(kBom.substr(0, bom_matched_))) return false;
     }
   }
   while (i < bytes.size()) {
@@ -71,12 +71,17 @@ void SseSplitter::feed(std::string_view bytes, std::vector<std::string>& out_eve
     }
     const std::size_t end = find_line_end(bytes, i);
     const std::size_t stop = end == std::string_view::npos ? bytes.size() : end;
-    if (stop > i && !append(bytes.substr(i, stop - i))) return;
+    if (stop > i && !append(bytes.substr(i, stop - i))) return false;
     if (end == std::string_view::npos) break;
     after_cr_ = bytes[end] == '\r';
-    end_line(out_events);
     i = end + 1;
+    if (end_line()) {
+      at = i;
+      return true;
+    }
   }
+  at = bytes.size();
+  return false;
 }
 
 std::size_t SseSplitter::pending_bytes() const {
@@ -104,17 +109,14 @@ bool SseSplitter::append(std::string_view bytes) {
   return true;
 }
 
-void SseSplitter::end_line(std::vector<std::string>& out_events) {
+bool SseSplitter::end_line() {
   if (event_.size() != line_start_) {  // a non-empty line: keep it, start the next one
     event_.push_back('\n');
     line_start_ = event_.size();
-    return;
-  }
-  if (!event_.empty()) {  // a blank line ends the event (the last '\n' is not part of it)
-    out_events.emplace_back(event_.data(), event_.size() - 1);
-    event_.clear();
+    return false;
   }
   line_start_ = 0;
+  return !event_.empty();  // a blank line ends the event (the last '\n' is not part of it)
 }
 
 void SseSplitter::fail() {

@@ -31,7 +31,20 @@ class SseSplitter {
   explicit SseSplitter(std::size_t max_event_bytes = kDefaultMaxSseEventBytes);
 
   // Appends to `out_events` every event that `bytes` completes. A no-op after overflow().
-  void feed(std::string_view bytes, std::vector<std::string>& out_events);
+  void feed(std::string_view bytes, std::vector<std::string>& out_events) {
+    feed_each(bytes, [&out_events](std::string_view event) { out_events.emplace_back(event); });
+  }
+  // The same, calling `on_event(std::string_view)` with each completed event instead of
+  // copying it out: the view is valid during the call only (a reader that keeps few events,
+  // such as the usage reader, copies just those).
+  template <class OnEvent>
+  void feed_each(std::string_view bytes, OnEvent&& on_event) {
+    std::size_t at = 0;
+    while (next_event(bytes, at)) {
+      on_event(std::string_view(event_.data(), event_.size() - 1));  // without its last '\n'
+      event_.clear();
+    }
+  }
 
   // True once an event grew past max_event_bytes; stays true until reset().
   bool overflow() const { return overflow_; }
@@ -43,8 +56,12 @@ class SseSplitter {
   void reset();
 
  private:
+  // Consumes `bytes` from `at` until an event is complete (true: event_ holds it followed by
+  // '\n', and `at` is past its blank line) or the bytes run out (false).
+  bool next_event(std::string_view bytes, std::size_t& at);
   bool append(std::string_view bytes);
-  void end_line(std::vector<std::string>& out_events);
+  // A line ended: true when it was the blank line that completes a (non-empty) event.
+  bool end_line();
   void fail();
 
   std::size_t max_event_bytes_;

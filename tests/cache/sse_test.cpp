@@ -67,6 +67,25 @@ TEST(SseSplitter, SplitsCompleteEvents) {
   EXPECT_EQ(split_whole(kStream), kStreamEvents);
 }
 
+// feed_each hands each completed event to its callback (no copy out), in order, across
+// chunks, with the same text feed() copies: a reader may keep only some of them.
+TEST(SseSplitter, FeedEachVisitsEveryEventInOrder) {
+  const std::string bytes = with_endings(kStream, "\r\n");
+  for (std::size_t cut = 0; cut <= bytes.size(); ++cut) {
+    SseSplitter s;
+    Events seen, kept;
+    auto visit = [&](std::string_view event) {
+      seen.emplace_back(event);
+      if (event.find("message_stop") != std::string_view::npos) kept.emplace_back(event);
+    };
+    s.feed_each(std::string_view(bytes).substr(0, cut), visit);
+    s.feed_each(std::string_view(bytes).substr(cut), visit);
+    ASSERT_EQ(seen, kStreamEvents) << "cut at " << cut;
+    ASSERT_EQ(kept, Events{kStreamEvents[2]}) << "cut at " << cut;
+    EXPECT_EQ(s.pending_bytes(), 0u);
+  }
+}
+
 TEST(SseSplitter, EveryLineEndingGivesTheSameEvents) {
   for (std::string_view eol : {"\n", "\r\n", "\r"}) {
     EXPECT_EQ(split_whole(with_endings(kStream, eol)), kStreamEvents) << "eol size " << eol.size();
