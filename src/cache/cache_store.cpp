@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 
+#include "common/random_ids.h"
 #include "redis/config_options.h"
 #include "redis/script.h"
 #include "redline_scripts.h"
@@ -352,13 +353,12 @@ asio::awaitable<void> CacheStore::drop_corrupt(std::size_t thread, const CacheKe
 namespace {
 // A lock marker: the prefix and 128 random bits in hex (one allocation: it runs per lookup).
 std::string new_marker() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
   std::string marker;
   marker.reserve(kLockMarkerPrefix.size() + 33);
   marker.append(kLockMarkerPrefix);
   char digits[16];
   for (int i = 0; i < 2; ++i) {
-    const auto end = std::to_chars(digits, digits + sizeof digits, rng(), 16).ptr;
+    const auto end = std::to_chars(digits, digits + sizeof digits, common::random_u64(), 16).ptr;
     if (i > 0) marker += '-';
     marker.append(digits, end);
   }

@@ -8,8 +8,8 @@
 
 #include <boost/json.hpp>
 #include <charconv>
-#include <random>
 
+#include "common/random_ids.h"
 #include "common/started.h"
 #include "metrics/registry.h"
 #include "metrics/standard.h"
@@ -24,14 +24,7 @@ std::string pick_request_id(std::string_view given) {
       std::all_of(given.begin(), given.end(), [](char c) { return c > 32 && c < 127; })) {
     return std::string(given);
   }
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = "req_";
-  for (int half = 0; half < 2; ++half) {
-    auto v = rng();
-    for (int i = 0; i < 16; ++i, v >>= 4) id.push_back(kHex[v & 15]);
-  }
-  return id;
+  return common::new_request_id();
 }
 }  // namespace
 
