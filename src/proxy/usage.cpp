@@ -34,23 +34,88 @@ bool read_usage(simdjson::dom::object usage, Usage& u) {
   if (cached > 0 && usage["input_tokens"].error() == simdjson::SUCCESS) u.input_tokens += cached;
   return any;
 }
-}  // namespace
+namespace od = simdjson::ondemand;
 
-std::optional<Usage> usage_from_body(std::string_view body) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::object root;
-  if (parser.parse(body.data(), body.size()).get_object().get(root)) return std::nullopt;
-  simdjson::dom::object usage;
-  if (root["usage"].get_object().get(usage)) {
-    // The Responses API nests it in the response object of its events; bodies have it top level.
-    simdjson::dom::object response;
-    if (root["response"].get_object().get(response) || response["usage"].get_object().get(usage)) {
-      return std::nullopt;
+// read_usage for an On-Demand object, in one pass over its fields: the same fields and rules
+// (of a repeated field, the first counts).
+bool read_usage(od::object usage, Usage& u) {
+  std::optional<uint64_t> prompt, completion, input, output, cache_creation, cache_read;
+  for (auto field : usage) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    std::optional<uint64_t>* slot = key == "prompt_tokens"                 ? &prompt
+                                    : key == "completion_tokens"           ? &completion
+                                    : key == "input_tokens"                ? &input
+                                    : key == "output_tokens"               ? &output
+                                    : key == "cache_creation_input_tokens" ? &cache_creation
+                                    : key == "cache_read_input_tokens"     ? &cache_read
+                                                                           : nullptr;
+    uint64_t v = 0;
+    if (slot != nullptr && !*slot && !field.value().get_uint64().get(v)) *slot = v;
+  }
+  bool any = false;
+  for (auto [value, target] : {std::pair{prompt, &u.input_tokens},
+                               {completion, &u.output_tokens},
+                               {input, &u.input_tokens},
+                               {output, &u.output_tokens}}) {
+    if (value) {
+      *target = *value;
+      any = true;
     }
   }
-  Usage u;
-  if (!read_usage(usage, u)) return std::nullopt;
-  return u;
+  // Anthropic counts prompt-cache reads and writes apart from input_tokens.
+  const uint64_t cached = cache_creation.value_or(0) + cache_read.value_or(0);
+  if (cached > 0 && input) u.input_tokens += cached;
+  return any;
+}
+}  // namespace
+
+// One pass over the top-level fields that parses only the usage object: a DOM parse built
+// the whole answer's tape, its strings included, to read a handful of integers. Values it
+// skips are not validated (the answer goes to the client as the provider sent it); a body
+// that does not parse up to its end gives nullopt.
+std::optional<Usage> usage_from_body(std::string_view body) {
+  thread_local od::parser parser;
+  thread_local std::string padded;
+  padded.assign(body);
+  padded.resize(body.size() + simdjson::SIMDJSON_PADDING, '\0');
+  od::document doc;
+  od::object root;
+  if (parser.iterate(simdjson::padded_string_view(padded.data(), body.size(), padded.size()))
+          .get(doc) ||
+      doc.get_object().get(root)) {
+    return std::nullopt;
+  }
+  // An object's usage, once seen: the outer optional says whether there was one.
+  std::optional<std::optional<Usage>> top, nested;
+  auto read = [](od::object usage) -> std::optional<Usage> {
+    Usage u;
+    if (!read_usage(usage, u)) return std::nullopt;
+    return u;
+  };
+  for (auto field : root) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return std::nullopt;
+    od::object object;
+    if (key == "usage" && !top) {
+      if (!field.value().get_object().get(object)) top = read(object);
+    } else if (key == "response" && !nested) {
+      // The Responses API nests it in the response object of its events.
+      if (field.value().get_object().get(object)) continue;
+      for (auto inner : object) {
+        std::string_view inner_key;
+        od::object usage;
+        if (inner.unescaped_key().get(inner_key)) return std::nullopt;
+        if (inner_key == "usage" && !inner.value().get_object().get(usage)) {
+          nested = read(usage);
+          break;
+        }
+      }
+    }
+  }
+  if (top) return *top;
+  if (nested) return *nested;
+  return std::nullopt;
 }
 
 std::optional<Usage> usage_from_events(std::span<const std::string> events) {

@@ -33,6 +33,34 @@ TEST(Usage, AbsentOrBrokenIsNullopt) {
   EXPECT_FALSE(usage_from_body(R"({"usage":null})"));
 }
 
+TEST(Usage, ResponsesShapesAndFieldOrder) {
+  // Usage ahead of the rest, nested in a response object, or both (the top level wins).
+  EXPECT_EQ(usage_from_body(
+                R"({"usage":{"input_tokens":4,"output_tokens":6},"output":[{"content":"x\"}y"}]})"),
+            (Usage{4, 6}));
+  EXPECT_EQ(
+      usage_from_body(
+          R"({"type":"response.completed","response":{"id":"r","usage":{"input_tokens":2,"output_tokens":5}}})"),
+      (Usage{2, 5}));
+  EXPECT_EQ(
+      usage_from_body(
+          R"({"response":{"usage":{"input_tokens":2,"output_tokens":5}},"usage":{"prompt_tokens":9,"completion_tokens":1}})"),
+      (Usage{9, 1}));
+  // Of a repeated field, the first counts; input_tokens overrides prompt_tokens.
+  EXPECT_EQ(
+      usage_from_body(
+          R"({"usage":{"prompt_tokens":1,"input_tokens":3,"output_tokens":7,"output_tokens":8}})"),
+      (Usage{3, 7}));
+}
+
+TEST(Usage, BodyThatDoesNotParseToItsEndIsNullopt) {
+  EXPECT_FALSE(usage_from_body(R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"x":})"));
+  EXPECT_FALSE(
+      usage_from_body(R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"choices":[)"));
+  EXPECT_FALSE(usage_from_body(R"({"choices":[],"usage":{"prompt_tokens":1,)"));
+  EXPECT_FALSE(usage_from_body(""));
+}
+
 TEST(Usage, OpenAIStreamUsageChunk) {
   std::vector<std::string> events = {
       R"(data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null})",
