@@ -3,8 +3,12 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <boost/beast/core/string.hpp>
 #include <charconv>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace redline::http {
 
@@ -28,6 +32,25 @@ bool is_tchar(unsigned char c) { return kTchar[c]; }
 // Bytes a value (or the request line) may hold without a closer look: visible ASCII, space
 // and obs-text; tab, CR, LF and the other controls take the careful path.
 bool plain_value_byte(unsigned char c) { return c >= 0x20 && c != 0x7f; }
+
+// The end of the run of plain_value_byte bytes that starts at `pos` (the index of the first
+// byte that is not one, or `size`). Values are most of a head's bytes: SSE2 (part of every
+// x86-64) tests 16 bytes per step; the scalar loop does the rest and other targets.
+std::size_t plain_value_run(const unsigned char* bytes, std::size_t pos, std::size_t size) {
+#if defined(__SSE2__)
+  const __m128i below_space = _mm_set1_epi8(0x1f);
+  const __m128i del = _mm_set1_epi8(0x7f);
+  for (; pos + 16 <= size; pos += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + pos));
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v);  // v <= 0x1f
+    const auto mask =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(control, _mm_cmpeq_epi8(v, del))));
+    if (mask != 0) return pos + static_cast<std::size_t>(std::countr_zero(mask));
+  }
+#endif
+  while (pos < size && plain_value_byte(bytes[pos])) ++pos;
+  return pos;
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -81,7 +104,7 @@ HeadScanner::State HeadScanner::feed(std::string_view data) {
       if (!want_lf) {
         const std::size_t run_start = pos;
         if (line == 0 || in_value) {
-          while (pos < size && plain_value_byte(bytes[pos])) ++pos;
+          pos = plain_value_run(bytes, pos, size);
         } else if (line_len > 0) {
           while (pos < size && kTchar[bytes[pos]]) ++pos;
         }

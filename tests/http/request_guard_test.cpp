@@ -63,6 +63,40 @@ TEST(HeadScannerTest, ObsTextAndTokensAllowed) {
             State::kComplete);
 }
 
+// Every byte value at every position of a long value and of a long request target (the scan
+// takes 16 bytes per step there): refused exactly when it is a control character (tab is
+// allowed in values only) or DEL, whether the head arrives at once or in two parts.
+TEST(HeadScannerTest, EveryByteAtEveryPositionOfLongValuesAndTargets) {
+  const std::string filler(45, 'v');
+  for (int b = 0; b < 256; ++b) {
+    const auto c = static_cast<char>(b);
+    const bool ctl = b < 0x20 || b == 0x7f;
+    for (std::size_t at = 0; at < filler.size(); ++at) {
+      std::string value = filler;
+      value[at] = c;
+      std::string target = "/" + filler;
+      target[at + 1] = c;
+      const std::string in_value = "POST /v1 HTTP/1.1\r\nHost: a\r\nX-Long: " + value + "\r\n\r\n";
+      const std::string in_target = "GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n";
+      const State want_value = ctl && b != '\t' ? State::kBad : State::kComplete;
+      const State want_target = ctl ? State::kBad : State::kComplete;
+      ASSERT_EQ(scan(in_value), want_value) << "byte " << b << " at " << at << " of a value";
+      ASSERT_EQ(scan(in_target), want_target) << "byte " << b << " at " << at << " of a target";
+      for (const auto& [head, want] :
+           {std::pair{&in_value, want_value}, {&in_target, want_target}}) {
+        HeadScanner s;
+        const State first = s.feed(std::string_view(*head).substr(0, head->size() / 2 + at % 7));
+        if (first == State::kBad) {  // refused in the first part already
+          ASSERT_EQ(want, State::kBad) << "byte " << b << " at " << at << ", first part";
+          continue;
+        }
+        ASSERT_EQ(first, State::kNeedMore) << "byte " << b << " at " << at;
+        ASSERT_EQ(s.feed(*head), want) << "byte " << b << " at " << at << ", resumed";
+      }
+    }
+  }
+}
+
 RequestHead head_of(std::string_view method, std::string_view target,
                     std::initializer_list<std::pair<std::string, std::string>> fields,
                     unsigned version = 11) {
