@@ -72,8 +72,8 @@ bool read_usage(od::object usage, Usage& u) {
 
 // One pass over the top-level fields that parses only the usage object: a DOM parse built
 // the whole answer's tape, its strings included, to read a handful of integers. Values it
-// skips are not validated (the answer goes to the client as the provider sent it); a body
-// that does not parse up to its end gives nullopt.
+// skips are checked for their nesting only, not validated (the answer goes to the client as
+// the provider sent it); a body whose top-level fields do not parse gives nullopt.
 std::optional<Usage> usage_from_body(std::string_view body) {
   thread_local od::parser parser;
   thread_local std::string padded;
