@@ -893,58 +893,9 @@ TEST(UpstreamPoolTest, ProviderClosingAnIdleConnectionCostsTheClientNothing) {
   }
 }
 
-// Events the provider sent in one write (a burst of tokens) reach the client byte for byte in
-// one chunk, so in one write, instead of one chunk and one write each.
-TEST(StreamRelayTest, EventsThatArriveTogetherGoOutTogether) {
-  std::string events, chunked;
-  for (int i = 0; i < 7; ++i) {
-    const std::string e =
-        i == 6
-            ? std::string("data: [DONE]\n\n")
-            : R"(data: {"id":"chatcmpl-burst","object":"chat.completion.chunk","model":"gpt-4o-mini",)"
-              R"("choices":[{"index":0,"delta":{"content":"w)" +
-                  std::to_string(i) + R"( "},"finish_reason":null}]})" + "\n\n";
-    events += e;
-    std::ostringstream size;
-    size << std::hex << e.size();
-    chunked += size.str() + "\r\n" + e + "\r\n";
-  }
-  ClosingProvider provider(0ms,
-                           "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                           "transfer-encoding: chunked\r\n\r\n" +
-                               chunked + "0\r\n\r\n");
-  Gw gw(closing_provider_yaml(provider));
-  const std::string body =
-      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"burst"}]})";
-  RawConn c(gw.port());
-  c.send(
-      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Connection: close\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body);
-  const std::string raw = c.read_all();
-  ASSERT_EQ(test::raw_status(raw), 200) << raw;
-  std::size_t pos = raw.find("\r\n\r\n");
-  ASSERT_NE(pos, std::string::npos);
-  pos += 4;
-  std::vector<std::string> chunks;
-  while (true) {
-    const auto eol = raw.find("\r\n", pos);
-    ASSERT_NE(eol, std::string::npos) << raw;
-    const std::size_t n = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
-    if (n == 0) break;
-    ASSERT_LE(eol + 2 + n, raw.size()) << raw;
-    chunks.push_back(raw.substr(eol + 2, n));
-    pos = eol + 2 + n + 2;
-  }
-  std::string relayed;
-  for (const auto& ch : chunks) relayed += ch;
-  EXPECT_EQ(relayed, events);
-  EXPECT_EQ(chunks.size(), 1u) << "the events went out in " << chunks.size() << " chunks";
-}
-
-// A streamed answer's chunked framing split anywhere across the provider's writes, a
-// body that ends with the connection, and a chunked stream cut short: each relayed as the
-// provider sent it, the last one ended with an SSE error event.
+// Stream relay: events in bursts, chunked framing split anywhere across the provider's
+// writes, a body that ends with the connection, and a chunked stream cut short: each relayed
+// as the provider sent it, the last one ended with an SSE error event.
 namespace {
 std::string sse_event(int i) {
   return R"(data: {"id":"chatcmpl-split","object":"chat.completion.chunk","model":"gpt-4o-mini",)"
@@ -956,11 +907,11 @@ std::string hex_size(std::size_t n) {
   size << std::hex << n;
   return size.str();
 }
-// Streams kChat-like request through `provider` and returns the client's whole answer.
+// Streams a chat request through `provider` and returns the client's whole answer.
 std::string stream_through(const ClosingProvider& provider) {
   Gw gw(closing_provider_yaml(provider));
   const std::string body =
-      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"split"}]})";
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"relay"}]})";
   RawConn c(gw.port());
   c.send(
       "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -968,8 +919,8 @@ std::string stream_through(const ClosingProvider& provider) {
       std::to_string(body.size()) + "\r\n\r\n" + body);
   return c.read_all();
 }
-// The body of a chunked answer, the chunks joined; false when the framing is broken.
-bool dechunk(const std::string& raw, std::string& out) {
+// The chunks of a chunked answer's body; false when the framing is broken.
+bool dechunk(const std::string& raw, std::vector<std::string>& chunks) {
   std::size_t pos = raw.find("\r\n\r\n");
   if (pos == std::string::npos) return false;
   pos += 4;
@@ -979,11 +930,41 @@ bool dechunk(const std::string& raw, std::string& out) {
     const std::size_t n = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
     if (n == 0) return true;
     if (eol + 2 + n + 2 > raw.size()) return false;
-    out += raw.substr(eol + 2, n);
+    chunks.push_back(raw.substr(eol + 2, n));
     pos = eol + 2 + n + 2;
   }
 }
+// The same, joined.
+bool dechunk(const std::string& raw, std::string& body) {
+  std::vector<std::string> chunks;
+  if (!dechunk(raw, chunks)) return false;
+  for (const auto& c : chunks) body += c;
+  return true;
+}
 }  // namespace
+
+// Events the provider sent in one write (a burst of tokens) reach the client byte for byte in
+// one chunk, so in one write, instead of one chunk and one write each.
+TEST(StreamRelayTest, EventsThatArriveTogetherGoOutTogether) {
+  std::string events, chunked;
+  for (int i = 0; i < 7; ++i) {
+    const std::string e = i == 6 ? std::string("data: [DONE]\n\n") : sse_event(i);
+    events += e;
+    chunked += hex_size(e.size()) + "\r\n" + e + "\r\n";
+  }
+  ClosingProvider provider(0ms,
+                           "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                           "transfer-encoding: chunked\r\n\r\n" +
+                               chunked + "0\r\n\r\n");
+  const std::string raw = stream_through(provider);
+  ASSERT_EQ(test::raw_status(raw), 200) << raw;
+  std::vector<std::string> chunks;
+  ASSERT_TRUE(dechunk(raw, chunks)) << raw;
+  std::string relayed;
+  for (const auto& ch : chunks) relayed += ch;
+  EXPECT_EQ(relayed, events);
+  EXPECT_EQ(chunks.size(), 1u) << "the events went out in " << chunks.size() << " chunks";
+}
 
 TEST(StreamRelayTest, ChunkFramingSplitAcrossReadsIsReassembled) {
   std::string chunked, events;
