@@ -69,6 +69,17 @@ bool SseSplitter::next_event(std::string_view bytes, std::size_t& at) {
         continue;
       }
     }
+    if (event_.empty() && bytes[i] != '\n' && bytes[i] != '\r') {
+      // At an event's start: an event that lies whole in `bytes` with LF line ends (what
+      // providers send) is its own text already; it is handed out as a view, not copied.
+      const std::size_t end = bytes.find("\n\n", i);
+      if (end != std::string_view::npos && end - i <= max_event_bytes_ &&
+          std::memchr(bytes.data() + i, '\r', end - i) == nullptr) {
+        direct_ = bytes.substr(i, end - i);
+        at = end + 2;
+        return true;
+      }
+    }
     const std::size_t end = find_line_end(bytes, i);
     const std::size_t stop = end == std::string_view::npos ? bytes.size() : end;
     if (stop > i && !append(bytes.substr(i, stop - i))) return false;

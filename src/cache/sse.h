@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace redline::cache {
@@ -41,8 +42,12 @@ class SseSplitter {
   void feed_each(std::string_view bytes, OnEvent&& on_event) {
     std::size_t at = 0;
     while (next_event(bytes, at)) {
-      on_event(std::string_view(event_.data(), event_.size() - 1));  // without its last '\n'
-      event_.clear();
+      if (!direct_.empty()) {
+        on_event(std::exchange(direct_, std::string_view{}));
+      } else {
+        on_event(std::string_view(event_.data(), event_.size() - 1));  // without its last '\n'
+        event_.clear();
+      }
     }
   }
 
@@ -56,8 +61,9 @@ class SseSplitter {
   void reset();
 
  private:
-  // Consumes `bytes` from `at` until an event is complete (true: event_ holds it followed by
-  // '\n', and `at` is past its blank line) or the bytes run out (false).
+  // Consumes `bytes` from `at` until an event is complete (true: direct_ is its text, a view
+  // of `bytes`, or else event_ holds it followed by '\n'; `at` is past its blank line) or the
+  // bytes run out (false).
   bool next_event(std::string_view bytes, std::size_t& at);
   bool append(std::string_view bytes);
   // A line ended: true when it was the blank line that completes a (non-empty) event.
@@ -65,6 +71,7 @@ class SseSplitter {
   void fail();
 
   std::size_t max_event_bytes_;
+  std::string_view direct_;      // an event found whole in the bytes fed (next_event)
   std::string event_;            // completed lines of the current event, each followed by '\n',
                                  // then the current line so far
   std::size_t line_start_ = 0;   // where the current line starts in event_
