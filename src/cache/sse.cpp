@@ -72,12 +72,19 @@ bool SseSplitter::next_event(std::string_view bytes, std::size_t& at) {
     if (event_.empty() && bytes[i] != '\n' && bytes[i] != '\r') {
       // At an event's start: an event that lies whole in `bytes` with LF line ends (what
       // providers send) is its own text already; it is handed out as a view, not copied.
-      const std::size_t end = bytes.find("\n\n", i);
-      if (end != std::string_view::npos && end - i <= max_event_bytes_ &&
-          std::memchr(bytes.data() + i, '\r', end - i) == nullptr) {
-        direct_ = bytes.substr(i, end - i);
-        at = end + 2;
-        return true;
+      // Its lines are walked once; at a CR, the end of `bytes` or the size bound the walk
+      // stops and the event goes the copying way below (each byte is scanned at most twice).
+      for (std::size_t line = i;;) {
+        const std::size_t end = find_line_end(bytes, line);
+        if (end == std::string_view::npos || bytes[end] == '\r' || end - i > max_event_bytes_ + 1) {
+          break;
+        }
+        if (end == line) {  // the blank line: the event is everything before its LF
+          direct_ = bytes.substr(i, line - 1 - i);
+          at = end + 1;
+          return true;
+        }
+        line = end + 1;
       }
     }
     const std::size_t end = find_line_end(bytes, i);
