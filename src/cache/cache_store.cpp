@@ -5,7 +5,6 @@
 
 #include <charconv>
 #include <limits>
-#include <random>
 
 #include "common/random_ids.h"
 #include "redis/config_options.h"
@@ -42,8 +41,7 @@ std::optional<KeyDigest> digest_from_hex(std::string_view hex) {
 }
 
 std::string random_token() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  return std::to_string(rng()) + "-" + std::to_string(rng());
+  return std::to_string(common::random_u64()) + "-" + std::to_string(common::random_u64());
 }
 
 const redis::Script& release_script() {

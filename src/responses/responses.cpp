@@ -8,11 +8,10 @@
 
 #include <array>
 #include <boost/json.hpp>
-#include <chrono>
-#include <random>
 
 #include "cache/sse.h"
 #include "common/json_text.h"
+#include "common/random_ids.h"
 
 namespace redline::responses {
 
@@ -734,10 +733,7 @@ std::variant<std::string, RequestError> to_chat_request(const ResponsesRequest& 
 // --- ids and answers -----------------------------------------------------------------------------
 
 std::string new_response_id() {
-  thread_local std::mt19937_64 rng(
-      std::random_device{}() ^
-      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  return fmt::format("resp_{:016x}{:016x}", rng(), rng());
+  return fmt::format("resp_{:016x}{:016x}", common::random_u64(), common::random_u64());
 }
 
 std::optional<std::string> from_chat_response(std::string_view chat_completion_body,

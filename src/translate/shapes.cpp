@@ -4,17 +4,17 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <random>
 
 #include "common/error_body.h"
 #include "common/json_text.h"
+#include "common/random_ids.h"
 
 namespace redline::translate::detail {
 namespace {
 
 std::string random_suffix() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:016x}{:08x}", rng(), static_cast<uint32_t>(rng()));
+  return fmt::format("{:016x}{:08x}", common::random_u64(),
+                     static_cast<uint32_t>(common::random_u64()));
 }
 
 // The id's part after `prefix` (the whole id when it has another prefix).
