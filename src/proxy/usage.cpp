@@ -1,4 +1,8 @@
-// Provider usage readers (see usage.h).
+// Provider usage readers (see usage.h). Both read with simdjson On-Demand: one pass over the
+// top-level fields that parses only the usage object (a DOM parse built the whole answer's
+// tape, its strings included, to read a handful of integers). Values skipped are checked for
+// their nesting only, not validated (the answer goes to the client as the provider sent it);
+// JSON whose top-level fields do not parse gives no usage.
 #include "proxy/usage.h"
 
 #include <simdjson.h>
@@ -8,36 +12,10 @@
 namespace redline::proxy {
 
 namespace {
-uint64_t field(simdjson::dom::object o, std::string_view name) {
-  uint64_t v = 0;
-  if (o[name].get_uint64().get(v)) return 0;
-  return v;
-}
-
-// Reads one usage object of either shape into `u` (fields present overwrite).
-bool read_usage(simdjson::dom::object usage, Usage& u) {
-  bool any = false;
-  for (auto [name, target] :
-       {std::pair<std::string_view, uint64_t*>{"prompt_tokens", &u.input_tokens},
-        {"completion_tokens", &u.output_tokens},
-        {"input_tokens", &u.input_tokens},
-        {"output_tokens", &u.output_tokens}}) {
-    uint64_t v = 0;
-    if (!usage[name].get_uint64().get(v)) {
-      *target = v;
-      any = true;
-    }
-  }
-  // Anthropic counts prompt-cache reads and writes apart from input_tokens.
-  const uint64_t cached =
-      field(usage, "cache_creation_input_tokens") + field(usage, "cache_read_input_tokens");
-  if (cached > 0 && usage["input_tokens"].error() == simdjson::SUCCESS) u.input_tokens += cached;
-  return any;
-}
 namespace od = simdjson::ondemand;
 
-// read_usage for an On-Demand object, in one pass over its fields: the same fields and rules
-// (of a repeated field, the first counts).
+// Reads one usage object of either shape into `u`: the fields present overwrite (of a
+// repeated field, the first counts). False when none of the token fields is there.
 bool read_usage(od::object usage, Usage& u) {
   std::optional<uint64_t> prompt, completion, input, output, cache_creation, cache_read;
   for (auto field : usage) {
@@ -68,76 +46,70 @@ bool read_usage(od::object usage, Usage& u) {
   if (cached > 0 && input) u.input_tokens += cached;
   return any;
 }
-}  // namespace
 
-// One pass over the top-level fields that parses only the usage object: a DOM parse built
-// the whole answer's tape, its strings included, to read a handful of integers. Values it
-// skips are checked for their nesting only, not validated (the answer goes to the client as
-// the provider sent it); a body whose top-level fields do not parse gives nullopt.
-std::optional<Usage> usage_from_body(std::string_view body) {
+// The usage in the JSON object `json`, read into `u` (which keeps the fields it lacks): its
+// top-level "usage" object, or else the "usage" object inside its `nested` object. False
+// when there is none, it has no token field, or the JSON does not parse.
+bool read_usage_in(std::string_view json, std::string_view nested, Usage& u) {
   thread_local od::parser parser;
   thread_local std::string padded;
-  padded.assign(body);
-  padded.resize(body.size() + simdjson::SIMDJSON_PADDING, '\0');
+  padded.assign(json);
+  padded.resize(json.size() + simdjson::SIMDJSON_PADDING, '\0');
   od::document doc;
   od::object root;
-  if (parser.iterate(simdjson::padded_string_view(padded.data(), body.size(), padded.size()))
+  if (parser.iterate(simdjson::padded_string_view(padded.data(), json.size(), padded.size()))
           .get(doc) ||
       doc.get_object().get(root)) {
-    return std::nullopt;
+    return false;
   }
   // An object's usage, once seen: the outer optional says whether there was one.
-  std::optional<std::optional<Usage>> top, nested;
-  auto read = [](od::object usage) -> std::optional<Usage> {
-    Usage u;
-    if (!read_usage(usage, u)) return std::nullopt;
-    return u;
+  std::optional<std::optional<Usage>> top, inner;
+  auto read = [&u](od::object usage) -> std::optional<Usage> {
+    Usage v = u;
+    if (!read_usage(usage, v)) return std::nullopt;
+    return v;
   };
   for (auto field : root) {
     std::string_view key;
-    if (field.unescaped_key().get(key)) return std::nullopt;
+    if (field.unescaped_key().get(key)) return false;
     od::object object;
     if (key == "usage" && !top) {
       if (!field.value().get_object().get(object)) top = read(object);
-    } else if (key == "response" && !nested) {
-      // The Responses API nests it in the response object of its events.
+    } else if (key == nested && !inner) {
       if (field.value().get_object().get(object)) continue;
-      for (auto inner : object) {
-        std::string_view inner_key;
+      for (auto nested_field : object) {
+        std::string_view nested_key;
         od::object usage;
-        if (inner.unescaped_key().get(inner_key)) return std::nullopt;
-        if (inner_key == "usage" && !inner.value().get_object().get(usage)) {
-          nested = read(usage);
+        if (nested_field.unescaped_key().get(nested_key)) return false;
+        if (nested_key == "usage" && !nested_field.value().get_object().get(usage)) {
+          inner = read(usage);
           break;
         }
       }
     }
   }
-  if (top) return *top;
-  if (nested) return *nested;
-  return std::nullopt;
+  const std::optional<Usage> found = top ? *top : inner ? *inner : std::nullopt;
+  if (!found) return false;
+  u = *found;
+  return true;
+}
+}  // namespace
+
+std::optional<Usage> usage_from_body(std::string_view body) {
+  // The Responses API nests it in the response object of its events; bodies have it top level.
+  Usage u;
+  if (!read_usage_in(body, "response", u)) return std::nullopt;
+  return u;
 }
 
 std::optional<Usage> usage_from_events(std::span<const std::string> events) {
-  thread_local simdjson::dom::parser parser;
   std::optional<Usage> out;
   for (const auto& event : events) {
     if (event.find("usage") == std::string::npos) continue;
-    const std::string data = cache::event_data(event);
-    simdjson::dom::object root;
-    if (parser.parse(data).get_object().get(root)) continue;
-    simdjson::dom::object usage;
-    simdjson::dom::object message;
-    if (!root["usage"].get_object().get(usage)) {
-      // OpenAI usage chunk, Anthropic message_delta.
-    } else if (!root["message"].get_object().get(message) &&
-               !message["usage"].get_object().get(usage)) {
-      // Anthropic message_start.
-    } else {
-      continue;
-    }
+    // OpenAI's usage chunk and Anthropic's message_delta have it top level, Anthropic's
+    // message_start in its message; later events update the fields they carry.
     Usage u = out.value_or(Usage{});
-    if (read_usage(usage, u)) out = u;
+    if (read_usage_in(cache::event_data(event), "message", u)) out = u;
   }
   return out;
 }

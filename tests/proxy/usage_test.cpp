@@ -88,6 +88,13 @@ TEST(Usage, AnthropicStreamStartThenDelta) {
   EXPECT_EQ(*u, (Usage{25, 15}));
 }
 
+TEST(Usage, StreamEventThatDoesNotParseIsSkipped) {
+  std::vector<std::string> events = {
+      R"(data: {"usage":{"prompt_tokens":5,"completion_tokens":2}})",
+      R"(data: {"usage":{"prompt_tokens":9,"completion_tokens":9},"x":})", "data: [DONE]"};
+  EXPECT_EQ(usage_from_events(events), (Usage{5, 2}));
+}
+
 TEST(Usage, StreamWithoutUsage) {
   std::vector<std::string> events = {R"(data: {"choices":[{"delta":{"content":"x"}}]})",
                                      "data: [DONE]"};
