@@ -24,6 +24,8 @@
 
 namespace redline::http {
 
+using namespace std::string_view_literals;  // "..."sv appends: no strlen at run time
+
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunk = 16 * 1024;  // keep-alive wait and read-ahead
@@ -326,7 +328,7 @@ bool named_in(std::string_view name, const Extras& extras, std::size_t from = 0)
 // same name as header.set() would (written here instead of inserted: no allocation per
 // field), and the blank line.
 void append_head(std::string& out, const ResponseHeader& h, const Extras& extras) {
-  out += "HTTP/1.1 ";
+  out += "HTTP/1.1 "sv;
   char code[12];
   const auto [code_end, ec] = std::to_chars(code, code + sizeof code, h.result_int());
   out.append(code, code_end);
@@ -334,23 +336,23 @@ void append_head(std::string& out, const ResponseHeader& h, const Extras& extras
   const auto reason = h.reason();
   out += reason.empty() ? bhttp::obsolete_reason(static_cast<bhttp::status>(h.result_int()))
                         : reason;
-  out += "\r\n";
+  out += "\r\n"sv;
   for (const auto& f : h) {
     const auto name = f.name_string();
     if (!extras.empty() && named_in(std::string_view(name.data(), name.size()), extras)) continue;
     out.append(name.data(), name.size());
-    out += ": ";
+    out += ": "sv;
     out.append(f.value().data(), f.value().size());
-    out += "\r\n";
+    out += "\r\n"sv;
   }
   for (std::size_t i = 0; i < extras.size(); ++i) {
     if (named_in(extras[i].first, extras, i + 1)) continue;  // set twice: the last one wins
     out += extras[i].first;
-    out += ": ";
+    out += ": "sv;
     out += extras[i].second;
-    out += "\r\n";
+    out += "\r\n"sv;
   }
-  out += "\r\n";
+  out += "\r\n"sv;
 }
 }  // namespace
 
@@ -400,7 +402,7 @@ asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header, std::string
   char size[2 * sizeof(std::size_t) + 1];
   const auto [end, ec] = std::to_chars(size, size + sizeof size, first.size(), 16);
   head.append(size, end);
-  head += "\r\n";
+  head += "\r\n"sv;
   static constexpr std::string_view kCrlf = "\r\n";
   body_bytes_sent_ += first.size();
   const std::array<asio::const_buffer, 3> buffers{asio::buffer(head), asio::buffer(first),

@@ -15,6 +15,8 @@
 
 namespace redline::proxy {
 
+using namespace std::string_view_literals;  // "..."sv appends: no strlen at run time
+
 namespace {
 constexpr std::size_t kMaxResponseBody = 64 * 1024 * 1024;
 
@@ -67,30 +69,51 @@ std::string stream_error_event(Endpoint e, std::string_view message) {
 }  // namespace
 
 bool is_dropped_request_header(std::string_view n) {
-  static constexpr std::string_view kDropped[] = {"host",
-                                                  "connection",
-                                                  "keep-alive",
-                                                  "proxy-connection",
-                                                  "proxy-authorization",
-                                                  "te",
-                                                  "trailer",
-                                                  "transfer-encoding",
-                                                  "upgrade",
-                                                  "content-length",
-                                                  "authorization",
-                                                  "x-api-key",
-                                                  "accept-encoding",
-                                                  "expect",
-                                                  "cookie",
-                                                  // the client's addresses stay with us
-                                                  "forwarded",
-                                                  "x-forwarded-for",
-                                                  "x-forwarded-host",
-                                                  "x-forwarded-proto",
-                                                  "x-real-ip"};
-  for (auto d : kDropped) {
-    if (d.size() == n.size() && iequal(n, d)) return true;  // sizes first: no call per entry
+  // Hop-by-hop headers, the client's credentials and addresses (they stay with us), and what
+  // the gateway sets itself. Grouped by length, so a name is compared with at most three
+  // of them (a loop over all twenty cost ~250 instructions per header).
+  bool listed = false;
+  switch (n.size()) {
+    case 2:
+      listed = iequal(n, "te");
+      break;
+    case 4:
+      listed = iequal(n, "host");
+      break;
+    case 6:
+      listed = iequal(n, "cookie") || iequal(n, "expect");
+      break;
+    case 7:
+      listed = iequal(n, "trailer") || iequal(n, "upgrade");
+      break;
+    case 9:
+      listed = iequal(n, "x-api-key") || iequal(n, "forwarded") || iequal(n, "x-real-ip");
+      break;
+    case 10:
+      listed = iequal(n, "connection") || iequal(n, "keep-alive");
+      break;
+    case 13:
+      listed = iequal(n, "authorization");
+      break;
+    case 14:
+      listed = iequal(n, "content-length");
+      break;
+    case 15:
+      listed = iequal(n, "accept-encoding") || iequal(n, "x-forwarded-for");
+      break;
+    case 16:
+      listed = iequal(n, "proxy-connection") || iequal(n, "x-forwarded-host");
+      break;
+    case 17:
+      listed = iequal(n, "transfer-encoding") || iequal(n, "x-forwarded-proto");
+      break;
+    case 19:
+      listed = iequal(n, "proxy-authorization");
+      break;
+    default:
+      break;
   }
+  if (listed) return true;
   // Underscore names (x_api_key) could pass for dashed ones upstream; the server drops
   // them already (http/request_guard.h), this is the second line.
   if (n.find('_') != std::string_view::npos) return true;
@@ -98,13 +121,26 @@ bool is_dropped_request_header(std::string_view n) {
 }
 
 bool is_dropped_response_header(std::string_view n) {
-  static constexpr std::string_view kDropped[] = {
-      "connection",        "keep-alive", "proxy-connection", "te",         "trailer",
-      "transfer-encoding", "upgrade",    "content-length",   "set-cookie", "x-request-id"};
-  for (auto d : kDropped) {
-    if (d.size() == n.size() && iequal(n, d)) return true;
+  // Hop-by-hop headers, the body's framing (ours is set when written), the provider's
+  // cookies and request id (the client gets ours). Grouped by length like the above.
+  switch (n.size()) {
+    case 2:
+      return iequal(n, "te");
+    case 7:
+      return iequal(n, "trailer") || iequal(n, "upgrade");
+    case 10:
+      return iequal(n, "connection") || iequal(n, "keep-alive") || iequal(n, "set-cookie");
+    case 12:
+      return iequal(n, "x-request-id");
+    case 14:
+      return iequal(n, "content-length");
+    case 16:
+      return iequal(n, "proxy-connection");
+    case 17:
+      return iequal(n, "transfer-encoding");
+    default:
+      return false;
   }
-  return false;
 }
 
 translate::Api api_of(config::ProviderType t) {
@@ -162,9 +198,9 @@ upstream::UpstreamRequest Forwarder::build_request(const ForwardInput& in, const
     if (!cfg.api_key.empty()) req.add_header("x-api-key", cfg.api_key);
     if (!has_anthropic_version) req.add_header("anthropic-version", cfg.anthropic_version);
   } else if (!cfg.api_key.empty()) {
-    req.header_lines += "Authorization: Bearer ";
+    req.header_lines += "Authorization: Bearer "sv;
     req.header_lines += cfg.api_key;
-    req.header_lines += "\r\n";
+    req.header_lines += "\r\n"sv;
   }
   for (const auto& [k, v] : cfg.headers) req.add_header(k, v);
   if (translated != nullptr) {
@@ -333,13 +369,20 @@ asio::awaitable<void> Forwarder::relay(const ForwardInput& in, UpstreamOutcome& 
                                        upstream::Exchange& up, const Hop* translated) {
   http::ResponseHeader header;
   header.result(static_cast<unsigned>(up.status()));
+  std::optional<bool> event_stream;  // from the first content-type
   for (const auto& f : up.headers()) {
-    if (!is_dropped_response_header(f.name_string())) header.insert(f.name_string(), f.value());
+    // The parser has classified each name already: inserted with it, no lookup again.
+    if (f.name() == boost::beast::http::field::content_type && !event_stream) {
+      event_stream = f.value().substr(0, 17) == "text/event-stream";
+    }
+    if (!is_dropped_response_header(f.name_string())) {
+      header.insert(f.name(), f.name_string(), f.value());
+    }
   }
   const auto client_api = api_of(endpoint_api(in.endpoint));
   const auto provider_api = translated ? api_of(translated->provider->config->type) : client_api;
 
-  if (!up.is_event_stream()) {
+  if (!event_stream.value_or(false)) {
     http::Response res(std::move(header));
     // The body often arrived with the header: what is buffered is taken without I/O, and
     // only a body still on its way is read under the watch for the client leaving.

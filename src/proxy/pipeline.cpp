@@ -257,28 +257,80 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
     if (!needs_model) return std::nullopt;
     return Reject{400, "the request body must be a JSON object", "invalid_json"};
   }
+  // The fields read here, found in one pass over the top level (a lookup by name per field
+  // walked every key each time). A repeated name counts once, its first time, as a lookup
+  // would find it.
+  enum Key {
+    kModel,
+    kStream,
+    kStreamOptions,
+    kTemperature,
+    kMaxTokens,
+    kMaxCompletion,
+    kMaxOutput,
+    kKeys
+  };
+  simdjson::dom::element found[kKeys];
+  bool seen[kKeys] = {};
+  for (const auto field : obj) {
+    const std::string_view k = field.key;
+    int key = -1;
+    switch (k.size()) {  // the names have distinct lengths
+      case 5:
+        key = k == "model" ? kModel : -1;
+        break;
+      case 6:
+        key = k == "stream" ? kStream : -1;
+        break;
+      case 14:
+        key = k == "stream_options" ? kStreamOptions : -1;
+        break;
+      case 11:
+        key = k == "temperature" ? kTemperature : -1;
+        break;
+      case 10:
+        key = k == "max_tokens" ? kMaxTokens : -1;
+        break;
+      case 21:
+        key = k == "max_completion_tokens" ? kMaxCompletion : -1;
+        break;
+      case 17:
+        key = k == "max_output_tokens" ? kMaxOutput : -1;
+        break;
+      default:
+        break;
+    }
+    if (key >= 0 && !seen[key]) {
+      seen[key] = true;
+      found[key] = field.value;
+    }
+  }
   std::string_view model;
-  if (obj["model"].get_string().get(model)) {
+  if (!seen[kModel] || found[kModel].get_string().get(model)) {
     if (!needs_model) return std::nullopt;
     return Reject{400, "missing or non-string field: model", "missing_model"};
   }
   ctx.model = std::string(model);
   bool stream = false;
-  if (!obj["stream"].get_bool().get(stream)) ctx.stream = stream;
+  if (seen[kStream] && !found[kStream].get_bool().get(stream)) ctx.stream = stream;
   // (Not at_pointer: it trips a g++ 12 -Wstringop-overflow false positive.)
   simdjson::dom::object stream_options;
   bool include_usage = false;
-  if (!obj["stream_options"].get_object().get(stream_options) &&
+  if (seen[kStreamOptions] && !found[kStreamOptions].get_object().get(stream_options) &&
       !stream_options["include_usage"].get_bool().get(include_usage)) {
     ctx.include_usage = include_usage;
   }
   double temperature = 0;
-  if (!obj["temperature"].get_double().get(temperature)) ctx.temperature = temperature;
-  uint64_t max_tokens = 0;
-  if (!obj["max_tokens"].get_uint64().get(max_tokens) ||
-      !obj["max_completion_tokens"].get_uint64().get(max_tokens) ||
-      !obj["max_output_tokens"].get_uint64().get(max_tokens)) {
-    ctx.max_tokens = max_tokens;
+  if (seen[kTemperature] && !found[kTemperature].get_double().get(temperature)) {
+    ctx.temperature = temperature;
+  }
+  // max_tokens first, then the newer names, whichever is an unsigned integer.
+  for (const int key : {kMaxTokens, kMaxCompletion, kMaxOutput}) {
+    uint64_t max_tokens = 0;
+    if (seen[key] && !found[key].get_uint64().get(max_tokens)) {
+      ctx.max_tokens = max_tokens;
+      break;
+    }
   }
   return std::nullopt;
 }

@@ -17,6 +17,8 @@
 
 namespace redline::upstream {
 
+using namespace std::string_view_literals;  // "..."sv appends: no strlen at run time
+
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kBodyChunk = 16 * 1024;
@@ -327,19 +329,19 @@ asio::awaitable<SendResult> HttpClient::send_on(std::unique_ptr<Conn> conn, cons
   head.append(method.data(), method.size());
   head += ' ';
   head += request.target;
-  head += " HTTP/1.1\r\n";
+  head += " HTTP/1.1\r\n"sv;
   head += request.header_lines;
-  head += "Host: ";
+  head += "Host: "sv;
   head += target.endpoint.host_header;
-  head += "\r\n";
+  head += "\r\n"sv;
   if (sized) {
     char digits[24];
     const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, request.body.size());
-    head += "Content-Length: ";
+    head += "Content-Length: "sv;
     head.append(digits, end);
-    head += "\r\n";
+    head += "\r\n"sv;
   }
-  head += "\r\n";
+  head += "\r\n"sv;
   const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(request.body)};
 
   const auto header_deadline = earliest(Clock::now() + target.timeouts.first_byte, deadline);
@@ -413,11 +415,6 @@ Exchange::~Exchange() {
 int Exchange::status() const { return static_cast<int>(conn_->parser->get().result_int()); }
 
 const bhttp::fields& Exchange::headers() const { return conn_->parser->get().base(); }
-
-bool Exchange::is_event_stream() const {
-  auto ct = headers()[bhttp::field::content_type];
-  return ct.substr(0, 17) == "text/event-stream";
-}
 
 bool Exchange::done() const { return !conn_ || conn_->parser->is_done(); }
 

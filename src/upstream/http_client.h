@@ -83,10 +83,11 @@ struct UpstreamRequest {
   std::string body_storage;
 
   void add_header(std::string_view name, std::string_view value) {
+    using namespace std::string_view_literals;
     header_lines.append(name);
-    header_lines += ": ";
+    header_lines += ": "sv;
     header_lines.append(value);
-    header_lines += "\r\n";
+    header_lines += "\r\n"sv;
   }
   void own_body(std::string b) {
     body_storage = std::move(b);
@@ -108,7 +109,6 @@ class Exchange {
 
   int status() const;
   const bhttp::fields& headers() const;
-  bool is_event_stream() const;
 
   // Next body bytes (a view valid until the next call); empty with done()==true at the
   // end, empty with failure()!=kNone on error.
