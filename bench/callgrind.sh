@@ -92,20 +92,44 @@ for line in sys.stdin:
 print("Ir/req  share   function")
 print("\n".join(out))
 PY
-# Calls of malloc in a callgrind file (function ids are compressed: "(7) malloc" once, "(7)" after).
+# Allocations in a callgrind file: calls of glibc's malloc, or, when the gateway runs on
+# mimalloc (CMake's REDLINE_MIMALLOC), calls into libmimalloc from outside it of anything but
+# its free/delete entry points. Names and objects are compressed ("(7) malloc" once, "(7)"
+# after); a call's callee object is its cob= line, or the caller's ob= without one.
 cat >"$tmp/mallocs.py" <<'PY'
 import re, sys
-names, target, total = {}, None, 0
+names, objs, ob, cob, target, total = {}, {}, None, None, None, 0
+def ref(table, key, name):  # "(id) name" defines an id, "(id)" refers to it
+    if name:
+        table[key] = name
+    return table.get(key, "")
 for line in open(sys.argv[1]):
-    m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line.rstrip())
+    line = line.rstrip()
+    m = re.match(r"^(c?ob)=\((\d+)\)(?: (.*))?$", line)
     if m:
-        if m.group(2):
-            names[m.group(1)] = m.group(2)
-        target = names.get(m.group(1)) if line.startswith("cfn=") else None
+        o = ref(objs, m.group(2), m.group(3))
+        if m.group(1) == "ob":
+            ob = o
+        else:
+            cob = o
         continue
-    if target == "malloc" and line.startswith("calls="):
-        total += int(line.split("=")[1].split()[0])
-        target = None
+    m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line)
+    if m:
+        name = ref(names, m.group(1), m.group(2))
+        if line.startswith("cfn="):
+            callee_ob = cob if cob is not None else ob
+            if "libmimalloc" in callee_ob:
+                counted = "libmimalloc" not in ob and not re.search(r"free|delete|usable", name)
+            else:
+                counted = name == "malloc"
+            target = counted
+        else:
+            target, cob = None, None
+        continue
+    if line.startswith("calls="):
+        if target:
+            total += int(line.split("=")[1].split()[0])
+        target, cob = None, None
 print(total)
 PY
 total_ir() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
@@ -164,7 +188,7 @@ YAML
   mallocs=$(python3 "$tmp/mallocs.py" "$a"); mallocs_idle=$(python3 "$tmp/mallocs.py" "$b")
   mpr=$(awk -v a="$mallocs" -v b="$mallocs_idle" -v n="$n" 'BEGIN {printf "%.1f", (a - b) / n}')
   summary+=("| ${label[$p]} | $n | $ir_a | $ir_b | **$per** | $mpr | $secs |")
-  echo "${label[$p]}: $per Ir per request $mpr malloc calls per request (requests $ir_a Ir, idle $ir_b Ir, $secs s under callgrind)"
+  echo "${label[$p]}: $per Ir per request $mpr allocations per request (requests $ir_a Ir, idle $ir_b Ir, $secs s under callgrind)"
   {
     echo "## ${label[$p]}: $per instructions per request"
     echo
@@ -184,7 +208,7 @@ YAML
 done
 {
   sed -n '1,4p' "$tmp/report.md"
-  echo "| path | requests | Ir, the requests | Ir, idle as long | Ir per request | malloc calls per request | seconds under callgrind |"
+  echo "| path | requests | Ir, the requests | Ir, idle as long | Ir per request | allocations per request | seconds under callgrind |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${summary[@]}"
   echo

@@ -9,7 +9,7 @@ PKGS=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev openssl ca-certificates
   libsimdjson-dev libxxhash-dev libzstd-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
   redis-server redis-tools curl python3
   prometheus  # promtool: tests check the /metrics text (the service is disabled below)
   chromium    # headless: the dashboard test opens the admin page

@@ -2,11 +2,16 @@
 // validates the config, applies overrides, and runs the Gateway until SIGTERM/SIGINT,
 // which drain it: stop accepting, finish in-flight requests up to drain_timeout, exit 0.
 #include <signal.h>
-
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
+#include <string>
+
+#ifdef REDLINE_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include "app/gateway.h"
 #include "config/config_loader.h"
@@ -24,6 +29,21 @@ spdlog::level::level_enum to_spdlog(redline::config::LogLevel l) {
     case LogLevel::kOff: return spdlog::level::off;
   }
   return spdlog::level::info;
+}
+
+// The allocator behind malloc: mimalloc when the build links it (CMake's REDLINE_MIMALLOC),
+// and whether it really took malloc over (a block from malloc lies in mimalloc's heap).
+std::string allocator_description() {
+#ifdef REDLINE_WITH_MIMALLOC
+  const int v = mi_version();
+  void* probe = std::malloc(64);
+  const bool redirected = mi_is_in_heap_region(probe);
+  std::free(probe);
+  return "mimalloc " + std::to_string(v / 100) + "." + std::to_string(v % 100 / 10) + "." +
+         std::to_string(v % 10) + (redirected ? "" : " (linked, but malloc is not redirected)");
+#else
+  return "system malloc";
+#endif
 }
 
 }  // namespace
@@ -49,7 +69,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
 
   if (version) {
-    std::cout << "redline " << REDLINE_VERSION << "\n";
+    std::cout << "redline " << REDLINE_VERSION << "\nallocator: " << allocator_description()
+              << "\n";
     return 0;
   }
   if (!listen.empty()) o.listen = listen;
@@ -73,6 +94,7 @@ int main(int argc, char** argv) {
     std::cout << "redline: configuration " << config_path << " is valid\n";
     return 0;
   }
+  spdlog::info("allocator: {}", allocator_description());
 
   // Signals are taken synchronously by a dedicated thread, so no handler runs on a worker.
   sigset_t set;

@@ -61,6 +61,13 @@ TEST(Binary, Version) {
   test::Process p({test::built_binary("redline"), "--version"}, dir.path() / "out.log");
   EXPECT_EQ(p.wait(10s), 0);
   EXPECT_NE(p.log().find("redline "), std::string::npos);
+  // The allocator the build chose, and (with mimalloc) that malloc really is mimalloc's.
+#ifdef REDLINE_WITH_MIMALLOC
+  EXPECT_NE(p.log().find("allocator: mimalloc "), std::string::npos) << p.log();
+  EXPECT_EQ(p.log().find("not redirected"), std::string::npos) << p.log();
+#else
+  EXPECT_NE(p.log().find("allocator: system malloc"), std::string::npos) << p.log();
+#endif
 }
 
 TEST(Binary, CheckConfigValidAndInvalid) {
