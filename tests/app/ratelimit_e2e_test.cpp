@@ -192,6 +192,46 @@ TEST(RateLimitE2EHeaders, HeadersRefusalBodyAndTokenSettlement) {
   EXPECT_EQ(post(gw.port, "sk-two").status, 200);
 }
 
+// The token estimate (prompt bytes / 4 + the request's output cap) reads the cap from
+// max_tokens, else max_completion_tokens, else max_output_tokens, whichever is an unsigned
+// integer; a repeated name counts its first time. Each request's reservation shows in its
+// remaining-tokens header (the earlier ones are settled by then: one thread, see above).
+TEST(RateLimitE2EHeaders, TheTokenEstimateTakesTheRequestsOutputCap) {
+  test::TempDir dir;
+  test::RedisServer redis;
+  Mock mock(dir);
+  Gateway gw(dir, "gw", mock.port, redis_block(redis),
+             "cache: {enabled: false}\n"
+             "rate_limits:\n"
+             "  - {scope: key, algorithm: fixed-window, requests: 100, tokens: 100000, window: "
+             "60}\n",
+             1);
+  struct Case {
+    std::string caps;  // the body's fields before "messages"
+    uint64_t cap;      // the output cap the estimate should use
+  };
+  const std::vector<Case> cases = {
+      {R"("max_completion_tokens":700,)", 700},
+      {R"("max_output_tokens":900,)", 900},
+      {R"("max_completion_tokens":700,"max_tokens":300,)", 300},
+      {R"("max_tokens":"many","max_completion_tokens":500,)", 500},
+      {R"("max_tokens":-1,"max_output_tokens":650,)", 650},
+      {R"("max_tokens":120,"max_tokens":9000,)", 120},
+      {R"("max_output_tokens":800,"max_completion_tokens":400,)", 400},
+  };
+  uint64_t used = 0;  // the settled usage of the requests before
+  for (const auto& c : cases) {
+    const std::string body =
+        R"({"model":"gpt-4o-mini",)" + c.caps + R"("messages":[{"role":"user","content":"cap"}]})";
+    auto r = post(gw.port, "sk-one", body);
+    ASSERT_EQ(r.status, 200) << c.caps << r.body;
+    const uint64_t estimate = (body.size() + 3) / 4 + c.cap;
+    EXPECT_EQ(std::stoull(r.header("x-ratelimit-remaining-tokens")), 100000 - used - estimate)
+        << c.caps;
+    used += boost::json::parse(r.body).at("usage").at("total_tokens").to_number<uint64_t>();
+  }
+}
+
 TEST(RateLimitE2EFailModes, RedisDownOpenAdmitsClosedRefuses) {
   test::TempDir dir;
   test::RedisServer redis;
