@@ -267,42 +267,27 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
     kTemperature,
     kMaxTokens,
     kMaxCompletion,
-    kMaxOutput,
-    kKeys
+    kMaxOutput
   };
+  static constexpr std::string_view kNames[] = {"model",
+                                                "stream",
+                                                "stream_options",
+                                                "temperature",
+                                                "max_tokens",
+                                                "max_completion_tokens",
+                                                "max_output_tokens"};
+  constexpr int kKeys = std::size(kNames);  // in the order of Key
+  static_assert(kKeys == kMaxOutput + 1);
   simdjson::dom::element found[kKeys];
   bool seen[kKeys] = {};
   for (const auto field : obj) {
-    const std::string_view k = field.key;
-    int key = -1;
-    switch (k.size()) {  // the names have distinct lengths
-      case 5:
-        key = k == "model" ? kModel : -1;
-        break;
-      case 6:
-        key = k == "stream" ? kStream : -1;
-        break;
-      case 14:
-        key = k == "stream_options" ? kStreamOptions : -1;
-        break;
-      case 11:
-        key = k == "temperature" ? kTemperature : -1;
-        break;
-      case 10:
-        key = k == "max_tokens" ? kMaxTokens : -1;
-        break;
-      case 21:
-        key = k == "max_completion_tokens" ? kMaxCompletion : -1;
-        break;
-      case 17:
-        key = k == "max_output_tokens" ? kMaxOutput : -1;
-        break;
-      default:
-        break;
-    }
-    if (key >= 0 && !seen[key]) {
-      seen[key] = true;
-      found[key] = field.value;
+    for (int key = 0; key < kKeys; ++key) {
+      if (field.key != kNames[key]) continue;
+      if (!seen[key]) {
+        seen[key] = true;
+        found[key] = field.value;
+      }
+      break;
     }
   }
   std::string_view model;
