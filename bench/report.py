@@ -337,7 +337,9 @@ md += ["", f"One Redis round trip (`redis-cli --latency`, from core 0, median of
 md += ["## Time to first event (streaming)", "",
        "Sequential streams, a new connection each; microseconds from writing the request to the "
        "first `data:` bytes; the mock sends its first event at once and the next ones every "
-       "STREAM_DELAY_MS.", "",
+       "STREAM_DELAY_MS. The mock alone, nginx and Redline take turns within one `bench/ttfe` run "
+       "(one stream to each per round, shuffled order); the back-to-back rows run one block per "
+       "target, so those streams follow each other without idle time.", "",
        "| target | p50 | p90 | p99 | whole stream p50 | errors |", "|---|---:|---:|---:|---:|---:|"]
 for t, label in (("smock", "mock alone"), ("ngx_stream", "nginx proxy_pass unbuffered"), ("stream", "Redline"),
                  ("pk_stream", "Portkey (reference)"), ("hmock", "back to back: mock alone"),

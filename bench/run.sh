@@ -392,16 +392,27 @@ for t in "${!gw_port[@]}"; do echo "$t $(metrics "$t")"; done >"$res/metrics-aft
 
 # --- time to first event ------------------------------------------------------------------
 echo "== time to first event: $TTFE_N streams x $REPS reps"
-log_cmd "$pin_load build/bench/ttfe 127.0.0.1 PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N"
+log_cmd "$pin_load build/bench/ttfe 127.0.0.1 MOCK_PORT,NGINX_PORT,REDLINE_PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N   (interleaved, shuffled per round)"
+log_cmd "$pin_load build/bench/ttfe 127.0.0.1 PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N   (back to back: one block per target)"
 if [[ -n $pk_port ]]; then
   log_cmd "$pin_load build/bench/ttfe 127.0.0.1 PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N 5 $(pk_headers PORT | sed "s/.*/'&'/" | tr '\n' ' ')  (Portkey)"
 fi
 : >"$res/ttfe.txt"
+# The three targets of the comparison (the mock alone, nginx, Redline) share one bench/ttfe
+# run per repetition: one stream to each per round, in a shuffled order, so drift hits them
+# alike (run one after another, the mock alone moved by up to 60 us between blocks, more than
+# the gap measured). The back-to-back set stays one block per target: with streams of
+# another target in between, it would no longer be back to back.
 for rep in $(seq "$REPS"); do
-  for t in smock ngx_stream stream ${pk_port:+pk_stream} hmock ngx_hstream hstream; do
+  ports="$smock_port,$ngx_stream_port,${gw_port[stream]}"
+  out=$($pin_load build/bench/ttfe 127.0.0.1 "$ports" "$PATH_CHAT" "$STREAM_BODY" "$TTFE_N" || true)
+  for t in smock ngx_stream stream; do
+    case $t in smock) port=$smock_port ;; ngx_stream) port=$ngx_stream_port ;; stream) port=${gw_port[stream]} ;; esac
+    echo "$t $rep $(grep "^port=$port " <<<"$out" | cut -d' ' -f2-)" | tee -a "$res/ttfe.txt"
+  done
+  for t in ${pk_port:+pk_stream} hmock ngx_hstream hstream; do
     extra=()
     case $t in
-      smock) port=$smock_port ;; ngx_stream) port=$ngx_stream_port ;; stream) port=${gw_port[stream]} ;;
       hmock) port=$hmock_port ;; ngx_hstream) port=$ngx_hstream_port ;; hstream) port=${gw_port[hstream]} ;;
       pk_stream) port=$pk_port; mapfile -t extra < <(echo 5; pk_headers "$smock_port") ;;  # warm-up 5, headers
     esac

@@ -3,8 +3,13 @@
 // the request is written, the time until the first "data:" bytes of the SSE body arrive
 // (TTFE) and until the server closes (total). Prints one line of percentiles in microseconds:
 //   TTFE n=<ok> errors=<e> p50=... p90=... p99=... max=... total_p50=...
-// Usage: ttfe HOST PORT PATH BODY N [WARMUP [HEADER...]]
+// Usage: ttfe HOST PORT[,PORT...] PATH BODY N [WARMUP [HEADER...]]
 // Each HEADER ("name: value") is added to the request as given (e.g. a gateway's routing headers).
+// With several ports (the targets of one comparison: the provider alone, nginx, Redline), the
+// requests go in rounds, one to each port per round in a shuffled order (a fixed seed), so
+// the machine's drift (other processes, frequency) hits every target alike and no target
+// always follows the same one (a target right after another on the same core finds that
+// core awake); one line per port, in the order given, each prefixed "port=<PORT> ".
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -76,13 +82,26 @@ bool one(const sockaddr_in& addr, const std::string& request, double& ttfe, doub
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: ttfe HOST PORT PATH BODY N [WARMUP [HEADER...]]\n");
+    std::fprintf(stderr, "usage: ttfe HOST PORT[,PORT...] PATH BODY N [WARMUP [HEADER...]]\n");
     return 2;
   }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[2])));
-  if (inet_pton(AF_INET, argv[1], &addr.sin_addr) != 1) return 2;
+  sockaddr_in base{};
+  base.sin_family = AF_INET;
+  if (inet_pton(AF_INET, argv[1], &base.sin_addr) != 1) return 2;
+  std::vector<sockaddr_in> targets;
+  std::vector<std::string> names;
+  for (const char* p = argv[2]; *p != '\0';) {
+    const char* comma = std::strchr(p, ',');
+    const std::string port = comma ? std::string(p, comma) : std::string(p);
+    const int n = std::atoi(port.c_str());
+    if (n <= 0 || n > 65535) return 2;
+    sockaddr_in addr = base;
+    addr.sin_port = htons(static_cast<uint16_t>(n));
+    targets.push_back(addr);
+    names.push_back(port);
+    p = comma ? comma + 1 : p + port.size();
+  }
+  if (targets.empty()) return 2;
   const std::string path = argv[3], body = argv[4];
   const int n = std::atoi(argv[5]);
   const int warmup = argc > 6 ? std::atoi(argv[6]) : 5;
@@ -96,21 +115,33 @@ int main(int argc, char** argv) {
                               "\r\nconnection: close" +
                               extra_headers + "\r\ncontent-length: " + std::to_string(body.size()) +
                               "\r\n\r\n" + body;
-  std::vector<double> ttfes, totals;
-  int errors = 0;
+  const std::size_t k = targets.size();
+  std::vector<std::vector<double>> ttfes(k), totals(k);
+  std::vector<int> errors(k, 0);
+  std::vector<std::size_t> order(k);
+  for (std::size_t t = 0; t < k; ++t) order[t] = t;
+  std::mt19937 shuffle_rng(20261128);  // fixed: the same orders every run
   for (int i = 0; i < warmup + n; ++i) {
-    double t = 0, total = 0;
-    if (!one(addr, request, t, total)) {
-      ++errors;
-      continue;
-    }
-    if (i >= warmup) {
-      ttfes.push_back(t);
-      totals.push_back(total);
+    std::shuffle(order.begin(), order.end(), shuffle_rng);
+    for (const std::size_t t : order) {
+      double ttfe = 0, total = 0;
+      if (!one(targets[t], request, ttfe, total)) {
+        ++errors[t];
+        continue;
+      }
+      if (i >= warmup) {
+        ttfes[t].push_back(ttfe);
+        totals[t].push_back(total);
+      }
     }
   }
-  std::printf("TTFE n=%zu errors=%d p50=%.1f p90=%.1f p99=%.1f max=%.1f total_p50=%.1f\n",
-              ttfes.size(), errors, pct(ttfes, 50), pct(ttfes, 90), pct(ttfes, 99), pct(ttfes, 100),
-              pct(totals, 50));
-  return errors == 0 ? 0 : 1;
+  bool ok = true;
+  for (std::size_t t = 0; t < k; ++t) {
+    std::printf("%s%sTTFE n=%zu errors=%d p50=%.1f p90=%.1f p99=%.1f max=%.1f total_p50=%.1f\n",
+                k > 1 ? "port=" : "", k > 1 ? (names[t] + " ").c_str() : "", ttfes[t].size(),
+                errors[t], pct(ttfes[t], 50), pct(ttfes[t], 90), pct(ttfes[t], 99),
+                pct(ttfes[t], 100), pct(totals[t], 50));
+    ok = ok && errors[t] == 0;
+  }
+  return ok ? 0 : 1;
 }
