@@ -3,6 +3,9 @@
 // fuzzer reaches them. Bytes in; out must come a sequence of well-formed HTTP/1.1
 // responses: one 200 per accepted request (a trivial handler), and a rejection (400, 408,
 // 413, 431) only as the last response, with `Connection: close`. Never a read past a limit.
+// Every input is served twice, plain heads parsed by parse_plain_head and then every head
+// through Beast's parser: the requests read (method, target, version, fields, body), the
+// outcomes and the bytes written back must be the same.
 #include <boost/asio.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/core.hpp>
@@ -38,14 +41,17 @@ redline::config::HttpLimits fuzz_limits() {
 }
 
 // The server loop in miniature: read, answer, keep-alive or close.
+// `log` gets each outcome and request read, for the comparison of the two parsing ways.
 asio::awaitable<void> serve(beast::test::stream& s, const redline::config::HttpLimits& limits,
-                            int& accepted) {
+                            int& accepted, bool plain, std::string& log) {
   constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
   beast::flat_buffer buffer;
   redline::http::NoDeadline deadline;
   while (true) {
-    bhttp::request_parser<bhttp::string_body> parser;
-    auto outcome = co_await redline::http::read_request(s, buffer, limits, parser, deadline);
+    bhttp::request<bhttp::string_body> req;
+    auto outcome = co_await redline::http::read_request(s, buffer, limits, req, deadline, plain);
+    log += std::to_string(static_cast<int>(outcome.kind)) + " " + std::to_string(outcome.status) +
+           " " + outcome.message + "\n";
     if (buffer.size() > limits.max_header_bytes + limits.max_body_bytes + 64 * 1024) {
       fail("read far past the limits");
     }
@@ -57,7 +63,12 @@ asio::awaitable<void> serve(beast::test::stream& s, const redline::config::HttpL
       co_await bhttp::async_write(s, res, nothrow);
       break;
     }
-    const auto& req = parser.get();
+    log += std::string(req.method_string()) + " " + std::string(req.target()) + " " +
+           std::to_string(req.version()) + "\n";
+    for (const auto& f : req) {
+      log += std::string(f.name_string()) + ": " + std::string(f.value()) + "\n";
+    }
+    log += std::to_string(req.body().size()) + ":" + req.body() + "\n";
     if (req.body().size() > limits.max_body_bytes) fail("body over the limit accepted");
     if (req.target().empty() || req.target().front() != '/') fail("target not origin-form");
     for (const auto& f : req) {
@@ -111,17 +122,25 @@ void check_output(std::string_view out, int accepted) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const auto limits = fuzz_limits();
-  asio::io_context ioc;
-  beast::test::stream server(ioc);
-  beast::test::stream client(ioc);
-  server.connect(client);
-  server.append(std::string_view(reinterpret_cast<const char*>(data), size));
-  server.close_remote();  // after the input, the server reads end of stream
-  int accepted = 0;
-  asio::co_spawn(ioc, serve(server, limits, accepted), [](std::exception_ptr e) {
-    if (e) std::rethrow_exception(e);
-  });
-  ioc.run();
-  check_output(client.str(), accepted);
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  std::string logs[2], outputs[2];
+  for (int way = 0; way < 2; ++way) {
+    asio::io_context ioc;
+    beast::test::stream server(ioc);
+    beast::test::stream client(ioc);
+    server.connect(client);
+    server.append(input);
+    server.close_remote();  // after the input, the server reads end of stream
+    int accepted = 0;
+    asio::co_spawn(ioc, serve(server, limits, accepted, way == 0, logs[way]),
+                   [](std::exception_ptr e) {
+                     if (e) std::rethrow_exception(e);
+                   });
+    ioc.run();
+    outputs[way] = std::string(client.str());
+    check_output(outputs[way], accepted);
+  }
+  if (logs[0] != logs[1]) fail("plain and Beast parsing differ", logs[0] + "|vs|" + logs[1]);
+  if (outputs[0] != outputs[1]) fail("plain and Beast answers differ");
   return 0;
 }

@@ -158,6 +158,77 @@ HeadScanner::State HeadScanner::feed(std::string_view data) {
   return result;
 }
 
+bool parse_plain_head(std::string_view head, RequestHead& out, std::uint64_t& content_length) {
+  // HeadScanner's guarantees: every line ends in CRLF (no other CR or LF anywhere), the
+  // request line holds no control byte, each field line is a non-empty token, a colon and a
+  // value without control bytes but tab, and no line starts with a space or tab.
+  content_length = 0;
+  auto next_line = [&head]() {
+    const auto eol = head.find('\r');
+    const auto line = head.substr(0, eol);
+    head.remove_prefix(eol + 2);
+    return line;
+  };
+  const auto request_line = next_line();
+  const auto sp1 = request_line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) return false;
+  const auto method = request_line.substr(0, sp1);
+  const auto sp2 = request_line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return false;
+  const auto target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const auto version = request_line.substr(sp2 + 1);
+  for (const char c : method) {
+    if (!is_tchar(static_cast<unsigned char>(c))) return false;
+  }
+  for (const char c : target) {
+    if (c <= ' ' || c >= 0x7f) return false;  // Beast takes obs-text too: its path decides
+  }
+  if (version == "HTTP/1.1") {
+    out.version(11);
+  } else if (version == "HTTP/1.0") {
+    out.version(10);
+  } else {
+    return false;
+  }
+  out.method_string(method);
+  out.target(target);
+  bool has_length = false;
+  while (!head.starts_with("\r\n")) {
+    const auto line = next_line();
+    const auto colon = line.find(':');
+    const auto name = line.substr(0, colon);
+    const auto value = trim(line.substr(colon + 1));
+    const auto f = bhttp::string_to_field(name);
+    switch (f) {
+      case bhttp::field::content_length: {
+        if (has_length || value.empty() || value.size() > 15) return false;
+        std::uint64_t n = 0;
+        for (const char c : value) {
+          if (c < '0' || c > '9') return false;
+          n = n * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        content_length = n;
+        has_length = true;
+        break;
+      }
+      case bhttp::field::transfer_encoding:
+      case bhttp::field::upgrade:
+        return false;
+      case bhttp::field::connection:
+      case bhttp::field::proxy_connection:
+        if (value.empty()) return false;
+        for (const char c : value) {
+          if (!is_tchar(static_cast<unsigned char>(c))) return false;
+        }
+        break;
+      default:
+        break;
+    }
+    out.insert(f, name, value);
+  }
+  return true;
+}
+
 std::optional<std::string_view> check_head(const RequestHead& head) {
   std::size_t content_lengths = 0;
   std::size_t transfer_encodings = 0;

@@ -252,15 +252,14 @@ asio::awaitable<void> Connection::run() {
       co_await asio::post(socket_.get_executor(), asio::use_awaitable);
     }
 
-    bhttp::request_parser<bhttp::string_body> parser;
-    auto outcome = co_await read_request(socket_, buffer_, limits, parser, *this);
+    Request request;
+    auto outcome = co_await read_request(socket_, buffer_, limits, request, *this);
     if (outcome.kind == ReadOutcome::Kind::kReject) {
       co_await reject(outcome.status, outcome.message, outcome.code);
       break;
     }
     if (outcome.kind == ReadOutcome::Kind::kClose) break;
 
-    Request request = parser.release();
     keep_alive_ = request.keep_alive() && !server_.draining();
     server_.stats_.requests_total.fetch_add(1, std::memory_order_relaxed);
     server_.stats_.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
