@@ -325,8 +325,11 @@ bool named_in(std::string_view name, const Extras& extras, std::size_t from = 0)
 // The status line and fields as Beast's serializer writes them (HTTP/1.1, the stored
 // reason or the standard one), then the exchange's own headers, which replace fields of the
 // same name as header.set() would (written here instead of inserted: no allocation per
-// field), and the blank line.
-void append_head(std::string& out, const ResponseHeader& h, const Extras& extras) {
+// field), and the blank line. `chunked` (for a header without Transfer-Encoding): the
+// bytes Beast writes after message::chunked(true), which drops Content-Length and adds
+// `Transfer-Encoding: chunked` last, without changing the fields.
+void append_head(std::string& out, const ResponseHeader& h, const Extras& extras,
+                 bool chunked = false) {
   out += "HTTP/1.1 "sv;
   char code[12];
   const auto [code_end, ec] = std::to_chars(code, code + sizeof code, h.result_int());
@@ -337,6 +340,7 @@ void append_head(std::string& out, const ResponseHeader& h, const Extras& extras
                         : reason;
   out += "\r\n"sv;
   for (const auto& f : h) {
+    if (chunked && f.name() == bhttp::field::content_length) continue;
     const auto name = f.name_string();
     if (!extras.empty() && named_in(std::string_view(name.data(), name.size()), extras)) continue;
     out.append(name.data(), name.size());
@@ -344,6 +348,7 @@ void append_head(std::string& out, const ResponseHeader& h, const Extras& extras
     out.append(f.value().data(), f.value().size());
     out += "\r\n"sv;
   }
+  if (chunked) out += "Transfer-Encoding: chunked\r\n"sv;
   for (std::size_t i = 0; i < extras.size(); ++i) {
     if (named_in(extras[i].first, extras, i + 1)) continue;  // set twice: the last one wins
     out += extras[i].first;
@@ -391,12 +396,18 @@ asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header) {
 asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header, std::string_view first) {
   prepare(header, false);
   streaming_ = true;
-  bhttp::response<bhttp::empty_body> res(std::move(header));
-  res.chunked(true);
-  // The same bytes Beast's serializer writes for the header, then the chunk's size line.
+  // The same bytes Beast's serializer writes for the header after chunked(true), then the
+  // chunk's size line. Without a Transfer-Encoding (providers' are dropped) the framing is
+  // written, not set in the fields.
   std::string head;
   head.reserve(512);
-  append_head(head, res.base(), extra_headers_);
+  if (header.find(bhttp::field::transfer_encoding) == header.end()) {
+    append_head(head, header, extra_headers_, true);
+  } else {
+    bhttp::response<bhttp::empty_body> res(std::move(header));
+    res.chunked(true);
+    append_head(head, res.base(), extra_headers_);
+  }
   if (first.empty()) co_return co_await conn_.write_buffers(asio::buffer(head), true);
   char size[2 * sizeof(std::size_t) + 1];
   const auto [end, ec] = std::to_chars(size, size + sizeof size, first.size(), 16);

@@ -126,6 +126,39 @@ TEST_F(GatewayTest, ChatCompletionRoundTrip) {
   EXPECT_EQ(r.header("content-type").substr(0, 16), "application/json");
 }
 
+// A stream's head as it goes on the wire: the provider's fields minus the dropped ones, then
+// `Transfer-Encoding: chunked` (written by Exchange::begin_stream, as Beast's chunked(true)
+// would add it), then the gateway's own; no Content-Length; chunked framing follows.
+TEST_F(GatewayTest, AStreamsHeadIsFramedOnceAsChunked) {
+  test::RawConn c(port());
+  c.send(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nContent-Length: " +
+      std::to_string(kChatStream.size()) + "\r\n\r\n" + kChatStream);
+  const std::string raw = c.read_all();
+  const auto end = raw.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos) << raw;
+  std::vector<std::string> names;
+  std::string head = raw.substr(0, end + 2);
+  ASSERT_EQ(head.substr(0, 17), "HTTP/1.1 200 OK\r\n") << head;
+  for (std::size_t at = head.find("\r\n") + 2; at < head.size();) {
+    const auto eol = head.find("\r\n", at);
+    const auto line = head.substr(at, eol - at);
+    names.push_back(line.substr(0, line.find(':')));
+    if (names.back() == "Transfer-Encoding") EXPECT_EQ(line, "Transfer-Encoding: chunked");
+    at = eol + 2;
+  }
+  // The mock's content-type and cache-control relayed in its order, its x-request-id and
+  // transfer-encoding dropped; then the framing, then ours (connection, request id).
+  const std::vector<std::string> expected{"content-type", "cache-control", "Connection",
+                                          "Transfer-Encoding", "x-request-id"};
+  EXPECT_EQ(names, expected) << head;
+  const std::string body = raw.substr(end + 4);
+  EXPECT_EQ(body.find("data: "), body.find("\r\n") + 2) << body.substr(0, 80);  // size line
+  EXPECT_NE(body.find("data: [DONE]"), std::string::npos);
+  EXPECT_EQ(body.substr(body.size() - 5), "0\r\n\r\n");
+}
+
 TEST_F(GatewayTest, RequestIdIsPropagated) {
   auto r = test::http_request(port(), "POST", "/v1/chat/completions", kChat,
                               {{"x-request-id", "my-trace-123"}});
