@@ -325,11 +325,19 @@ bool named_in(std::string_view name, const Extras& extras, std::size_t from = 0)
 // The status line and fields as Beast's serializer writes them (HTTP/1.1, the stored
 // reason or the standard one), then the exchange's own headers, which replace fields of the
 // same name as header.set() would (written here instead of inserted: no allocation per
-// field), and the blank line. `chunked` (for a header without Transfer-Encoding): the
-// bytes Beast writes after message::chunked(true), which drops Content-Length and adds
-// `Transfer-Encoding: chunked` last, without changing the fields.
+// field), and the blank line.
+// The body's framing, for a header without Content-Length or Transfer-Encoding: written
+// after the fields as Beast's serializer would write them after message::chunked(true)
+// (`Transfer-Encoding: chunked`) or prepare_payload() (`Content-Length: n`), which append the
+// field last, without changing the fields.
+struct Framing {
+  enum Kind { kAsIs, kChunked, kLength } kind = kAsIs;
+  std::size_t length = 0;
+};
+
 void append_head(std::string& out, const ResponseHeader& h, const Extras& extras,
-                 bool chunked = false) {
+                 Framing framing = {}) {
+  const bool chunked = framing.kind == Framing::kChunked;
   out += "HTTP/1.1 "sv;
   char code[12];
   const auto [code_end, ec] = std::to_chars(code, code + sizeof code, h.result_int());
@@ -348,7 +356,15 @@ void append_head(std::string& out, const ResponseHeader& h, const Extras& extras
     out.append(f.value().data(), f.value().size());
     out += "\r\n"sv;
   }
-  if (chunked) out += "Transfer-Encoding: chunked\r\n"sv;
+  if (chunked) {
+    out += "Transfer-Encoding: chunked\r\n"sv;
+  } else if (framing.kind == Framing::kLength) {
+    out += "Content-Length: "sv;
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, framing.length);
+    out.append(digits, end);
+    out += "\r\n"sv;
+  }
   for (std::size_t i = 0; i < extras.size(); ++i) {
     if (named_in(extras[i].first, extras, i + 1)) continue;  // set twice: the last one wins
     out += extras[i].first;
@@ -362,12 +378,22 @@ void append_head(std::string& out, const ResponseHeader& h, const Extras& extras
 
 asio::awaitable<bool> Exchange::respond(Response& response) {
   prepare(response.base(), false);
-  response.prepare_payload();
   body_bytes_sent_ = response.body().size();
-  // One flat head and the body in one gather write (no Beast serializer).
+  // One flat head and the body in one gather write (no Beast serializer). The usual answer
+  // has no framing fields yet (providers' are dropped): its Content-Length is written, not
+  // set. Others take prepare_payload() (which also refuses a body on 1xx, 204 and 304).
   std::string head;
   head.reserve(512);
-  append_head(head, response.base(), extra_headers_);
+  const int status = response.result_int();
+  if (status >= 200 && status != 204 && status != 304 &&
+      response.find(bhttp::field::content_length) == response.end() &&
+      response.find(bhttp::field::transfer_encoding) == response.end()) {
+    append_head(head, response.base(), extra_headers_,
+                Framing{Framing::kLength, response.body().size()});
+  } else {
+    response.prepare_payload();
+    append_head(head, response.base(), extra_headers_);
+  }
   const std::array<asio::const_buffer, 2> wire{asio::buffer(head),
                                                asio::buffer(response.body())};
   co_return co_await conn_.write_buffers(wire);
@@ -402,7 +428,7 @@ asio::awaitable<bool> Exchange::begin_stream(ResponseHeader& header, std::string
   std::string head;
   head.reserve(512);
   if (header.find(bhttp::field::transfer_encoding) == header.end()) {
-    append_head(head, header, extra_headers_, true);
+    append_head(head, header, extra_headers_, Framing{Framing::kChunked});
   } else {
     bhttp::response<bhttp::empty_body> res(std::move(header));
     res.chunked(true);

@@ -145,7 +145,9 @@ TEST_F(GatewayTest, AStreamsHeadIsFramedOnceAsChunked) {
     const auto eol = head.find("\r\n", at);
     const auto line = head.substr(at, eol - at);
     names.push_back(line.substr(0, line.find(':')));
-    if (names.back() == "Transfer-Encoding") EXPECT_EQ(line, "Transfer-Encoding: chunked");
+    if (names.back() == "Transfer-Encoding") {
+      EXPECT_EQ(line, "Transfer-Encoding: chunked");
+    }
     at = eol + 2;
   }
   // The mock's content-type and cache-control relayed in its order, its x-request-id and
@@ -157,6 +159,36 @@ TEST_F(GatewayTest, AStreamsHeadIsFramedOnceAsChunked) {
   EXPECT_EQ(body.find("data: "), body.find("\r\n") + 2) << body.substr(0, 80);  // size line
   EXPECT_NE(body.find("data: [DONE]"), std::string::npos);
   EXPECT_EQ(body.substr(body.size() - 5), "0\r\n\r\n");
+}
+
+// A whole answer's head on the wire: the provider's fields minus the dropped ones, then
+// `Content-Length` (written by Exchange::respond, where prepare_payload() would set it), then
+// the gateway's own; the body is exactly that long.
+TEST_F(GatewayTest, AnAnswersHeadCarriesItsLengthOnce) {
+  test::RawConn c(port());
+  c.send(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nContent-Length: " +
+      std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
+  const std::string raw = c.read_all();
+  const auto end = raw.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos) << raw;
+  const std::string head = raw.substr(0, end + 2);
+  ASSERT_EQ(head.substr(0, 17), "HTTP/1.1 200 OK\r\n") << head;
+  std::vector<std::string> names;
+  std::string length;
+  for (std::size_t at = head.find("\r\n") + 2; at < head.size();) {
+    const auto eol = head.find("\r\n", at);
+    const auto line = head.substr(at, eol - at);
+    names.push_back(line.substr(0, line.find(':')));
+    if (names.back() == "Content-Length") length = line.substr(16);
+    at = eol + 2;
+  }
+  const std::vector<std::string> expected{"content-type", "Connection", "Content-Length",
+                                          "x-request-id"};
+  EXPECT_EQ(names, expected) << head;
+  EXPECT_EQ(length, std::to_string(raw.size() - end - 4));
+  EXPECT_EQ(json(raw.substr(end + 4)).at("object").as_string(), "chat.completion");
 }
 
 TEST_F(GatewayTest, RequestIdIsPropagated) {
