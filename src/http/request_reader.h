@@ -11,7 +11,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -236,24 +235,33 @@ boost::asio::awaitable<ReadOutcome> read_request(
       if (beast::iequals(out[bhttp::field::expect], "100-continue")) {
         if (!co_await send_continue(stream, limits, deadline)) co_return ReadOutcome{};
       }
-      // The body goes straight into the message: what the buffer holds, then the rest read
-      // into place (bytes past the body stay in the stream for the next request).
+      // The body goes into the message as it arrives: what the buffer holds, then reads of
+      // at most what is still missing (bytes past the body stay in the stream for the next
+      // request). Reserved, not resized: a client that declares a large body and sends
+      // little commits no more memory than it sent (as with Beast's string_body reader).
+      const auto length = static_cast<std::size_t>(plain_length);
       auto& body = out.body();
-      body.resize(static_cast<std::size_t>(plain_length));
-      const std::size_t have = std::min<std::size_t>(buffer.size(), body.size());
-      std::memcpy(body.data(), buffer.cdata().data(), have);
+      body.reserve(length);
+      const std::size_t have = std::min(buffer.size(), length);
+      body.append(static_cast<const char*>(buffer.cdata().data()), have);
       buffer.consume(have);
-      if (have < body.size()) {
+      if (body.size() < length) {
         deadline.arm(limits.body_timeout);
-        auto [ec, n] = co_await asio::async_read(
-            stream, asio::buffer(body.data() + have, body.size() - have), nothrow);
-        deadline.disarm();
-        if (ec) {
-          if (deadline.timed_out()) {
-            co_return reject_outcome(408, "request body not received in time", "request_timeout");
+        while (body.size() < length) {
+          const std::size_t want = std::min(kReadChunk, length - body.size());
+          auto [ec, n] = co_await stream.async_read_some(buffer.prepare(want), nothrow);
+          if (ec) {
+            deadline.disarm();
+            if (deadline.timed_out()) {
+              co_return reject_outcome(408, "request body not received in time", "request_timeout");
+            }
+            co_return ReadOutcome{};  // closed or reset mid-body (or drained): nothing to answer
           }
-          co_return ReadOutcome{};  // closed or reset mid-body (or drained): nothing to answer
+          buffer.commit(n);
+          body.append(static_cast<const char*>(buffer.cdata().data()), n);
+          buffer.consume(n);
         }
+        deadline.disarm();
       }
     }
     normalize_head(out.base());
