@@ -211,6 +211,12 @@ if all(k in ttfe_med for k in ("smock", "ngx_stream", "stream")):
     na = ttfe_med["ngx_stream"]["p50"] - ttfe_med["smock"]["p50"]
     target("streaming: added time to first event (p50) vs nginx proxy_pass unbuffered", ratio(ga, na), "<= 1.0",
            ga <= na, f"Redline +{ga:.0f} us, nginx +{na:.0f} us")
+# The plain (not profile-guided) build in the same interleaved run: a reference row.
+ttfe_plain = None
+if all(k in ttfe_med for k in ("smock", "ngx_stream", "stream_plain")):
+    pa = ttfe_med["stream_plain"]["p50"] - ttfe_med["smock"]["p50"]
+    pn = ttfe_med["ngx_stream"]["p50"] - ttfe_med["smock"]["p50"]
+    ttfe_plain = {"redline_plain": pa, "nginx": pn, "ratio": ratio(pa, pn)}
 # Back-to-back streams (a mock that sends every event at once, so no idle time between
 # streams): the same path with warm caches. A reference next to the target, not a target.
 ttfe_hot = None
@@ -284,7 +290,7 @@ result = {"date": date, "machine": machine, "versions": versions, "params": para
           "idle": {"connections": idle_open, "rss_before_kib": idle.get("rss_before_kib"),
                    "rss_after_kib": idle.get("rss_after_kib"), "kib_per_connection": idle_kib},
           "micro": micro, "targets": targets, "portkey": portkey,
-          "ttfe_back_to_back_added_p50_us": ttfe_hot}
+          "ttfe_back_to_back_added_p50_us": ttfe_hot, "ttfe_plain_build_added_p50_us": ttfe_plain}
 os.makedirs(out_dir, exist_ok=True)
 with open(os.path.join(out_dir, "latest.json"), "w") as f:
     json.dump(result, f, indent=2)
@@ -342,11 +348,15 @@ md += ["## Time to first event (streaming)", "",
        "target, so those streams follow each other without idle time.", "",
        "| target | p50 | p90 | p99 | whole stream p50 | errors |", "|---|---:|---:|---:|---:|---:|"]
 for t, label in (("smock", "mock alone"), ("ngx_stream", "nginx proxy_pass unbuffered"), ("stream", "Redline"),
-                 ("pk_stream", "Portkey (reference)"), ("hmock", "back to back: mock alone"),
+                 ("stream_plain", "Redline, plain build (reference)"), ("pk_stream", "Portkey (reference)"), ("hmock", "back to back: mock alone"),
                  ("ngx_hstream", "back to back: nginx"), ("hstream", "back to back: Redline")):
     if t in ttfe_med:
         v = ttfe_med[t]
         md.append(f"| {label} | {v['p50']:.0f} | {v['p90']:.0f} | {v['p99']:.0f} | {v['total_p50']:.0f} | {v['errors']:.0f} |")
+if ttfe_plain is not None:
+    md += ["", "\"Plain build\" row: build/redline (`make build`, no profile) in the same interleaved run as "
+           f"the gateway under test (see Versions for which build that is). Added p50: +{ttfe_plain['redline_plain']:.0f} us "
+           f"against nginx's +{ttfe_plain['nginx']:.0f} us ({fmt(ttfe_plain['ratio'], '.2f')}x)."]
 if ttfe_hot is not None:
     md += ["", "\"Back to back\" rows: a second mock sends all of a stream's events at once, so the streams "
            "follow each other with no idle time and the gateway's code and data stay in the caches "

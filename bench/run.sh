@@ -61,6 +61,15 @@ fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DREDLINE_TESTS=ON >/dev/null
 cmake --build build -j "$(nproc)" --target redline redline-mock redis_client_bench micro_bench \
   ttfe idle_conns >/dev/null
+# The gateway under test is the profile-guided release build (scripts/pgo-build.sh, as
+# `make build-pgo`); PGO=0 measures the plain build instead. Either way the plain build also
+# runs in the interleaved time-to-first-event comparison ("stream_plain"), so both are shown.
+PGO=${PGO:-1}
+GW=build/redline; gw_build="g++ -O3 Release (plain)"
+if [[ $PGO == 1 ]]; then
+  ./scripts/pgo-build.sh
+  GW=build-pgo/redline; gw_build="g++ -O3 Release, profile-guided (make build-pgo)"
+fi
 
 source scripts/lib.sh
 
@@ -262,7 +271,7 @@ providers:
   - {name: mock, type: openai, base_url: "http://127.0.0.1:${PROVIDER_PORT:-$mock_port}/v1", api_key: bench}
 ${6:-}
 YAML
-  $pin build/redline --config "$tmp/$name.yaml" >"$tmp/$name.log" 2>&1 &
+  $pin ${GW_BIN:-$GW} --config "$tmp/$name.yaml" >"$tmp/$name.log" 2>&1 &
   gw_pid[$name]=$!
   track $!
   gw_port[$name]=$port; gw_admin[$name]=$admin
@@ -283,9 +292,10 @@ start_gateway cl_hit "$pin_sut" 1 "$cluster" "{enabled: true, l1: {enabled: fals
 start_gateway cl_hit_rr "$pin_sut" 1 "$cluster_rr" "{enabled: true, l1: {enabled: false}}"
 start_gateway cl_store "$pin_sut" 1 "$cluster" "{enabled: true, l1: {enabled: false}}" "$never_refuse"
 PROVIDER_PORT=$smock_port start_gateway stream "$pin_sut" 1 "$standalone" "{enabled: false}"
+GW_BIN=build/redline PROVIDER_PORT=$smock_port start_gateway stream_plain "$pin_sut" 1 "$standalone" "{enabled: false}"
 PROVIDER_PORT=$hmock_port start_gateway hstream "$pin_sut" 1 "$standalone" "{enabled: false}"
 start_gateway idle "$pin_sut" 1 "$standalone" "{enabled: true}"
-log_cmd "$pin_sut build/redline --config gateway-<scenario>.yaml   (threads: 2 on taskset -c 0,1; files in bench/results/configs/)"
+log_cmd "$pin_sut $GW --config gateway-<scenario>.yaml   ($gw_build; stream_plain: build/redline)   (threads: 2 on taskset -c 0,1; files in bench/results/configs/)"
 
 for p in "$ngx_hit_port" "$ngx_pass_port" "$ngx_stream_port" "$ngx_hstream_port" "${gw_port[@]}" "${gw_admin[@]}"; do
   wait_port "$p" || { echo "bench: port $p did not open"; tail -n 20 "$tmp"/*.log "$ngx"/logs/*; exit 1; }
@@ -392,7 +402,7 @@ for t in "${!gw_port[@]}"; do echo "$t $(metrics "$t")"; done >"$res/metrics-aft
 
 # --- time to first event ------------------------------------------------------------------
 echo "== time to first event: $TTFE_N streams x $REPS reps"
-log_cmd "$pin_load build/bench/ttfe 127.0.0.1 MOCK_PORT,NGINX_PORT,REDLINE_PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N   (interleaved, shuffled per round)"
+log_cmd "$pin_load build/bench/ttfe 127.0.0.1 MOCK_PORT,NGINX_PORT,REDLINE_PORT,REDLINE_PLAIN_PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N   (interleaved, shuffled per round)"
 log_cmd "$pin_load build/bench/ttfe 127.0.0.1 PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N   (back to back: one block per target)"
 if [[ -n $pk_port ]]; then
   log_cmd "$pin_load build/bench/ttfe 127.0.0.1 PORT $PATH_CHAT '$STREAM_BODY' $TTFE_N 5 $(pk_headers PORT | sed "s/.*/'&'/" | tr '\n' ' ')  (Portkey)"
@@ -404,10 +414,10 @@ fi
 # the gap measured). The back-to-back set stays one block per target: with streams of
 # another target in between, it would no longer be back to back.
 for rep in $(seq "$REPS"); do
-  ports="$smock_port,$ngx_stream_port,${gw_port[stream]}"
+  ports="$smock_port,$ngx_stream_port,${gw_port[stream]},${gw_port[stream_plain]}"
   out=$($pin_load build/bench/ttfe 127.0.0.1 "$ports" "$PATH_CHAT" "$STREAM_BODY" "$TTFE_N" || true)
-  for t in smock ngx_stream stream; do
-    case $t in smock) port=$smock_port ;; ngx_stream) port=$ngx_stream_port ;; stream) port=${gw_port[stream]} ;; esac
+  for t in smock ngx_stream stream stream_plain; do
+    case $t in smock) port=$smock_port ;; ngx_stream) port=$ngx_stream_port ;; *) port=${gw_port[$t]} ;; esac
     echo "$t $rep $(grep "^port=$port " <<<"$out" | cut -d' ' -f2-)" | tee -a "$res/ttfe.txt"
   done
   for t in ${pk_port:+pk_stream} hmock ngx_hstream hstream; do
@@ -509,6 +519,7 @@ build/bench/redis_client_bench --ops "$REDIS_OPS" --coroutines 200 | tee "$res/r
   redis-server -v
   (wrk -v 2>&1 || true) | head -1
   g++ --version | head -1
+  echo "gateway build: $gw_build"
   echo "portkey $portkey_status"
 } >"$res/versions.txt"
 echo "QUICK=$QUICK DURATION=$DURATION REPS=$REPS CONNS=$CONNS TTFE_N=$TTFE_N IDLE_CONNS=$IDLE_CONNS STREAM_DELAY_MS=$STREAM_DELAY_MS" >"$res/params.txt"
