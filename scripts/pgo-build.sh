@@ -16,9 +16,13 @@ DIR=${PGO_BUILD:-build-pgo}
 gen=$(command -v ninja >/dev/null 2>&1 && echo "-G Ninja" || true)
 # Up to date when the sources, the build files and the training are what the last
 # profile-guided build was made from (HEAD's trees plus any uncommitted change to them).
-stamp=$( { git rev-parse HEAD:src HEAD:CMakeLists.txt HEAD:cmake HEAD:scripts/pgo-train.sh HEAD:bench/ttfe.cpp
-  git diff HEAD -- src CMakeLists.txt cmake scripts/pgo-train.sh bench/ttfe.cpp; } 2>/dev/null | sha256sum | cut -c1-16)
-if [[ -x $DIR/redline && $(cat "$DIR/.pgo-stamp" 2>/dev/null) == "$stamp" ]]; then
+# Outside a git checkout there is nothing to compare: always rebuild.
+stamp=""
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  stamp=$( { git rev-parse HEAD:src HEAD:CMakeLists.txt HEAD:cmake HEAD:scripts/pgo-train.sh HEAD:bench/ttfe.cpp
+    git diff HEAD -- src CMakeLists.txt cmake scripts/pgo-train.sh bench/ttfe.cpp; } 2>/dev/null | sha256sum | cut -c1-16 || true)
+fi
+if [[ -n $stamp && -x $DIR/redline && $(cat "$DIR/.pgo-stamp" 2>/dev/null) == "$stamp" ]]; then
   echo "pgo: $DIR/redline is up to date"; exit 0
 fi
 rm -f "$DIR/.pgo-stamp"

@@ -38,6 +38,7 @@ ${3:-}
 YAML
   "$BIN" --config "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1 &
   gw=$!
+  track "$gw"
   wait_port "$port" || { echo "pgo-train: the gateway ($1) did not start"; cat "$tmp/$1.log"; exit 1; }
   wrk -t1 -c32 -d"$D" -s bench/post.lua "http://127.0.0.1:$port$url_path" >/dev/null
   NONCE="$1-$RANDOM" wrk -t1 -c8 -d"$D" -s bench/unique.lua "http://127.0.0.1:$port$url_path" >/dev/null
@@ -45,6 +46,7 @@ YAML
   "$TTFE" 127.0.0.1 "$port" "$url_path" "$stream_body" "$STREAMS" >/dev/null
   kill -TERM "$gw"
   wait "$gw" || { echo "pgo-train: the gateway ($1) exited with $?"; cat "$tmp/$1.log"; exit 1; }
+  unset 'pids[-1]'  # stopped and reaped: not the cleanup's to kill
 }
 train limits "{enabled: true}" "rate_limits:
   - {scope: global, algorithm: sliding-window-counter, requests: 1000000000, tokens: 100000000000, window: 60}"
