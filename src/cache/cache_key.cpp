@@ -51,14 +51,29 @@ struct Scratch {
   // document order after the opening brace): the canonical body is "{" + them joined by ","
   // + "}".
   std::vector<Member> top;
-  XXH3_state_t* state = XXH3_createState();
-  ~Scratch() { XXH3_freeState(state); }
+  // The framed fields and the canonical body, contiguous, hashed in one call: the same
+  // digest as feeding the pieces to an XXH3 state, for ~1.5k fewer instructions per key
+  // than the ~30 small updates that took.
+  std::string message;
 };
 
 Scratch& scratch() {
   thread_local Scratch s;
   return s;
 }
+
+// A scratch buffer grown past this by a large body is given back after its key: a rare
+// large body then costs an allocation, not a resident copy per thread for good.
+constexpr size_t kKeepScratch = 256 * 1024;
+
+struct TrimScratch {
+  Scratch& s;
+  ~TrimScratch() {
+    for (std::string* b : {&s.padded, &s.out, &s.reorder, &s.message}) {
+      if (b->capacity() > kKeepScratch) std::string().swap(*b);
+    }
+  }
+};
 
 class Canonicalizer {
  public:
@@ -363,23 +378,23 @@ class Canonicalizer {
   std::string digits_;
 };
 
-// Feeds v as 8 little-endian bytes.
-void frame_u64_raw(XXH3_state_t* st, uint64_t v) {
-  unsigned char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
-  XXH3_128bits_update(st, b, sizeof b);
+// Appends v as 8 little-endian bytes.
+void frame_u64_raw(std::string& msg, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  msg.append(b, sizeof b);
 }
 
 // A field: its length, then its bytes.
-void frame(XXH3_state_t* st, std::string_view bytes) {
-  frame_u64_raw(st, bytes.size());
-  XXH3_128bits_update(st, bytes.data(), bytes.size());
+void frame(std::string& msg, std::string_view bytes) {
+  frame_u64_raw(msg, bytes.size());
+  msg.append(bytes);
 }
 
 // A u64 field: its length (8), then its 8 bytes.
-void frame_u64(XXH3_state_t* st, uint64_t v) {
-  frame_u64_raw(st, 8);
-  frame_u64_raw(st, v);
+void frame_u64(std::string& msg, uint64_t v) {
+  frame_u64_raw(msg, 8);
+  frame_u64_raw(msg, v);
 }
 
 }  // namespace
@@ -417,6 +432,7 @@ std::span<const std::string_view> ignored_body_fields() {
 KeyResult compute_cache_key(const KeyRequest& req, bool keep_canonical) {
   KeyResult result;
   Scratch& s = scratch();
+  TrimScratch trim{s};
   s.padded.assign(req.body);
   s.padded.resize(req.body.size() + simdjson::SIMDJSON_PADDING, '\0');
   s.out.clear();
@@ -433,36 +449,34 @@ KeyResult compute_cache_key(const KeyRequest& req, bool keep_canonical) {
   }
   if (!c.document(doc)) return result;
 
-  XXH3_state_t* st = s.state;
-  XXH3_128bits_reset(st);
-  frame(st, "redline-cache-key");
-  frame_u64(st, static_cast<uint64_t>(kKeyVersion));
-  frame(st, req.tenant);
-  frame(st, req.cache_namespace);
-  frame_u64(st, req.generation);
-  frame(st, req.endpoint);
-  frame(st, req.provider);
-  frame(st, req.model);
-  frame(st, req.anthropic_version);
-  frame(st, req.anthropic_beta);
-  frame(st, req.openai_beta);
-  // frame() of the canonical body, fed piece by piece from where the members lie.
+  std::string& msg = s.message;
+  msg.clear();
+  frame(msg, "redline-cache-key");
+  frame_u64(msg, static_cast<uint64_t>(kKeyVersion));
+  frame(msg, req.tenant);
+  frame(msg, req.cache_namespace);
+  frame_u64(msg, req.generation);
+  frame(msg, req.endpoint);
+  frame(msg, req.provider);
+  frame(msg, req.model);
+  frame(msg, req.anthropic_version);
+  frame(msg, req.anthropic_beta);
+  frame(msg, req.openai_beta);
+  // frame() of the canonical body, assembled from where the members lie.
   size_t canonical_size = 2 + (s.top.empty() ? 0 : s.top.size() - 1);
   for (const Member& m : s.top) canonical_size += m.end - m.begin;
-  frame_u64_raw(st, canonical_size);
-  auto piece = [&](std::string_view bytes) {
-    XXH3_128bits_update(st, bytes.data(), bytes.size());
-    if (keep_canonical) result.canonical_body.append(bytes);
-  };
-  if (keep_canonical) result.canonical_body.reserve(canonical_size);
-  piece("{");
+  frame_u64_raw(msg, canonical_size);
+  const size_t body_at = msg.size();
+  msg.reserve(body_at + canonical_size);
+  msg.push_back('{');
   for (size_t i = 0; i < s.top.size(); ++i) {
-    if (i > 0) piece(",");
-    piece(std::string_view(s.out).substr(s.top[i].begin, s.top[i].end - s.top[i].begin));
+    if (i > 0) msg.push_back(',');
+    msg.append(std::string_view(s.out).substr(s.top[i].begin, s.top[i].end - s.top[i].begin));
   }
-  piece("}");
+  msg.push_back('}');
+  if (keep_canonical) result.canonical_body.assign(msg, body_at, std::string::npos);
   XXH128_canonical_t canon;
-  XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(st));
+  XXH128_canonicalFromHash(&canon, XXH3_128bits(msg.data(), msg.size()));
   std::memcpy(result.key.digest.data(), canon.digest, sizeof canon.digest);
   return result;
 }

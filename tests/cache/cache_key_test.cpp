@@ -91,6 +91,23 @@ TEST(CacheKeyTest, GoldenKeyOfALongConversation) {
   EXPECT_EQ(hex_of(body), "e1dc530a0dc07cc81f0e4462ecc040f9");  // also what a15ec09 gave
 }
 
+// A body larger than the per-thread scratch space keeps (it is given back after the key):
+// the same key each time, equal to that of the same body reordered, and the small golden
+// key is unchanged after it.
+TEST(CacheKeyTest, BodiesLargerThanTheKeptScratchKeyTheSame) {
+  const std::string text(600 * 1024, 'x');
+  const std::string big =
+      R"({"model":"m","messages":[{"role":"user","content":")" + text + R"("}],"temperature":0})";
+  const std::string reordered =
+      R"({"temperature":0,"messages":[{"content":")" + text + R"(","role":"user"}],"model":"m"})";
+  const std::string first = hex_of(big);
+  EXPECT_EQ(first.size(), 32u);
+  EXPECT_EQ(hex_of(big), first);
+  EXPECT_EQ(hex_of(reordered), first);
+  EXPECT_EQ(canon(big).size(), big.size());
+  EXPECT_EQ(hex_of(kChat), "e0fb8bd871205c8b494563120cbe8d33");
+}
+
 TEST(CacheKeyTest, ReorderedKeysAndWhitespaceGiveSameKey) {
   expect_same(kChat,
               R"( { "max_tokens" : 64 , "temperature":0.2,
