@@ -301,6 +301,7 @@ std::optional<Reject> ProxyHandler::parse_phase(RequestContext& ctx) {
   // (Not at_pointer: it trips a g++ 12 -Wstringop-overflow false positive.)
   simdjson::dom::object stream_options;
   bool include_usage = false;
+  ctx.has_stream_options = seen[kStreamOptions];
   if (seen[kStreamOptions] && !found[kStreamOptions].get_object().get(stream_options) &&
       !stream_options["include_usage"].get_bool().get(include_usage)) {
     ctx.include_usage = include_usage;
@@ -735,7 +736,25 @@ bool valid_namespace(std::string_view ns) {
 
 // OpenAI streams carry usage only when asked; the gateway always asks (the cache entry then
 // serves clients that want usage, and limits can settle) and strips it for clients that did not.
-std::string with_stream_usage(const std::string& body) {
+// A body without stream_options (the usual case) gets the member put in front of its own
+// bytes, which go upstream as the client sent them: no parse, and no respelling of numbers
+// (a parse and serialize through Boost.JSON writes 0.0 as 0E0 and 0.50 as 5E-1). A body that
+// has stream_options (without include_usage) is rewritten through Boost.JSON.
+std::string with_stream_usage(const std::string& body, bool has_stream_options) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto open = body.find_first_not_of(kSpace);
+  if (!has_stream_options && open != std::string::npos && body[open] == '{') {
+    const auto next = body.find_first_not_of(kSpace, open + 1);
+    if (next != std::string::npos) {
+      constexpr std::string_view kMember = R"("stream_options":{"include_usage":true})";
+      std::string out;
+      out.reserve(body.size() + kMember.size() + 1);
+      out.append(body, 0, open + 1).append(kMember);
+      if (body[next] != '}') out.push_back(',');
+      out.append(body, open + 1);
+      return out;
+    }
+  }
   boost::system::error_code ec;
   auto v = boost::json::parse(body, ec);
   if (ec || !v.is_object()) return body;
@@ -865,7 +884,8 @@ std::shared_ptr<ProxyHandler::FlightJob> ProxyHandler::make_job(const RequestCon
   const auto& body = ctx.body();
   const bool openai_stream = ctx.stream && (ctx.endpoint == Endpoint::kChatCompletions ||
                                             ctx.endpoint == Endpoint::kCompletions);
-  job->body = openai_stream && !ctx.include_usage ? with_stream_usage(body) : body;
+  job->body =
+      openai_stream && !ctx.include_usage ? with_stream_usage(body, ctx.has_stream_options) : body;
   job->key = ctx.cache_key;
   job->ttl_seconds = ctx.cache_ttl;
   job->thread = ctx.exchange.thread_index();

@@ -264,6 +264,43 @@ TEST_F(CacheTest, StreamingMissIsRecordedAndReplayedEventForEvent) {
   EXPECT_EQ(mock_count(*mock_, "chat_stream"), 1u);
 }
 
+// The usage request the gateway adds to a stream it may store leaves the client's bytes as
+// they were (numbers such as 0.0 and 0.50 are not respelled), and overrides an explicit
+// include_usage: false.
+TEST_F(CacheTest, StreamingMissAsksForUsageAndKeepsTheClientsBytes) {
+  start_gw();
+  auto upstream_body = [&] {
+    auto last = json(test::http_request(mock_->port(), "GET", "/mock/last-request").body);
+    return std::string(last.at("body").as_string());
+  };
+  const std::string plain =
+      R"({ "model":"gpt-4o-mini","stream":true,"temperature":0.0,"top_p":0.50,)"
+      R"("messages":[{"role":"user","content":"Bytes as sent"}]})";
+  auto first = post(port(), "/v1/chat/completions", plain);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-redline-cache"), "miss");
+  EXPECT_EQ(
+      upstream_body(),
+      R"({"stream_options":{"include_usage":true}, "model":"gpt-4o-mini","stream":true,)"
+      R"("temperature":0.0,"top_p":0.50,"messages":[{"role":"user","content":"Bytes as sent"}]})");
+
+  const std::string declined =
+      R"({"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":false},)"
+      R"("messages":[{"role":"user","content":"No usage, thanks"}]})";
+  auto second = post(port(), "/v1/chat/completions", declined);
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.header("x-redline-cache"), "miss");
+  auto sent = json(upstream_body());
+  EXPECT_EQ(sent.at("stream_options"), json(R"({"include_usage":true})")) << sent;
+  EXPECT_EQ(sent.at("messages").at(0).at("content"), "No usage, thanks");
+  // Neither client asked for usage, so neither stream carries it.
+  for (const auto* r : {&first, &second}) {
+    for (const auto& e : sse_data(r->body)) {
+      EXPECT_EQ(e.find("\"usage\":{"), std::string::npos) << e;
+    }
+  }
+}
+
 TEST_F(CacheTest, OneEntryServesBothFormsOfChat) {
   start_gw();
   auto json_first = post(port(), "/v1/chat/completions", kChat);
