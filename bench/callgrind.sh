@@ -13,12 +13,16 @@
 # The "fresh" path is the miss path with a new connection per request (what a connection
 # costs: accept, set-up, teardown). "miss_cl" is a miss with the cache and a (never refusing)
 # rate limit on: a different body per request, so each is a lookup, a limit decision, a
-# provider call, a store and a settle.
-# Environment: CALLGRIND_N (2000 requests per path), CALLGRIND_PATHS ("l1 miss l2 stream fresh miss_cl").
+# provider call, a store and a settle. "stream_cl" is a streamed miss with the cache on: a
+# different body per request on one keep-alive connection, from the mock that sends all its
+# events at once (CALLGRIND_N / 10 requests): a lookup, the call with usage asked for, the
+# events relayed and recorded, a store.
+# Environment: CALLGRIND_N (2000 requests per path), CALLGRIND_PATHS ("l1 miss l2 stream fresh
+# miss_cl stream_cl").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${CALLGRIND_N:-2000}
-PATHS=${CALLGRIND_PATHS:-"l1 miss l2 stream fresh miss_cl"}
+PATHS=${CALLGRIND_PATHS:-"l1 miss l2 stream fresh miss_cl stream_cl"}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ >/dev/null
 cmake --build build -j "$(nproc)" --target redline redline-mock >/dev/null
 source scripts/lib.sh
@@ -38,13 +42,15 @@ wait_port "$mock_port" && wait_port "$smock_port" && wait_port "$redis_port"
 
 # Sequential keep-alive client: N POSTs of the same chat body, each answer read in full.
 # With a third argument "stream": a streamed request on a new connection each time; "fresh":
-# the plain request on a new connection each time; "unique": a different body each time.
+# the plain request on a new connection each time; "unique": a different body each time;
+# "stream_unique": a streamed request with a different body each time, on one connection.
 cat >"$tmp/client.py" <<'PY'
 import http.client, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
-stream = len(sys.argv) > 3 and sys.argv[3] == "stream"
-fresh = stream or (len(sys.argv) > 3 and sys.argv[3] == "fresh")
-unique = len(sys.argv) > 3 and sys.argv[3] == "unique"
+mode = sys.argv[3] if len(sys.argv) > 3 else ""
+stream = mode in ("stream", "stream_unique")
+fresh = mode in ("stream", "fresh")
+unique = mode in ("unique", "stream_unique")
 body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Benchmark me, please."}]}'
 if stream:
     body = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Stream me, please."}]}'
@@ -52,8 +58,8 @@ c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 t0 = time.time()
 for i in range(n):
     if unique:
-        body = ('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Benchmark me, %d %f."}]}'
-                % (i, t0)).encode()
+        body = ('{"model":"gpt-4o-mini",%s"messages":[{"role":"user","content":"Benchmark me, %d %f."}]}'
+                % ('"stream":true,' if stream else "", i, t0)).encode()
     if fresh:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
@@ -143,15 +149,18 @@ out=bench/results/callgrind.md
 declare -A label=([l1]="L1 hit" [miss]="miss, cache off (gateway -> mock)" [l2]="Redis hit (L1 off)"
   [stream]="stream, cache off, new connection each (gateway -> streaming mock, 10 events)"
   [fresh]="miss, cache off, new connection each (gateway -> mock)"
-  [miss_cl]="miss, cache and a rate limit on, unique bodies (gateway -> Redis + mock)")
+  [miss_cl]="miss, cache and a rate limit on, unique bodies (gateway -> Redis + mock)"
+  [stream_cl]="stream, cache on, unique bodies, one connection (gateway -> Redis + mock, a 12-word answer)")
 declare -A cache=([l1]="{enabled: true}" [miss]="{enabled: false}" [l2]="{enabled: true, l1: {enabled: false}}"
-  [stream]="{enabled: false}" [fresh]="{enabled: false}" [miss_cl]="{enabled: true}")
+  [stream]="{enabled: false}" [fresh]="{enabled: false}" [miss_cl]="{enabled: true}"
+  [stream_cl]="{enabled: true}")
 summary=()
 for p in $PATHS; do
   port=$(free_port); admin=$(free_port)
   n=$N; provider=$mock_port; mode=""
   [[ $p == stream ]] && { n=$((N / 10)); provider=$smock_port; mode=stream; }
   [[ $p == fresh ]] && mode=fresh
+  [[ $p == stream_cl ]] && { n=$((N / 10)); mode=stream_unique; }
   limits=""
   if [[ $p == miss_cl ]]; then
     mode=unique

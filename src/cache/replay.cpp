@@ -778,7 +778,12 @@ std::vector<std::string> synthesize_chat_completion_events(std::string_view body
 }
 
 bool is_usage_only_chunk(std::string_view event) {
-  if (event.find("usage") == std::string_view::npos) return false;
+  // Most events are not: a text test first (every chunk of a stream asked for usage has
+  // "usage":null, and a parse of each cost more than the rest of the stream's relay).
+  if (!event_may_have_member(event, "usage", '{') ||
+      !event_may_have_member(event, "choices", '[', true)) {
+    return false;
+  }
   const std::string data = event_data(event);
   boost::system::error_code ec;
   const json::value v = json::parse(data, ec);

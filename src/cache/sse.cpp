@@ -156,6 +156,39 @@ std::string event_data(std::string_view event) {
   return data;
 }
 
+bool may_have_member(std::string_view json, std::string_view name, char open, bool empty) {
+  const char close = open == '{' ? '}' : ']';
+  auto skip_space = [&](std::size_t i) {
+    while (i < json.size() &&
+           (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r')) {
+      ++i;
+    }
+    return i;
+  };
+  for (std::size_t at = json.find(name, 1); at != std::string_view::npos;
+       at = json.find(name, at + 1)) {
+    std::size_t i = at + name.size();
+    if (json[at - 1] != '"' || i >= json.size() || json[i] != '"') continue;
+    i = skip_space(i + 1);
+    if (i >= json.size() || json[i] != ':') continue;
+    i = skip_space(i + 1);
+    if (i >= json.size() || json[i] != open) continue;
+    if (!empty) return true;
+    i = skip_space(i + 1);
+    if (i < json.size() && json[i] == close) return true;
+  }
+  return false;
+}
+
+bool event_may_have_member(std::string_view event, std::string_view name, char open, bool empty) {
+  const auto second = event.find("\ndata");
+  const bool split =
+      second != std::string_view::npos &&
+      (event.starts_with("data") || event.find("\ndata", second + 1) != std::string_view::npos);
+  if (split) return event.find(name) != std::string_view::npos;
+  return may_have_member(event, name, open, empty);
+}
+
 std::string_view event_type(std::string_view event) {
   std::string_view type;
   for_each_field(event, [&](std::string_view name, std::string_view value) {

@@ -85,6 +85,20 @@ class SseSplitter {
 // dropped, as for every field). Empty when it has no data lines.
 std::string event_data(std::string_view event);
 
+// Whether the JSON text may have a member `name` (unquoted here) whose value opens with
+// `open` ('{' or '['), or with `empty` is an empty one ("{}" / "[]", whitespace allowed): the
+// quoted name, a colon and that value, written out. Never false for such a member as JSON
+// writers spell it (a name written with \u escapes aside); may be true for text in a string,
+// so true only says a parse is worth it. Lets the stream's per-event checks skip the parse
+// for the usual event (OpenAI's chunks carry "usage":null when usage was asked for).
+bool may_have_member(std::string_view json, std::string_view name, char open, bool empty = false);
+
+// may_have_member for an event's data: its JSON as it lies in the event when the event has
+// one data line (as every provider sends them); an event whose data is split over several
+// lines (legal SSE) only needs `name` somewhere in it.
+bool event_may_have_member(std::string_view event, std::string_view name, char open,
+                           bool empty = false);
+
 // The event's "event" field (the last one when repeated), or "" when it has none. A view into
 // `event`.
 std::string_view event_type(std::string_view event);

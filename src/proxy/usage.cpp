@@ -105,7 +105,7 @@ std::optional<Usage> usage_from_body(std::string_view body) {
 std::optional<Usage> usage_from_events(std::span<const std::string> events) {
   std::optional<Usage> out;
   for (const auto& event : events) {
-    if (event.find("usage") == std::string::npos) continue;
+    if (!cache::event_may_have_member(event, "usage", '{')) continue;  // e.g. "usage":null
     // OpenAI's usage chunk and Anthropic's message_delta have it top level, Anthropic's
     // message_start in its message; later events update the fields they carry.
     Usage u = out.value_or(Usage{});

@@ -296,5 +296,38 @@ TEST(SseFields, FramingRoundTrips) {
   EXPECT_EQ(split_whole(wire), kStreamEvents);
 }
 
+// The text test that spares the per-event parse: a member as written, with any whitespace,
+// whose value opens (or is empty) as asked; nothing for a null, another name that ends or
+// starts with it, or a value of the other kind.
+TEST(MayHaveMember, FindsTheMemberAsWritten) {
+  EXPECT_TRUE(may_have_member(R"({"choices":[],"usage":{"a":1}})", "usage", '{'));
+  EXPECT_TRUE(may_have_member(R"({"choices":[],"usage":{"a":1}})", "choices", '[', true));
+  EXPECT_TRUE(may_have_member("{ \"choices\" :\n[ \t] , \"usage\"\r\n: {}}", "choices", '[', true));
+  EXPECT_TRUE(may_have_member(R"({"usage" : { }})", "usage", '{', true));
+  EXPECT_FALSE(may_have_member(R"({"choices":[{"index":0}],"usage":null})", "usage", '{'));
+  EXPECT_FALSE(may_have_member(R"({"choices":[{"index":0}],"usage":null})", "choices", '[', true));
+  EXPECT_FALSE(may_have_member(R"({"my_usage":{},"usage_x":{}})", "usage", '{'));
+  EXPECT_FALSE(may_have_member(R"({"usage":[]})", "usage", '{'));
+  EXPECT_FALSE(may_have_member(R"({"usage")", "usage", '{'));
+  EXPECT_FALSE(may_have_member(R"({"usage":)", "usage", '{'));
+  EXPECT_FALSE(may_have_member("usage", "usage", '{'));
+  EXPECT_FALSE(may_have_member("", "usage", '{'));
+  // The second occurrence counts when the first is not a member (text inside a string).
+  EXPECT_TRUE(may_have_member(R"({"content":"usage","usage":{"t":1}})", "usage", '{'));
+}
+
+TEST(MayHaveMember, EventsWithDataOnSeveralLinesGetTheLooseTest) {
+  // One data line (OpenAI), or an event line and one data line (Anthropic): the JSON as is.
+  EXPECT_FALSE(event_may_have_member(R"(data: {"choices":[],"usage":null})", "usage", '{'));
+  EXPECT_TRUE(event_may_have_member("event: message_delta\ndata: {\"usage\":{\"output_tokens\":3}}",
+                                    "usage", '{'));
+  // Split over data lines, the member's pieces are not adjacent in the event: the name alone.
+  const std::string split = "data: {\"choices\":\ndata: [],\"usage\":\ndata: {\"a\":1}}";
+  EXPECT_FALSE(may_have_member(split, "choices", '[', true));
+  EXPECT_TRUE(event_may_have_member(split, "choices", '[', true));
+  EXPECT_TRUE(event_may_have_member(split, "usage", '{'));
+  EXPECT_FALSE(event_may_have_member("data: {\"a\":\ndata: 1}", "usage", '{'));
+}
+
 }  // namespace
 }  // namespace redline::cache
