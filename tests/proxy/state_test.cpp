@@ -350,15 +350,17 @@ TEST_F(StateTest, TenantBudgetAndCacheSavings) {
   EXPECT_NEAR(s.at("spent_usd").to_number<double>(), cost, 1e-6) << json::serialize(s);
   EXPECT_NEAR(s.at("saved_usd").to_number<double>(), cost, 1e-6) << json::serialize(s);
   EXPECT_NEAR(s.at("limit_usd").to_number<double>(), 1000, 1e-9);
-  // Metrics are recorded when a request's last phase ends, just after its answer: wait for both.
+  // Metrics are recorded when a request's last phase ends, just after its answer (the saving
+  // once the spend record's Redis write returns): wait for both requests' and the saving.
+  const std::string saved = "redline_cache_saved_usd_total{model=\"gpt-4o-mini\"}";
   test::HttpResponse metrics;
   const auto until = std::chrono::steady_clock::now() + 5s;
   do {
     metrics = test::http_request(gw.admin(), "GET", "/metrics");
-  } while (value_in(metrics.body, trips) - trips_before < 3.0 &&
+  } while ((value_in(metrics.body, trips) - trips_before < 3.0 ||
+            metrics.body.find(saved) == std::string::npos) &&
            std::chrono::steady_clock::now() < until);
-  EXPECT_NE(metrics.body.find("redline_cache_saved_usd_total{model=\"gpt-4o-mini\"}"),
-            std::string::npos);
+  EXPECT_NE(metrics.body.find(saved), std::string::npos) << metrics.body;
   // Issue 7 families that move with this traffic: the L1 holds the entry, the requests waited
   // for Redis (budget check, cache lookup), the Redis clients sent commands.
   auto value_of = [&](const std::string& series) { return value_in(metrics.body, series); };
