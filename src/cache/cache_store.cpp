@@ -531,11 +531,46 @@ std::string CacheStore::encode(const Entry& entry) {
   EncodeOptions opts;
   opts.compress_min_bytes = config_.compress_min_bytes;
   std::string enc = encode_entry(entry, opts);
+  count_encoded(entry, enc);
+  return enc;
+}
+
+void CacheStore::count_encoded(const Entry& entry, const std::string& enc) {
   std::size_t raw = entry.body.size();
   for (const auto& ev : entry.events) raw += ev.size();
   stats_.bytes_raw.fetch_add(raw, std::memory_order_relaxed);
   stats_.bytes_stored.fetch_add(enc.size(), std::memory_order_relaxed);
+}
+
+std::string CacheStore::stage_local(std::size_t thread, const CacheKey& key,
+                                    const Entry& entry) {
+  note_own_write(thread, key.digest);
+  const bool compressible = payload_raw_size(entry) >= config_.compress_min_bytes;
+  if (!l1_ && compressible) return {};
+  EncodeOptions raw;
+  raw.compress_min_bytes = std::numeric_limits<std::size_t>::max();
+  std::string enc = encode_entry(entry, raw);
+  if (!l1_) return enc;
+  // This instance's other threads may hold an older answer; the tracking push for our own
+  // write is ignored, so tell them here.
+  l1_->invalidate_other_shards(key.digest, thread);
+  if (compressible) {
+    l1_->shard(thread).put(key.digest, std::move(enc), expires_at_ms(entry));
+    return {};
+  }
+  l1_->shard(thread).put(key.digest, enc, expires_at_ms(entry));
   return enc;
+}
+
+redis::Command CacheStore::stage_remote(const CacheKey& key, const Entry& entry,
+                                        std::string staged) {
+  if (staged.empty()) {
+    staged = encode(entry);
+  } else {
+    count_encoded(entry, staged);
+  }
+  return redis::Command("SET", entry_key(key), staged, "PX",
+                        static_cast<int64_t>(entry.ttl_seconds) * 1000);
 }
 
 redis::Command CacheStore::stage_write(std::size_t thread, const CacheKey& key,

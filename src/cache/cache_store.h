@@ -157,12 +157,13 @@ class CacheStore {
   // Writes the entry to L1 and Redis (PX = ttl) and waits for Redis (write-through and the
   // others alike; callers that must not wait spawn it). False when Redis failed.
   boost::asio::awaitable<bool> store(std::size_t thread, const CacheKey& key, const Entry& entry);
-  // The same in two steps: stage (encode, into this thread's L1; returns the SET) and send
-  // (to Redis, waits for it). Lets a caller put the entry in L1 before the answer goes out
-  // and the Redis write after it.
-  redis::Command stage_store(std::size_t thread, const CacheKey& key, const Entry& entry) {
-    return stage_write(thread, key, entry);
-  }
+  // The same in steps, for a caller that puts the entry in L1 before the answer goes out and
+  // the Redis write after it: stage_local (into this thread's L1, uncompressed, the write noted
+  // as our own), then stage_remote (the SET: a payload of compress_min_bytes or more is
+  // zstd-compressed here, off the clients' path) and send_store (to Redis, waits for it).
+  // stage_local returns what stage_remote takes: the encoding when it goes to Redis as it is.
+  std::string stage_local(std::size_t thread, const CacheKey& key, const Entry& entry);
+  redis::Command stage_remote(const CacheKey& key, const Entry& entry, std::string staged);
   boost::asio::awaitable<bool> send_store(std::size_t thread, const CacheKey& key,
                                           const redis::Command& set);
   // Several entries in one pipelined batch (cluster: per node, in parallel). Returns how
@@ -242,6 +243,7 @@ class CacheStore {
   bool consume_own_write(const KeyDigest& key);
   boost::asio::awaitable<void> write_behind_loop(Worker& w);
   std::string encode(const Entry& entry);
+  void count_encoded(const Entry& entry, const std::string& enc);  // bytes_raw, bytes_stored
   // What L1 keeps of an entry: the encoded bytes, re-encoded without compression when they
   // were compressed. L1 serves every hit from memory, and decompressing on each one cost about
   // 30 % of L1-hit throughput with a 3 KB answer; Redis keeps the compressed bytes.

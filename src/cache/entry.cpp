@@ -43,12 +43,6 @@ std::size_t varint_size(uint64_t v) {
   return n;
 }
 
-std::size_t payload_raw_size(const Entry& e) {
-  if (!e.streamed) return e.body.size();
-  std::size_t n = varint_size(e.events.size());
-  for (const auto& ev : e.events) n += varint_size(ev.size()) + ev.size();
-  return n;
-}
 
 // One zstd context of each kind per thread, reused: the one-shot ZSTD_compress and
 // ZSTD_decompress create and free a context (and its tables) on every call, which cost
@@ -151,6 +145,13 @@ std::string_view decode_error_message(DecodeError e) {
       return "cache entry too large";
   }
   return "unknown cache entry error";
+}
+
+std::size_t payload_raw_size(const Entry& e) {
+  if (!e.streamed) return e.body.size();
+  std::size_t n = varint_size(e.events.size());
+  for (const auto& ev : e.events) n += varint_size(ev.size()) + ev.size();
+  return n;
 }
 
 std::size_t encoded_size_hint(const Entry& e) {

@@ -87,6 +87,9 @@ std::string encode_entry(const Entry& e, const EncodeOptions& opts = {});
 DecodeError decode_entry(std::string_view bytes, Entry& out,
                          std::size_t max_decoded_bytes = std::size_t{64} << 20);
 
+// The size of the payload before compression (what compress_min_bytes is compared with).
+std::size_t payload_raw_size(const Entry& e);
+
 // Upper bound of the uncompressed encoded size, for reserving buffers.
 std::size_t encoded_size_hint(const Entry& e);
 

@@ -1081,10 +1081,12 @@ asio::awaitable<void> ProxyHandler::run_flight(std::shared_ptr<Flight> flight,
         // next request is a hit here; on other threads the listed, answered flight serves it
         // until Redis has it: FlightTable::answered), its SET to Redis after their answers
         // went out, in the same write as their rate-limit settle.
-        const redis::Command set = cache_->stage_store(job->thread, job->key, entry);
+        std::string staged = cache_->stage_local(job->thread, job->key, entry);
         flight->release();
         const auto executor = co_await asio::this_coro::executor;
         co_await asio::post(executor, asio::use_awaitable);
+        // Encoded for Redis (compressed when large) once the clients' writes went out.
+        const redis::Command set = cache_->stage_remote(job->key, entry, std::move(staged));
         const auto t0 = Clock::now();
         stored = co_await cache_->send_store(job->thread, job->key, set);
         redis_timed("cache_store", t0);

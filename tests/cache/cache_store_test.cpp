@@ -210,6 +210,45 @@ TEST_P(CacheStoreTest, LargeAnswersAreCompressedInRedisButNotInL1) {
   stop(reader);
 }
 
+// The store in steps (cache-aside: L1 before the answer goes out, the SET after it): L1 has
+// the entry, uncompressed, before anything reaches Redis; the SET then carries the compressed
+// bytes of a large answer and the plain encoding of a small one; without L1 the same SET.
+TEST_P(CacheStoreTest, StagedStoresFillL1FirstAndCompressOnlyForRedis) {
+  std::string large = R"({"choices":[{"message":{"content":")";
+  while (large.size() < 20'000) large += "a compressible answer, said again and again. ";
+  large += R"("}}]})";
+  const std::string small = R"({"id":"small"})";
+  const std::string* bodies[] = {&large, &small};
+  auto no_l1 = make_store(/*l1=*/false);
+  unsigned char seed = 40;
+  for (CacheStore* s : {store_.get(), no_l1.get()}) {
+    for (const std::string* body : bodies) {
+      const auto k = key_of(seed++);
+      const Entry e = answer(*body);
+      const auto raw_before = s->stats().bytes_raw.load();
+      std::string staged = s->stage_local(0, k, e);
+      if (s->l1() != nullptr) {
+        auto local = lookup(*s, k);  // before the SET: from L1
+        ASSERT_TRUE(local.entry);
+        EXPECT_EQ(local.tier, Tier::kL1);
+        EXPECT_EQ(local.entry->body, *body);
+      }
+      EXPECT_EQ(redis_get(k), "");  // nothing in Redis yet
+      const redis::Command set = s->stage_remote(k, e, std::move(staged));
+      ASSERT_TRUE(run_until_done(io_, s->send_store(0, k, set)));
+      EXPECT_EQ(s->stats().bytes_raw.load() - raw_before, body->size());
+      const redis::Command get("GET", "c:" + k.hex());
+      auto in_redis = run_until_done(io_, s->client(0).execute(get));
+      ASSERT_TRUE(in_redis.ok());
+      EXPECT_EQ(entry_compressed(in_redis->str()), body == &large);
+      Entry decoded;
+      ASSERT_EQ(decode_entry(in_redis->str(), decoded), DecodeError::kNone);
+      EXPECT_EQ(decoded.body, *body);
+    }
+  }
+  stop(no_l1);
+}
+
 // A finished answer whose store is still on its way (FlightTable::answered) serves as an L1
 // hit only when L1 is on: with L1 off every hit comes from Redis, so the lookup goes there
 // (and, Redis down, stays a miss).
