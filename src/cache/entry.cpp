@@ -43,7 +43,6 @@ std::size_t varint_size(uint64_t v) {
   return n;
 }
 
-
 // One zstd context of each kind per thread, reused: the one-shot ZSTD_compress and
 // ZSTD_decompress create and free a context (and its tables) on every call, which cost
 // ~10 us per 2 KiB entry. ZSTD_compressCCtx / ZSTD_decompressDCtx reset the context's

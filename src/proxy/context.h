@@ -79,7 +79,7 @@ struct RequestContext : UpstreamOutcome {
   bool stream = false;
   std::vector<Hop> hops;
 
-  bool include_usage = false;  // stream_options.include_usage
+  bool include_usage = false;       // stream_options.include_usage
   bool has_stream_options = false;  // the body has a stream_options member (any value)
   std::optional<double> temperature;
   std::optional<uint64_t> max_tokens;  // max_tokens / max_completion_tokens / max_output_tokens
