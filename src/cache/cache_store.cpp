@@ -28,6 +28,13 @@ int64_t expires_at_ms(const Entry& e) {
   return e.created_unix_ms + static_cast<int64_t>(e.ttl_seconds) * 1000;
 }
 
+// The envelope as L1 keeps it: never compressed.
+std::string encode_uncompressed(const Entry& e) {
+  EncodeOptions raw;
+  raw.compress_min_bytes = std::numeric_limits<std::size_t>::max();
+  return encode_entry(e, raw);
+}
+
 std::optional<KeyDigest> digest_from_hex(std::string_view hex) {
   if (hex.size() != 32) return std::nullopt;
   KeyDigest d{};
@@ -547,9 +554,7 @@ std::string CacheStore::stage_local(std::size_t thread, const CacheKey& key,
   note_own_write(thread, key.digest);
   const bool compressible = payload_raw_size(entry) >= config_.compress_min_bytes;
   if (!l1_ && compressible) return {};
-  EncodeOptions raw;
-  raw.compress_min_bytes = std::numeric_limits<std::size_t>::max();
-  std::string enc = encode_entry(entry, raw);
+  std::string enc = encode_uncompressed(entry);
   if (!l1_) return enc;
   // This instance's other threads may hold an older answer; the tracking push for our own
   // write is ignored, so tell them here.
@@ -575,24 +580,12 @@ redis::Command CacheStore::stage_remote(const CacheKey& key, const Entry& entry,
 
 redis::Command CacheStore::stage_write(std::size_t thread, const CacheKey& key,
                                        const Entry& entry) {
-  std::string enc = encode(entry);
-  note_own_write(thread, key.digest);
-  redis::Command set("SET", entry_key(key), enc, "PX",
-                     static_cast<int64_t>(entry.ttl_seconds) * 1000);
-  if (l1_) {
-    // This instance's other threads may hold an older answer; the tracking push for our own
-    // write is ignored, so tell them here.
-    l1_->invalidate_other_shards(key.digest, thread);
-    l1_->shard(thread).put(key.digest, l1_bytes(std::move(enc), entry), expires_at_ms(entry));
-  }
-  return set;
+  return stage_remote(key, entry, stage_local(thread, key, entry));
 }
 
 std::string CacheStore::l1_bytes(std::string encoded, const Entry& entry) {
   if (!entry_compressed(encoded)) return encoded;
-  EncodeOptions raw;
-  raw.compress_min_bytes = std::numeric_limits<std::size_t>::max();
-  return encode_entry(entry, raw);
+  return encode_uncompressed(entry);
 }
 
 asio::awaitable<bool> CacheStore::store(std::size_t thread, const CacheKey& key,

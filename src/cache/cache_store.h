@@ -270,8 +270,9 @@ class CacheStore {
                                                                  const CacheKey& key,
                                                                  bool with_get, Lookup& out);
   void switch_to_two_step();
-  // The common part of every store: encode, remember the write as our own, put it in this
-  // thread's L1 (evicting sibling shards' copies); returns the SET to send.
+  // The common part of every store: stage_local then stage_remote (remember the write as our
+  // own, put it in this thread's L1 evicting sibling shards' copies, encode for Redis); returns
+  // the SET to send.
   redis::Command stage_write(std::size_t thread, const CacheKey& key, const Entry& entry);
 
   config::CacheConfig config_;
